@@ -1,0 +1,39 @@
+# momentum-sweep: every command creates the virtual environment it needs on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STUDY  ?= studies/*.toml
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-m 'not slow'"`.
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test sweep report bench dashboard clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# The stamp is newer than pyproject.toml once the package and its extras are installed.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres]'
+	touch $@
+
+venv: $(BIN)/.installed  ## create .venv with the package and its test extra
+
+test: $(BIN)/.installed  ## run the test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+sweep: $(BIN)/.installed  ## run every study in studies/ (or STUDY=studies/x.toml), then write results/
+	$(BIN)/sweep run $(STUDY)
+	$(BIN)/sweep report --all
+
+bench: $(BIN)/.installed  ## print trainer and end-to-end speed figures
+	$(BIN)/python -m sweep.bench
+
+dashboard: $(BIN)/.installed  ## serve optuna-dashboard on results/sweep.db at 127.0.0.1:8080
+	$(BIN)/python -m pip install --quiet optuna-dashboard
+	$(BIN)/optuna-dashboard sqlite:///results/sweep.db --host 127.0.0.1 --port 8080
+
+clean:  ## remove generated results (keeps results/README.md)
+	find results -mindepth 1 ! -name README.md ! -name .gitkeep -exec rm -rf {} +

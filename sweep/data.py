@@ -1,0 +1,637 @@
+"""Data sets for the momentum tuner: load, check, split and standardise.
+
+Every loader returns a :class:`Dataset` holding a stratified train/validation
+split whose features are standardised with statistics of the *training* split
+only, so nothing about the validation items leaks into training.  Three
+sources are supported:
+
+* ``load_iris``      -- Fisher's Iris data, bundled as ``sweep/iris.csv``
+                        (copied from scikit-learn's ``sklearn/datasets/data``);
+* ``make_synthetic`` -- labels produced by a random "teacher" network;
+* ``load_csv``       -- any comma-separated file with numeric features and a
+                        class column.
+
+``load_dataset`` picks one of them from a single string, as a command line
+would.  Bad input raises :class:`DataError` (a ``ValueError``) whose message is
+one line naming the file or data set and what is wrong with it.  Everything is
+deterministic for a given seed.  Pure NumPy/pandas.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "DataError",
+    "Dataset",
+    "load_iris",
+    "make_synthetic",
+    "load_csv",
+    "load_dataset",
+    "split_stratified",
+    "IRIS_PATH",
+]
+
+#: The bundled Iris file (150 rows, 50 per species).
+IRIS_PATH = Path(__file__).with_name("iris.csv")
+
+# Spellings that mean "missing" to people and to pandas; reported as a missing
+# value rather than as a "non-numeric" one, which would be confusing for "NA".
+_MISSING_TOKENS = frozenset(
+    {"na", "n/a", "nan", "-nan", "+nan", "null", "none", "#n/a", "#na", "?", "-"}
+)
+
+
+class DataError(ValueError):
+    """Bad data input; str(err) is one line naming the file (or data set) and what is wrong."""
+
+    def __init__(self, message: str) -> None:
+        # Callers print these as single-line diagnostics; a newline smuggled in
+        # through a file name or a pandas message must not break that.
+        super().__init__(" ".join(str(message).splitlines()))
+
+
+def _fail(source: object, what: str) -> DataError:
+    return DataError(f"{source}: {what}")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A classification data set, already split and standardised.
+
+    Attributes:
+        name: short label used in reports (``"iris"``, ``"synthetic"``, a
+            CSV file's stem, ...).
+        x_train: float64 ``(n_train, n_inputs)``, standardised with the
+            training split's own mean/std.
+        y_train: int64 ``(n_train,)`` class indices ``0 .. n_classes-1``.
+        x_val: float64 ``(n_val, n_inputs)``, standardised with the
+            *training* statistics.
+        y_val: int64 ``(n_val,)``.
+        feature_names: one name per input column.
+        class_names: ``class_names[k]`` is the label of class index ``k``.
+
+    The arrays are converted to the dtypes above and made read-only, because a
+    ``Dataset`` is shared by every trial of a sweep and an in-place edit by one
+    trial would silently change all later ones.  Copy before mutating.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        fields = {
+            "x_train": (self.x_train, np.float64, 2),
+            "y_train": (self.y_train, np.int64, 1),
+            "x_val": (self.x_val, np.float64, 2),
+            "y_val": (self.y_val, np.int64, 1),
+        }
+        for field, (value, dtype, ndim) in fields.items():
+            arr = np.array(value, dtype=dtype, copy=True)
+            if arr.ndim != ndim:
+                raise _fail(self.name, f"{field} must be {ndim}-D, got shape {arr.shape}")
+            arr.flags.writeable = False
+            object.__setattr__(self, field, arr)
+        object.__setattr__(self, "feature_names", tuple(str(f) for f in self.feature_names))
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+
+        n_in = len(self.feature_names)
+        for field in ("x_train", "x_val"):
+            if getattr(self, field).shape[1] != n_in:
+                raise _fail(
+                    self.name,
+                    f"{field} has {getattr(self, field).shape[1]} columns "
+                    f"but there are {n_in} feature names",
+                )
+        for xf, yf in (("x_train", "y_train"), ("x_val", "y_val")):
+            if len(getattr(self, xf)) != len(getattr(self, yf)):
+                raise _fail(self.name, f"{xf} and {yf} have different lengths")
+            y = getattr(self, yf)
+            if y.size and (y.min() < 0 or y.max() >= len(self.class_names)):
+                raise _fail(
+                    self.name,
+                    f"{yf} has class indices outside 0..{len(self.class_names) - 1}",
+                )
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of input features (columns of ``x_train``)."""
+        return int(self.x_train.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (length of ``class_names``)."""
+        return len(self.class_names)
+
+
+# --------------------------------------------------------------------------
+# argument checks
+
+
+def _check_fraction(validation_fraction: Any, source: object) -> float:
+    if isinstance(validation_fraction, bool) or not isinstance(
+        validation_fraction, (int, float, np.integer, np.floating)
+    ):
+        raise _fail(
+            source,
+            f"validation_fraction must be a number in (0, 1), got {validation_fraction!r}",
+        )
+    frac = float(validation_fraction)
+    if not 0.0 < frac < 1.0:  # also rejects NaN
+        raise _fail(source, f"validation_fraction must be in (0, 1), got {frac!r}")
+    return frac
+
+
+def _check_seed(seed: Any, source: object) -> int:
+    # default_rng would accept arrays and Generators too, but a sweep records
+    # the seed in its results, so insist on a plain reproducible integer.
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise _fail(source, f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _check_int(value: Any, field: str, minimum: int, source: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise _fail(source, f"{field} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_class_sizes(y: np.ndarray, source: object, class_names=None) -> None:
+    labels, counts = np.unique(y, return_counts=True)
+    for label, count in zip(labels, counts):
+        if count < 2:
+            shown = class_names[int(label)] if class_names is not None else label
+            raise _fail(
+                source,
+                f"class {str(shown)!r} has only {count} item; every class needs at "
+                f"least 2 (one for training, one for validation)",
+            )
+
+
+# --------------------------------------------------------------------------
+# splitting and standardising
+
+
+def split_stratified(
+    y: np.ndarray, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split item indices into training and validation sets, class by class.
+
+    Parameters:
+        y: 1-D array of class labels (any hashable, sortable values; usually
+            int class indices).  Every class must have at least 2 items.
+        validation_fraction: share of each class that goes to validation,
+            strictly between 0 and 1.  Per class ``round(fraction * n)``
+            items (halves round up) are used, clipped to ``1 .. n-1`` so that
+            every class appears in *both* splits.  Iris (50 per class) with
+            0.2 gives 10 validation items per class.
+        seed: non-negative int for ``numpy.random.default_rng``.
+
+    Returns:
+        ``(train_idx, val_idx)``: disjoint int64 index arrays covering all of
+        ``y``.  Each is in a seeded random order, so a file sorted by class
+        (as Iris is) does not hand a trainer class-sorted minibatches.
+
+    Raises:
+        DataError: bad fraction or seed, ``y`` not 1-D, or a class with fewer
+            than 2 items.
+    """
+    frac = _check_fraction(validation_fraction, "split_stratified")
+    seed = _check_seed(seed, "split_stratified")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise _fail("split_stratified", f"y must be 1-D, got shape {y.shape}")
+    _check_class_sizes(y, "split_stratified")
+
+    rng = np.random.default_rng(seed)
+    train_parts, val_parts = [], []
+    for label in np.unique(y):  # sorted order keeps the rng stream reproducible
+        members = rng.permutation(np.flatnonzero(y == label))
+        n = len(members)
+        # floor(x + .5) rather than round(): Python's round() is banker's
+        # rounding, which would make 2.5 -> 2 but 3.5 -> 4.
+        n_val = min(max(math.floor(frac * n + 0.5), 1), n - 1)
+        val_parts.append(members[:n_val])
+        train_parts.append(members[n_val:])
+    train_idx = rng.permutation(np.concatenate(train_parts)).astype(np.int64)
+    val_idx = rng.permutation(np.concatenate(val_parts)).astype(np.int64)
+    return train_idx, val_idx
+
+
+def _standardise(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x_train.mean(axis=0)
+    std = x_train.std(axis=0)
+    # Test constancy exactly (max == min) instead of std == 0: the std of a
+    # constant column can come out as ~1e-17 from rounding in the mean, and
+    # dividing by that would blow rounding noise up to values of order 1.
+    constant = x_train.max(axis=0) == x_train.min(axis=0)
+    scale = np.where(constant, 1.0, std)
+    return (x_train - mean) / scale, (x_val - mean) / scale
+
+
+def _build(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    feature_names,
+    class_names,
+    validation_fraction: float,
+    seed: int,
+) -> Dataset:
+    train_idx, val_idx = split_stratified(y, validation_fraction, seed)
+    x_train, x_val = _standardise(x[train_idx], x[val_idx])
+    return Dataset(
+        name=name,
+        x_train=x_train,
+        y_train=y[train_idx],
+        x_val=x_val,
+        y_val=y[val_idx],
+        feature_names=tuple(feature_names),
+        class_names=tuple(class_names),
+    )
+
+
+# --------------------------------------------------------------------------
+# CSV
+
+
+def _describe_bad_cell(raw: str) -> str:
+    text = raw.strip()
+    if text == "":
+        return "an empty value"
+    if text.lower() in _MISSING_TOKENS:
+        return f"a missing value {text!r}"
+    try:
+        float(text)
+    except ValueError:
+        return f"a non-numeric value {text!r}"
+    return f"a non-finite value {text!r}"
+
+
+def _is_finite_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _too_many_fields(path: Path) -> str | None:
+    """Describe the first row wider than the header, or None if there is none."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f, skipinitialspace=True)
+            width = len(next(reader))
+            for row in reader:
+                if len(row) > width:
+                    return (
+                        f"line {reader.line_num} has {len(row)} fields "
+                        f"but the header has {width}"
+                    )
+    except (OSError, ValueError, StopIteration, csv.Error):
+        pass
+    return None
+
+
+def _read_table(path: str | os.PathLike, source: str) -> pd.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise _fail(source, "file not found")
+    if p.is_dir():
+        raise _fail(source, "is a directory, not a CSV file")
+    try:
+        # Everything is read as text so that we, not pandas, decide what a bad
+        # cell is and can report its column and line.  Blank lines are kept
+        # (as all-empty rows, dropped below) so row index + 2 is the line
+        # number in the file.
+        with warnings.catch_warnings():
+            # A data row with more fields than the header would otherwise be
+            # silently truncated (index_col=False) or, on the first row,
+            # shifted into the index; make it an error we can report.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(
+                p,
+                dtype=str,
+                keep_default_na=False,
+                skip_blank_lines=False,
+                skipinitialspace=True,
+                index_col=False,
+                encoding="utf-8",
+            )
+    except pd.errors.ParserWarning:
+        detail = _too_many_fields(p) or "a row has more fields than the header"
+        raise _fail(source, detail) from None
+    except pd.errors.EmptyDataError:
+        raise _fail(source, "file is empty (no header line)") from None
+    except pd.errors.ParserError as exc:
+        # Prefer our own wording for the common "too many fields" case so the
+        # message is the same whichever row it happens on.
+        detail = _too_many_fields(p) or "not a valid CSV file: " + str(exc).strip().replace(
+            "Error tokenizing data. C error: ", ""
+        )
+        raise _fail(source, detail) from None
+    except UnicodeDecodeError as exc:
+        raise _fail(
+            source, f"not UTF-8 text (bad byte at position {exc.start})"
+        ) from None
+    except IsADirectoryError:
+        raise _fail(source, "is a directory, not a CSV file") from None
+    except PermissionError:
+        raise _fail(source, "permission denied") from None
+    except FileNotFoundError:
+        raise _fail(source, "file not found") from None
+    except OSError as exc:
+        raise _fail(source, f"cannot read file: {exc.strerror or exc}") from None
+
+    table.columns = [str(c).strip() for c in table.columns]
+    # Missing trailing fields come back as NaN despite dtype=str; treat as "".
+    table = table.fillna("").apply(lambda column: column.str.strip())
+    return table.loc[~(table == "").all(axis=1)]
+
+
+def load_csv(
+    path: str | os.PathLike,
+    target: str,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    name: str | None = None,
+) -> Dataset:
+    """Load a comma-separated file of numeric features and one class column.
+
+    The first line is the header.  Every column except ``target`` is a
+    feature and must hold finite numbers in every row; fully blank lines are
+    ignored.  Text must be UTF-8.
+
+    Parameters:
+        path: the CSV file.
+        target: name of the class column.  Labels may be strings or integers;
+            they are compared as (whitespace-stripped) text.  ``class_names``
+            is the sorted unique labels: numerically if every label is an
+            integer (so labels ``0..C-1`` keep their own index), otherwise
+            alphabetically.
+        validation_fraction: share of each class held out, in (0, 1);
+            default 0.2.  See :func:`split_stratified`.
+        seed: non-negative int for the split; default 0.
+        name: ``Dataset.name``; default the file name without extension.
+
+    Raises:
+        DataError: one line, starting with ``path``, for a missing, unreadable
+            or empty file, no data rows, a missing target column (the message
+            lists the columns), no feature columns, a non-numeric / missing /
+            infinite feature value (with column and line), an empty label,
+            fewer than 2 classes, or a class with fewer than 2 items (each class
+            needs one training and one validation item; this also covers
+            "fewer items than classes").
+    """
+    source = str(path)
+    frac = _check_fraction(validation_fraction, source)
+    seed = _check_seed(seed, source)
+    table = _read_table(path, source)
+
+    columns = list(table.columns)
+    if target not in columns:
+        raise _fail(
+            source,
+            f"target column {target!r} not found; columns are "
+            + ", ".join(repr(c) for c in columns),
+        )
+    features = [c for c in columns if c != target]
+    if not features:
+        raise _fail(source, f"no feature columns besides target {target!r}")
+    if len(table) == 0:
+        raise _fail(source, "no data rows after the header")
+
+    lines = table.index.to_numpy() + 2  # +1 for the header, +1 for 1-based
+    x = np.empty((len(table), len(features)), dtype=np.float64)
+    for j, col in enumerate(features):
+        raw = table[col].to_numpy(dtype=object)
+        # NumPy parses str objects with Python's float(): correctly rounded,
+        # and the same rules _describe_bad_cell uses to explain a failure.
+        try:
+            values = np.asarray(raw, dtype=np.float64)
+            finite = np.isfinite(values)
+        except ValueError:
+            finite = np.array([_is_finite_number(v) for v in raw])
+        if not finite.all():
+            i = int(np.argmin(finite))  # first bad row
+            raise _fail(
+                source,
+                f"column {col!r} has {_describe_bad_cell(raw[i])} on line {lines[i]}",
+            )
+        x[:, j] = values
+
+    labels = table[target].to_numpy(dtype=object)
+    empty = np.flatnonzero(labels == "")
+    if empty.size:
+        raise _fail(
+            source, f"column {target!r} has an empty label on line {lines[empty[0]]}"
+        )
+    unique = sorted(set(labels), key=_label_key(labels))
+    if len(unique) < 2:
+        raise _fail(
+            source,
+            f"target {target!r} has only one class ({unique[0]!r}); need at least 2",
+        )
+    index = {label: k for k, label in enumerate(unique)}
+    y = np.array([index[label] for label in labels], dtype=np.int64)
+    _check_class_sizes(y, source, unique)
+
+    return _build(
+        name if name is not None else Path(path).stem,
+        x,
+        y,
+        features,
+        unique,
+        frac,
+        seed,
+    )
+
+
+def _label_key(labels):
+    def is_int(text: str) -> bool:
+        try:
+            int(text)
+        except ValueError:
+            return False
+        return True
+
+    if all(is_int(t) for t in set(labels)):
+        # (value, text) so "1" and "01" stay distinct but order stays stable.
+        return lambda t: (int(t), t)
+    return str
+
+
+# --------------------------------------------------------------------------
+# built-in data sets
+
+
+def load_iris(validation_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """Fisher's Iris data: 150 flowers, 4 measurements (cm), 3 species.
+
+    Parameters:
+        validation_fraction: share of each species held out, in (0, 1);
+            default 0.2 gives 120 training / 30 validation items (10 per
+            species).
+        seed: non-negative int for the split; default 0.
+
+    Returns:
+        Dataset named ``"iris"`` with classes ``setosa``, ``versicolor``,
+        ``virginica`` (indices 0, 1, 2).
+    """
+    return load_csv(IRIS_PATH, "species", validation_fraction, seed, name="iris")
+
+
+def make_synthetic(
+    items: int = 300,
+    inputs: int = 4,
+    classes: int = 3,
+    seed: int = 0,
+    hidden: int = 8,
+    validation_fraction: float = 0.2,
+    noise: float = 0.0,
+) -> Dataset:
+    """A learnable synthetic task: labels from a random teacher network.
+
+    Inputs are standard normal; labels are the argmax of
+    ``tanh(x @ W1 + b1) @ W2 + b2 (+ noise)`` with random weights.  Because a
+    tanh network with ``hidden`` units produced the labels, a student of the
+    same shape can fit them, which makes this a controlled playground for
+    tuning momentum.  Inputs, weights and the split all come from
+    ``numpy.random.default_rng(seed)``.
+
+    Parameters:
+        items: number of examples, >= 2 * classes (every class needs a
+            training and a validation item); default 300.
+        inputs: number of input features, >= 1; default 4.
+        classes: number of classes, >= 2; default 3.
+        seed: non-negative int; default 0.
+        hidden: teacher hidden units, >= 1; default 8.
+        validation_fraction: share of each class held out, in (0, 1);
+            default 0.2.
+        noise: standard deviation of Gaussian noise added to the teacher's
+            outputs before the argmax, >= 0; default 0.0 (noise-free labels).
+            Around 0.1-0.5 some labels near class boundaries flip.
+
+    Raises:
+        DataError: a parameter out of range, or no draw among 100 attempts
+            gave every class at least 2 items (only plausible when ``items``
+            is close to ``2 * classes``).
+    """
+    source = "synthetic"
+    classes = _check_int(classes, "classes", 2, source)
+    items = _check_int(items, "items", 2 * classes, source)
+    inputs = _check_int(inputs, "inputs", 1, source)
+    hidden = _check_int(hidden, "hidden", 1, source)
+    frac = _check_fraction(validation_fraction, source)
+    seed = _check_seed(seed, source)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)):
+        raise _fail(source, f"noise must be a number >= 0, got {noise!r}")
+    noise = float(noise)
+    if not (math.isfinite(noise) and noise >= 0.0):
+        raise _fail(source, f"noise must be a finite number >= 0, got {noise!r}")
+
+    rng = np.random.default_rng(seed)
+    # Redrawing from the same generator keeps retries deterministic per seed.
+    for _ in range(100):
+        x = rng.standard_normal((items, inputs))
+        w1 = rng.standard_normal((inputs, hidden)) / math.sqrt(inputs)
+        b1 = rng.standard_normal(hidden) * 0.5
+        w2 = rng.standard_normal((hidden, classes)) / math.sqrt(hidden)
+        h = np.tanh(x @ w1 + b1) @ w2
+        # Centring each output over the sample stops one class from winning
+        # almost everywhere, which random weights otherwise often do.
+        logits = h - h.mean(axis=0)
+        if noise > 0.0:
+            logits = logits + noise * rng.standard_normal(logits.shape)
+        y = logits.argmax(axis=1).astype(np.int64)
+        if np.bincount(y, minlength=classes).min() >= 2:
+            break
+    else:
+        raise _fail(
+            source,
+            f"could not draw labels with at least 2 items in each of {classes} "
+            f"classes from {items} items; use more items",
+        )
+
+    return _build(
+        source,
+        x,
+        y,
+        [f"x{j}" for j in range(inputs)],
+        [f"class{k}" for k in range(classes)],
+        frac,
+        seed,
+    )
+
+
+def load_dataset(
+    name_or_path: str,
+    *,
+    target: str | None = None,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    **synthetic_params: Any,
+) -> Dataset:
+    """Load a data set named on the command line.
+
+    Parameters:
+        name_or_path: ``"iris"`` -> :func:`load_iris`; ``"synthetic"`` ->
+            :func:`make_synthetic`; anything else is a CSV path for
+            :func:`load_csv`.  The two names win over files of the same name;
+            write ``./iris`` to mean a file.
+        target: class column, required for a CSV and not allowed otherwise.
+        validation_fraction: share of each class held out, in (0, 1);
+            default 0.2.
+        seed: non-negative int; default 0.
+        **synthetic_params: ``items``, ``inputs``, ``classes``, ``hidden``,
+            ``noise`` for ``"synthetic"``; not allowed otherwise.
+
+    Raises:
+        DataError: a missing or unexpected argument, or whatever the chosen
+            loader raises.
+    """
+    source = str(name_or_path)
+    if source == "synthetic":
+        if target is not None:
+            raise _fail(source, "target is only used for CSV files")
+        allowed = [
+            p
+            for p in inspect.signature(make_synthetic).parameters
+            if p not in ("seed", "validation_fraction")
+        ]
+        unknown = sorted(set(synthetic_params) - set(allowed))
+        if unknown:
+            raise _fail(
+                source,
+                f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(allowed)}",
+            )
+        return make_synthetic(
+            seed=seed, validation_fraction=validation_fraction, **synthetic_params
+        )
+
+    if synthetic_params:
+        raise _fail(
+            source,
+            f"parameter(s) {', '.join(sorted(synthetic_params))} only apply to 'synthetic'",
+        )
+    if source == "iris":
+        if target is not None:
+            raise _fail(source, "target is only used for CSV files")
+        return load_iris(validation_fraction, seed)
+    if target is None:
+        raise _fail(source, "a target column is required for a CSV file")
+    return load_csv(name_or_path, target, validation_fraction, seed)

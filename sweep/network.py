@@ -1,0 +1,137 @@
+"""The network: inputs -> one tanh hidden layer -> softmax outputs, cross-entropy loss.
+
+Parameters of K networks (one per trial) live in one flat float array of shape (P, K), so a
+momentum rule updates all of them with a handful of NumPy calls. The trial axis is last because
+then every operation of the online step runs along contiguous memory over the K networks, which
+measured twice as fast as trials-first at K = 256. ``Layout`` names the views into that block
+after the article's code: input-to-hidden weights, hidden biases, hidden-to-output weights,
+output biases; a view has the parameter's shape followed by K.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PARAMETER_NAMES = ("ih_weights", "h_biases", "ho_weights", "o_biases")
+INITIALISATIONS = ("glorot", "small-uniform")
+# The article's programs draw every weight and bias from this small symmetric range.
+SMALL_UNIFORM_LIMIT = 0.01
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Sizes of a n_inputs-n_hidden-n_outputs network and where each parameter sits in a flat row."""
+
+    n_inputs: int
+    n_hidden: int
+    n_outputs: int
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {
+            "ih_weights": (self.n_inputs, self.n_hidden),
+            "h_biases": (self.n_hidden,),
+            "ho_weights": (self.n_hidden, self.n_outputs),
+            "o_biases": (self.n_outputs,),
+        }
+
+    @property
+    def size(self) -> int:
+        """P, the number of weights and biases in one network."""
+        return sum(int(np.prod(shape)) for shape in self.shapes.values())
+
+    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views (*shape, K) into a flat (P, K) block; writing to a view writes the block."""
+        views, start = {}, 0
+        for name, shape in self.shapes.items():
+            stop = start + int(np.prod(shape))
+            views[name] = flat[start:stop].reshape(*shape, flat.shape[1])
+            start = stop
+        return views
+
+    def flatten(self, parameters: dict[str, np.ndarray]) -> np.ndarray:
+        """The (P, 1) block of one network given as named arrays of the shapes in ``shapes``."""
+        flat = np.empty((self.size, 1))
+        views = self.views(flat)
+        for name, shape in self.shapes.items():
+            value = np.asarray(parameters[name], dtype=float)
+            if value.shape != shape:
+                raise ValueError(f"{name} has shape {value.shape}; expected {shape}")
+            views[name][..., 0] = value
+        return flat
+
+    def unflatten(self, flat: np.ndarray, trial: int) -> dict[str, np.ndarray]:
+        """Trial ``trial``'s parameters from a (P, K) block, as named arrays (copies)."""
+        return {name: view[..., trial].copy() for name, view in self.views(flat).items()}
+
+
+def initial_parameters(layout: Layout, rng: np.random.Generator, init: str = "glorot") -> np.ndarray:
+    """One network's flat parameter column (P,) drawn from ``rng``.
+
+    ``glorot``: weights uniform in +-sqrt(6 / (fan_in + fan_out)), biases 0 (Glorot & Bengio 2010).
+    ``small-uniform``: every weight and bias uniform in +-0.01, as in the article's programs.
+    """
+    column = np.zeros((layout.size, 1))
+    views = layout.views(column)
+    if init == "glorot":
+        for name in ("ih_weights", "ho_weights"):
+            fan_in, fan_out = layout.shapes[name]
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            views[name][..., 0] = rng.uniform(-limit, limit, size=(fan_in, fan_out))
+    elif init == "small-uniform":
+        column[:, 0] = rng.uniform(-SMALL_UNIFORM_LIMIT, SMALL_UNIFORM_LIMIT, size=layout.size)
+    else:
+        raise ValueError(f"unknown initialisation {init!r}; expected one of {INITIALISATIONS}")
+    return column[:, 0]
+
+
+def log_softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+    """log of softmax along ``axis``, shifted by the maximum so it cannot overflow."""
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def evaluate(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):
+    """Mean cross-entropy loss and accuracy of each of K networks on the whole set (x, y).
+
+    flat: (P, K) parameters; x: (N, n_inputs); y: (N,) class indices. Returns two (K,) arrays.
+    """
+    p = layout.views(flat)
+    n_items, n_trials = len(y), flat.shape[1]
+    # One matrix product for all K networks' hidden layers: (N, I) @ (I, H*K).
+    hidden_input = (x @ p["ih_weights"].reshape(layout.n_inputs, -1)).reshape(
+        n_items, layout.n_hidden, n_trials
+    )
+    hidden = np.tanh(hidden_input + p["h_biases"])
+    logits = np.einsum("nhk,hok->nok", hidden, p["ho_weights"]) + p["o_biases"]
+    log_p = log_softmax(logits, axis=1)
+    items = np.arange(n_items)
+    loss = -log_p[items, y, :].mean(axis=0)
+    accuracy = (logits.argmax(axis=1) == y[:, None]).mean(axis=0)
+    return loss, accuracy
+
+
+def loss_and_gradients(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):
+    """Cross-entropy loss of each of K networks on one item each, and dLoss/dw for all of them.
+
+    flat: (P, K); x: (n_inputs, K), column k is network k's item; y: (K,) class indices.
+    Returns (loss (K,), gradient (P, K)). A plain reference for tests: the trainer inlines the
+    same back-propagation with preallocated buffers.
+    """
+    p = layout.views(flat)
+    trials = np.arange(len(y))
+    hidden = np.tanh(np.einsum("ik,ihk->hk", x, p["ih_weights"]) + p["h_biases"])
+    logits = np.einsum("hk,hok->ok", hidden, p["ho_weights"]) + p["o_biases"]
+    log_p = log_softmax(logits, axis=0)
+    output_error = np.exp(log_p)
+    output_error[y, trials] -= 1.0
+    hidden_error = np.einsum("hok,ok->hk", p["ho_weights"], output_error) * (1.0 - hidden**2)
+    gradient = np.empty_like(flat)
+    g = layout.views(gradient)
+    g["ih_weights"][...] = x[:, None, :] * hidden_error[None, :, :]
+    g["h_biases"][...] = hidden_error
+    g["ho_weights"][...] = hidden[:, None, :] * output_error[None, :, :]
+    g["o_biases"][...] = output_error
+    return -log_p[y, trials], gradient

@@ -1,0 +1,343 @@
+"""Online back-propagation of many networks at once.
+
+``train_many`` trains K networks side by side, one per trial, each with its own learning rate,
+momentum and seed (its own initial weights and its own item order). Training is online: every
+network changes its weights after every single training item, as in the article. The K networks
+take their step for item t together, in one pass of NumPy calls over a (parameters, K) block,
+which is where the speed comes from. ``train`` is the same thing with K = 1.
+
+The trainer is a pure function of (data, hyper-parameters, seeds): no globals, no printing, no
+knowledge of any tuner. A caller that wants to stop networks early (a pruner) passes
+``on_epoch``, which sees each epoch's figures and names the networks to stop.
+
+The training loss of an epoch is the mean of the per-item losses met during it, each taken just
+before that item's update: the usual online figure, and free, where a second pass over the
+training set would cost a third of the epoch again. The validation loss and accuracy are taken
+on the whole validation split after each epoch.
+
+Divergence is data. A network diverges at the first epoch whose training loss is not finite or
+exceeds ``divergence_loss`` (default ``DIVERGENCE_FACTOR`` times ln(classes), the loss of
+guessing uniformly): tanh saturates, so an overshooting network's loss grows large but often
+stays finite, and a network that far above chance level is not coming back. It stops there, its
+curves hold that epoch's figures and NaN after, and the others train on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import Layout, evaluate, initial_parameters
+from .rules import RULES, keep_trials, make_rule
+
+DIVERGENCE_FACTOR = 5.0
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What ``on_epoch`` sees after each epoch for the networks still training.
+
+    ``trials`` are their positions in the batch; the other arrays line up with it.
+    """
+
+    epoch: int
+    trials: np.ndarray
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    val_accuracy: np.ndarray
+
+
+@dataclass(frozen=True)
+class Run:
+    """One network's training: its settings, its per-epoch curves and its final weights.
+
+    Curves have one entry per epoch (index e is after epoch e + 1) and are NaN after the network
+    stopped. ``diverged_epoch`` and ``stopped_epoch`` (stopped by ``on_epoch``) are 1-based or None.
+    """
+
+    learning_rate: float
+    momentum: float
+    seed: int
+    rule: str
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    val_accuracy: np.ndarray
+    diverged_epoch: int | None
+    stopped_epoch: int | None
+    weights: dict[str, np.ndarray]
+
+    @property
+    def epochs_trained(self) -> int:
+        return self.diverged_epoch or self.stopped_epoch or len(self.val_loss)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """K networks trained together. Row k of each (K, epochs) curve is network k's.
+
+    ``diverged_epoch`` and ``stopped_epoch`` hold 0 where the network did not diverge or stop.
+    ``final_parameters`` is (P, K): each network's weights when it finished, stopped or diverged.
+    """
+
+    learning_rates: np.ndarray
+    momenta: np.ndarray
+    seeds: np.ndarray
+    rule: str
+    layout: Layout
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    val_accuracy: np.ndarray
+    diverged_epoch: np.ndarray
+    stopped_epoch: np.ndarray
+    final_parameters: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def run(self, k: int) -> Run:
+        return Run(
+            learning_rate=float(self.learning_rates[k]),
+            momentum=float(self.momenta[k]),
+            seed=int(self.seeds[k]),
+            rule=self.rule,
+            train_loss=self.train_loss[k],
+            val_loss=self.val_loss[k],
+            val_accuracy=self.val_accuracy[k],
+            diverged_epoch=int(self.diverged_epoch[k]) or None,
+            stopped_epoch=int(self.stopped_epoch[k]) or None,
+            weights=self.layout.unflatten(self.final_parameters, k),
+        )
+
+    def runs(self) -> list[Run]:
+        return [self.run(k) for k in range(len(self))]
+
+
+class _Networks:
+    """The training state of the networks still in the batch, with preallocated buffers."""
+
+    def __init__(self, layout, parameters, learning_rates, momenta, rule_name, dtype):
+        self.layout = layout
+        self.weights = np.ascontiguousarray(parameters, dtype=dtype)
+        self.negative_learning_rate = -np.asarray(learning_rates, dtype=dtype)
+        self.momentum = np.repeat(np.asarray(momenta, dtype=dtype)[None, :], layout.size, axis=0)
+        self.rule = make_rule(rule_name, self.weights.shape)
+        self._allocate()
+
+    def _allocate(self):
+        layout, k = self.layout, self.weights.shape[1]
+        dtype = self.weights.dtype
+        self.sgd_step = np.zeros_like(self.weights)
+        self.w = layout.views(self.weights)
+        self.s = layout.views(self.sgd_step)
+        self.products_ih = np.empty((layout.n_inputs, layout.n_hidden, k), dtype)
+        self.products_ho = np.empty((layout.n_hidden, layout.n_outputs, k), dtype)
+        self.hidden = np.empty((layout.n_hidden, k), dtype)
+        self.tanh_slope = np.empty((layout.n_hidden, k), dtype)
+        self.output = np.empty((layout.n_outputs, k), dtype)
+        self.target_probability = np.empty((layout.n_outputs, k), dtype)
+        self.loss_sum = np.zeros(k)
+
+    def keep(self, trials: np.ndarray) -> None:
+        """Keep only the networks at positions ``trials`` of the current block."""
+        self.weights = np.ascontiguousarray(self.weights[:, trials])
+        self.negative_learning_rate = self.negative_learning_rate[trials]
+        self.momentum = np.ascontiguousarray(self.momentum[:, trials])
+        keep_trials(self.rule, trials)
+        self._allocate()
+
+    def step(self, x: np.ndarray, one_hot: np.ndarray) -> None:
+        """One online update of every network on its own item: x (I, K), one_hot (C, K).
+
+        Back-propagation of softmax + cross-entropy through a tanh layer, writing
+        -learning_rate * dLoss/dw straight into ``sgd_step`` (the learning rate scales the two
+        small error vectors, not the gradient block), then the momentum rule.
+        """
+        w, s = self.w, self.s
+        hidden, output, slope = self.hidden, self.output, self.tanh_slope
+        np.multiply(w["ih_weights"], x[:, None, :], out=self.products_ih)
+        np.add.reduce(self.products_ih, axis=0, out=hidden)
+        hidden += w["h_biases"]
+        np.tanh(hidden, out=hidden)
+        np.multiply(w["ho_weights"], hidden[:, None, :], out=self.products_ho)
+        np.add.reduce(self.products_ho, axis=0, out=output)
+        output += w["o_biases"]
+        output -= output.max(axis=0)
+        np.exp(output, out=output)
+        output /= output.sum(axis=0)
+        # The item's loss before the update, summed over the epoch: the online training loss.
+        np.multiply(output, one_hot, out=self.target_probability)
+        self.loss_sum -= np.log(self.target_probability.sum(axis=0))
+        output -= one_hot  # dLoss/d(logits) = softmax - target
+        output *= self.negative_learning_rate
+        np.multiply(hidden[:, None, :], output[None, :, :], out=s["ho_weights"])
+        s["o_biases"][...] = output
+        np.multiply(w["ho_weights"], output[None, :, :], out=self.products_ho)
+        np.multiply(hidden, hidden, out=slope)
+        np.subtract(1.0, slope, out=slope)  # tanh' = 1 - tanh^2
+        hidden_error = s["h_biases"]
+        np.add.reduce(self.products_ho, axis=1, out=hidden_error)
+        hidden_error *= slope
+        np.multiply(x[:, None, :], hidden_error[None, :, :], out=s["ih_weights"])
+        self.rule.step(self.weights, self.sgd_step, self.momentum)
+
+
+def _per_trial(values, n_trials: int) -> np.ndarray:
+    """K float64 values from a scalar or a length-K sequence."""
+    return np.broadcast_to(np.asarray(values, dtype=np.float64), (n_trials,)).copy()
+
+
+def train_many(
+    dataset,
+    learning_rates,
+    momenta,
+    seeds,
+    *,
+    hidden: int = 7,
+    epochs: int = 100,
+    rule: str = "seed",
+    init: str = "glorot",
+    divergence_loss: float | None = None,
+    on_epoch: Callable[[EpochReport], np.ndarray | None] | None = None,
+    initial_weights: np.ndarray | None = None,
+    orders: np.ndarray | None = None,
+    dtype=np.float64,
+) -> Batch:
+    """Train K networks on ``dataset`` by online back-propagation, all in one vectorised pass.
+
+    dataset: a ``sweep.data.Dataset`` (standardised train and validation splits).
+    learning_rates, momenta, seeds: K values each (scalars broadcast). learning rate > 0;
+        momentum in [0, 1); seed: any non-negative int, drawing the network's initial weights
+        and then its item order for every epoch from ``numpy.random.default_rng(seed)``.
+    hidden: hidden units (>= 1). epochs: passes over the training items (>= 1).
+    rule: momentum rule, one of ``sweep.rules.RULES``: "seed" (the article's), "heavy-ball",
+        "nesterov". init: "glorot" (default) or "small-uniform" (the article's +-0.01).
+    divergence_loss: training loss above which a network counts as diverged; default
+        ``DIVERGENCE_FACTOR * ln(classes)``.
+    on_epoch: called after every epoch with an ``EpochReport`` of the networks still training;
+        may return a boolean mask over ``report.trials`` naming networks to stop now.
+    initial_weights: (P, K) block to start from instead of drawing from the seeds.
+    orders: (K, epochs, n_train) item orders to use instead of drawing from the seeds.
+    dtype: float64 (default) or float32 (faster, less exact).
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown momentum rule {rule!r}; expected one of {', '.join(RULES)}")
+    if hidden < 1 or epochs < 1:
+        raise ValueError("hidden and epochs must be at least 1")
+    seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
+    n_trials = len(seeds)
+    learning_rates = _per_trial(learning_rates, n_trials)
+    momenta = _per_trial(momenta, n_trials)
+    if np.any(~(learning_rates > 0)):
+        raise ValueError("every learning rate must be > 0")
+    if np.any((momenta < 0) | (momenta >= 1)):
+        raise ValueError("every momentum must be in [0, 1)")
+
+    layout = Layout(dataset.x_train.shape[1], hidden, int(dataset.n_classes))
+    n_items = len(dataset.y_train)
+    generators = [np.random.default_rng(int(seed)) for seed in seeds]
+    if initial_weights is None:
+        parameters = np.stack([initial_parameters(layout, g, init) for g in generators], axis=1)
+    else:
+        parameters = np.asarray(initial_weights, dtype=np.float64).reshape(layout.size, n_trials)
+    if orders is not None:
+        orders = np.asarray(orders, dtype=np.intp)
+        if orders.shape != (n_trials, epochs, n_items):
+            raise ValueError(f"orders has shape {orders.shape}; expected {(n_trials, epochs, n_items)}")
+    if divergence_loss is None:
+        divergence_loss = DIVERGENCE_FACTOR * np.log(layout.n_outputs)
+
+    # Items are columns so that gathering K items gives the (I, K) block the step wants.
+    x_columns = np.ascontiguousarray(dataset.x_train.T, dtype=dtype)
+    one_hot_columns = np.eye(layout.n_outputs, dtype=dtype)[:, dataset.y_train]
+    networks = _Networks(layout, parameters, learning_rates, momenta, rule, dtype)
+
+    curves = {name: np.full((n_trials, epochs), np.nan) for name in ("train", "val", "acc")}
+    diverged_epoch = np.zeros(n_trials, dtype=np.int64)
+    stopped_epoch = np.zeros(n_trials, dtype=np.int64)
+    final_parameters = np.empty((layout.size, n_trials))
+    active = np.arange(n_trials)
+
+    # Overflow in a diverging network is expected and recorded, not warned about per item.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for epoch in range(1, epochs + 1):
+            if orders is None:
+                epoch_order = np.stack([g.permutation(n_items) for g in generators], axis=1)
+            else:
+                epoch_order = np.ascontiguousarray(orders[active, epoch - 1].T)
+            networks.loss_sum[...] = 0.0
+            for items in epoch_order:
+                networks.step(x_columns.take(items, axis=1), one_hot_columns.take(items, axis=1))
+
+            weights64 = networks.weights.astype(np.float64, copy=False)
+            train_loss = networks.loss_sum / n_items
+            val_loss, val_accuracy = evaluate(weights64, layout, dataset.x_val, dataset.y_val)
+            curves["train"][active, epoch - 1] = train_loss
+            curves["val"][active, epoch - 1] = val_loss
+            curves["acc"][active, epoch - 1] = val_accuracy
+
+            diverged = ~(train_loss <= divergence_loss)  # NaN compares False: diverged too
+            stop = diverged.copy()
+            if on_epoch is not None and epoch < epochs:
+                report = EpochReport(epoch, active.copy(), train_loss, val_loss, val_accuracy)
+                requested = on_epoch(report)
+                if requested is not None:
+                    requested = np.asarray(requested, dtype=bool) & ~diverged
+                    stopped_epoch[active[requested]] = epoch
+                    stop |= requested
+            diverged_epoch[active[diverged]] = epoch
+            if stop.any() or epoch == epochs:
+                leaving = stop if epoch < epochs else np.ones_like(stop)
+                final_parameters[:, active[leaving]] = weights64[:, leaving]
+                remaining = np.flatnonzero(~stop)
+                active = active[remaining]
+                if len(active) == 0:
+                    break
+                if stop.any():
+                    networks.keep(remaining)
+                    generators = [generators[k] for k in remaining]
+
+    return Batch(
+        learning_rates=learning_rates,
+        momenta=momenta,
+        seeds=seeds,
+        rule=rule,
+        layout=layout,
+        train_loss=curves["train"],
+        val_loss=curves["val"],
+        val_accuracy=curves["acc"],
+        diverged_epoch=diverged_epoch,
+        stopped_epoch=stopped_epoch,
+        final_parameters=final_parameters,
+    )
+
+
+def train(
+    dataset,
+    learning_rate: float = 0.01,
+    momentum: float = 0.5,
+    seed: int = 0,
+    *,
+    initial_weights: dict[str, np.ndarray] | None = None,
+    order: np.ndarray | None = None,
+    **options,
+) -> Run:
+    """Train one network: ``train_many`` with K = 1 (same options, same numbers).
+
+    initial_weights: named arrays (``ih_weights`` (I, H), ``h_biases`` (H,), ``ho_weights``
+        (H, C), ``o_biases`` (C,)) to start from, e.g. a published example's.
+    order: (epochs, n_train) item indices to visit, replacing the seeded shuffle.
+    Other keyword options are ``train_many``'s.
+    """
+    flat = None
+    if initial_weights is not None:
+        hidden = options.get("hidden", 7)
+        layout = Layout(dataset.x_train.shape[1], hidden, int(dataset.n_classes))
+        flat = layout.flatten(initial_weights)
+    orders = None if order is None else np.asarray(order)[None]
+    batch = train_many(
+        dataset, [learning_rate], [momentum], [seed],
+        initial_weights=flat, orders=orders, **options,
+    )
+    return batch.run(0)

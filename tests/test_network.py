@@ -1,0 +1,62 @@
+"""Back-propagated gradients against central finite differences, and the parameter layout."""
+
+import numpy as np
+import pytest
+
+from sweep.network import Layout, evaluate, initial_parameters, loss_and_gradients
+
+
+@pytest.fixture
+def layout():
+    return Layout(n_inputs=4, n_hidden=5, n_outputs=3)
+
+
+def test_layout_views_cover_the_flat_block_in_the_articles_order(layout):
+    flat = np.arange(layout.size * 2, dtype=float).reshape(layout.size, 2)
+    views = layout.views(flat)
+    assert list(views) == ["ih_weights", "h_biases", "ho_weights", "o_biases"]
+    assert layout.size == 4 * 5 + 5 + 5 * 3 + 3
+    views["o_biases"][...] = -1.0
+    assert np.all(flat[-3:] == -1.0)
+    named = layout.unflatten(flat, 1)
+    np.testing.assert_array_equal(layout.flatten(named)[:, 0], flat[:, 1])
+
+
+def test_backpropagated_gradients_match_central_differences(layout):
+    rng = np.random.default_rng(11)
+    trials = 3
+    flat = rng.normal(scale=0.8, size=(layout.size, trials))
+    x = rng.normal(size=(layout.n_inputs, trials))
+    y = rng.integers(0, layout.n_outputs, size=trials)
+    _, gradient = loss_and_gradients(flat, layout, x, y)
+    eps = 1e-6
+    numeric = np.empty_like(flat)
+    for p in range(layout.size):
+        up, down = flat.copy(), flat.copy()
+        up[p] += eps
+        down[p] -= eps
+        numeric[p] = (loss_and_gradients(up, layout, x, y)[0] - loss_and_gradients(down, layout, x, y)[0]) / (2 * eps)
+    relative = np.abs(gradient - numeric) / np.maximum(np.abs(gradient) + np.abs(numeric), 1e-8)
+    assert relative.max() < 1e-6
+
+
+def test_evaluate_agrees_with_the_per_item_loss(layout):
+    rng = np.random.default_rng(2)
+    flat = rng.normal(size=(layout.size, 2))
+    x = rng.normal(size=(6, layout.n_inputs))
+    y = rng.integers(0, 3, size=6)
+    loss, accuracy = evaluate(flat, layout, x, y)
+    per_item = [loss_and_gradients(flat, layout, np.repeat(x[n][:, None], 2, axis=1), np.full(2, y[n]))[0] for n in range(6)]
+    np.testing.assert_allclose(loss, np.mean(per_item, axis=0), rtol=1e-12)
+    assert np.all((accuracy >= 0) & (accuracy <= 1))
+
+
+def test_glorot_and_small_uniform_initialisation(layout):
+    glorot = initial_parameters(layout, np.random.default_rng(0), "glorot")
+    views = layout.views(glorot[:, None])
+    assert np.all(views["h_biases"] == 0) and np.all(views["o_biases"] == 0)
+    assert np.abs(views["ih_weights"]).max() <= np.sqrt(6 / (4 + 5))
+    small = initial_parameters(layout, np.random.default_rng(0), "small-uniform")
+    assert np.abs(small).max() <= 0.01 and np.abs(small).min() > 0
+    with pytest.raises(ValueError, match="unknown initialisation"):
+        initial_parameters(layout, np.random.default_rng(0), "zeros")

@@ -97,18 +97,21 @@ def evaluate(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):
     """Mean cross-entropy loss and accuracy of each of K networks on the whole set (x, y).
 
     flat: (P, K) parameters; x: (N, n_inputs); y: (N,) class indices. Returns two (K,) arrays.
+    Sums run term by term along the trial axis (no BLAS), so network k's figures are
+    bit-identical whatever else shares its batch: a stored trial replays exactly.
     """
     p = layout.views(flat)
-    n_items, n_trials = len(y), flat.shape[1]
-    # One matrix product for all K networks' hidden layers: (N, I) @ (I, H*K).
-    hidden_input = (x @ p["ih_weights"].reshape(layout.n_inputs, -1)).reshape(
-        n_items, layout.n_hidden, n_trials
-    )
-    hidden = np.tanh(hidden_input + p["h_biases"])
-    logits = np.einsum("nhk,hok->nok", hidden, p["ho_weights"]) + p["o_biases"]
+    hidden = p["h_biases"][None, :, :] + x[:, 0, None, None] * p["ih_weights"][0]
+    for i in range(1, layout.n_inputs):
+        hidden += x[:, i, None, None] * p["ih_weights"][i]
+    np.tanh(hidden, out=hidden)
+    logits = p["o_biases"][None, :, :] + hidden[:, 0, None, :] * p["ho_weights"][0]
+    for h in range(1, layout.n_hidden):
+        logits += hidden[:, h, None, :] * p["ho_weights"][h]
     log_p = log_softmax(logits, axis=1)
-    items = np.arange(n_items)
-    loss = -log_p[items, y, :].mean(axis=0)
+    items = np.arange(len(y))
+    # cumsum adds in order; sum/mean would switch to pairwise summation when K = 1.
+    loss = -np.cumsum(log_p[items, y, :], axis=0)[-1] / len(y)
     accuracy = (logits.argmax(axis=1) == y[:, None]).mean(axis=0)
     return loss, accuracy
 

@@ -91,8 +91,9 @@ def test_row_k_of_train_many_equals_train(iris):
     batch = sweep.train_many(iris, learning_rates, momenta, seeds, epochs=8, rule="heavy-ball")
     for k in range(4):
         alone = sweep.train(iris, learning_rates[k], momenta[k], seeds[k], epochs=8, rule="heavy-ball")
-        np.testing.assert_allclose(batch.val_loss[k], alone.val_loss, rtol=1e-12)
-        np.testing.assert_allclose(batch.train_loss[k], alone.train_loss, rtol=1e-12)
+        # Bit-identical, not just close: a stored trial must replay exactly, alone.
+        assert batch.val_loss[k].tobytes() == alone.val_loss.tobytes()
+        assert batch.train_loss[k].tobytes() == alone.train_loss.tobytes()
         for name, value in alone.weights.items():
             np.testing.assert_allclose(batch.run(k).weights[name], value, rtol=1e-12, atol=1e-14)
 

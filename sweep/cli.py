@@ -1,0 +1,265 @@
+"""The ``sweep`` command line: run studies, list them, show the best trial, replay, export.
+
+Every user error ends the same way: one line on stderr, exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A bad command-line value."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the default prints the whole usage first)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_storage(parser):
+    from .storage import DEFAULT_STORAGE
+
+    parser.add_argument(
+        "--storage", default=DEFAULT_STORAGE, metavar="URL",
+        help=f"Optuna storage URL (default {DEFAULT_STORAGE}; postgresql://user:pass@host/db for many machines)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sweep", description="Find a network's learning rate and momentum by systematic trial and error.")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
+
+    run = verbs.add_parser("run", help="run studies: top each up to its declared number of trials")
+    run.add_argument("studies", nargs="+", metavar="STUDY.toml")
+    run.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes per study (default 1)")
+    run.add_argument("--allow-spec-change", action="store_true", help="add trials even if the study file's search changed since the stored trials")
+    run.add_argument("--quiet", action="store_true", help="no progress line")
+    _add_storage(run)
+
+    listing = verbs.add_parser("list", help="studies in the storage with trial counts and best value")
+    _add_storage(listing)
+
+    best = verbs.add_parser("best", help="the best trial's parameters, value and number")
+    best.add_argument("study", metavar="STUDY", help="study name or its .toml file")
+    _add_storage(best)
+
+    replay = verbs.add_parser("replay", help="re-train one stored trial and check its curves are identical")
+    replay.add_argument("study", metavar="STUDY", help="study name or its .toml file")
+    replay.add_argument("trial", type=int, metavar="TRIAL", help="trial number")
+    _add_storage(replay)
+
+    export = verbs.add_parser("export", help="write the study's trials and curves as CSV")
+    export.add_argument("study", metavar="STUDY", help="study name or its .toml file")
+    export.add_argument("--out", metavar="DIR", help="folder for trials.csv and curves.csv (default results/STUDY)")
+    _add_storage(export)
+
+    report = verbs.add_parser("report", help="write plots, best.json and results/index.html")
+    report.add_argument("studies", nargs="*", metavar="STUDY", help="study names or .toml files")
+    report.add_argument("--all", action="store_true", help="every study in the storage")
+    _add_storage(report)
+
+    robust = verbs.add_parser("robust", help="re-train the top trials with fresh seeds and rank them by mean and interval")
+    robust.add_argument("study", metavar="STUDY", help="study name or its .toml file")
+    robust.add_argument("--top", type=int, default=5, help="how many of the best trials (default 5)")
+    robust.add_argument("--seeds", type=int, default=10, help="fresh seeds per trial (default 10)")
+    _add_storage(robust)
+    return parser
+
+
+def study_name(argument: str) -> str:
+    """A study name, or the name inside a study file given instead."""
+    if argument.endswith(".toml"):
+        from .spec import load_study
+
+        return load_study(argument).name
+    return argument
+
+
+def stored_spec(storage, name: str):
+    """The study spec stored with the study ``name``."""
+    from .search import SPEC_ATTR, SweepError
+    from .spec import spec_from_dict
+
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        raise SweepError(f"no study named {name!r} in the storage") from None
+    stored = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
+    if stored is None:
+        raise SweepError(f"study {name!r} was not made by momentum-sweep")
+    return spec_from_dict(stored)
+
+
+def _progress_printer(name: str, quiet: bool):
+    # A progress line redrawn in place suits a terminal; a log file gets the summary line only.
+    def show(progress):
+        if quiet or not sys.stderr.isatty():
+            return
+        width = 30
+        filled = int(width * min(progress.done, progress.total) / max(progress.total, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        sys.stderr.write(
+            f"\r{name} [{bar}] {progress.done}/{progress.total}  complete {progress.complete}"
+            f"  pruned {progress.pruned}  diverged {progress.diverged}  failed {progress.failed}"
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_run(args) -> int:
+    from .search import run_study
+    from .spec import load_study
+    from .storage import open_storage, redact
+
+    specs = [load_study(path) for path in args.studies]  # every file is checked before any run
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    storage = open_storage(args.storage)
+    for spec in specs:
+        if args.workers > 1:
+            from .workers import run_workers
+
+            progress = run_workers(spec, args.storage, args.workers, allow_spec_change=args.allow_spec_change, quiet=args.quiet)
+        else:
+            progress = run_study(spec, storage, allow_spec_change=args.allow_spec_change, on_progress=_progress_printer(spec.name, args.quiet))
+        if not args.quiet and sys.stderr.isatty():
+            sys.stderr.write("\n")
+        print(f"{spec.name}: {progress.done} trials finished ({progress.added} added this run) in {redact(args.storage)}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    import optuna
+
+    from .storage import open_storage
+
+    storage = open_storage(args.storage)
+    summaries = optuna.get_all_study_summaries(storage, include_best_trial=True)
+    if not summaries:
+        print("no studies yet: run `sweep run studies/NAME.toml`")
+        return 0
+    print(f"{'study':28s} {'trials':>7s} {'best value':>12s}")
+    for summary in sorted(summaries, key=lambda s: s.study_name):
+        best = f"{summary.best_trial.value:12.5g}" if summary.best_trial else f"{'-':>12s}"
+        print(f"{summary.study_name:28s} {summary.n_trials:7d} {best}")
+    return 0
+
+
+def cmd_best(args) -> int:
+    from .analysis import best_trial
+    from .search import SweepError, read_records
+    from .storage import open_storage
+
+    storage = open_storage(args.storage)
+    name = study_name(args.study)
+    best = best_trial(read_records(storage, name))
+    if best is None:
+        raise SweepError(f"study {name!r} has no completed trial yet")
+    print(f"study          {name}")
+    print(f"trial          {best.number}")
+    print(f"value          {best.value:.6g}")
+    print(f"learning_rate  {best.learning_rate:.6g}")
+    print(f"momentum       {best.momentum:.6g}")
+    print(f"seed           {best.seed}")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from .search import SweepError, read_records, replay
+    from .storage import open_storage
+
+    storage = open_storage(args.storage)
+    name = study_name(args.study)
+    spec = stored_spec(storage, name)
+    records = {r.number: r for r in read_records(storage, name)}
+    if args.trial not in records:
+        raise SweepError(f"study {name!r} has no trial {args.trial}")
+    record = records[args.trial]
+    if record.state in ("running", "failed", "waiting"):
+        raise SweepError(f"trial {args.trial} of {name!r} is {record.state}: it has no stored curves to compare")
+    identical, run = replay(spec, record)
+    epochs = len(record.val_loss)
+    verdict = "identical" if identical else "DIFFERENT"
+    print(f"trial {record.number}: learning_rate {record.learning_rate:.6g}, momentum {record.momentum:.6g}, seed {record.seed}")
+    print(f"replayed {epochs} epochs: curves {verdict}; final validation loss {run.val_loss[epochs - 1]:.6g}")
+    return 0 if identical else 1
+
+
+def cmd_export(args) -> int:
+    from .analysis import records_frames
+    from .search import read_records
+    from .storage import open_storage
+
+    storage = open_storage(args.storage)
+    name = study_name(args.study)
+    records = read_records(storage, name)
+    from .report import study_folder
+
+    out = Path(args.out) if args.out else study_folder(name)
+    out.mkdir(parents=True, exist_ok=True)
+    trials, curves = records_frames(records)
+    trials.to_csv(out / "trials.csv", index=False)
+    curves.to_csv(out / "curves.csv", index=False)
+    print(f"wrote {out / 'trials.csv'} ({len(trials)} trials) and {out / 'curves.csv'} ({len(curves)} rows)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_reports
+
+    from .storage import open_storage
+
+    storage = open_storage(args.storage)
+    names = None if args.all or not args.studies else [study_name(s) for s in args.studies]
+    for line in write_reports(storage, names):
+        print(line)
+    return 0
+
+
+def cmd_robust(args) -> int:
+    from .report import write_robust
+
+    from .storage import open_storage
+
+    if args.top < 1 or args.seeds < 2:
+        raise UsageError("--top must be at least 1 and --seeds at least 2")
+    storage = open_storage(args.storage)
+    name = study_name(args.study)
+    print(write_robust(storage, name, stored_spec(storage, name), top=args.top, seeds=args.seeds))
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run, "list": cmd_list, "best": cmd_best, "replay": cmd_replay,
+    "export": cmd_export, "report": cmd_report, "robust": cmd_robust,
+}
+
+
+def main(argv=None) -> int:
+    from .data import DataError
+    from .search import SweepError
+    from .spec import SpecError
+    from .storage import StorageError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.verb](args)
+    except (SpecError, DataError, StorageError, SweepError, UsageError) as error:
+        print(f"sweep: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nsweep: interrupted; the batch in flight was failed and will be retried: run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,829 @@
+"""Study files: what one hyper-parameter search should do, read from a small TOML file.
+
+A study file says which data set to train on, which network, which learning-rate and momentum
+ranges to search, how (sampler, pruner, objective) and how many trials. :func:`load_study` reads
+one with :mod:`tomllib` and returns a frozen :class:`StudySpec`; :func:`parse_study` does the
+same for an already-parsed dict.
+
+Defaults live in one place, the dataclass defaults below, so a study file states only what
+differs from them. Validation is strict: any problem (an unknown key, a wrong type, a value out
+of range, a setting that would be silently ignored) raises :class:`SpecError`, whose message is
+one line ``<file>: <dotted.key>: <what is wrong>``.
+
+Layout::
+
+    name = "iris-tpe"                 # required; also the folder name under results/
+    description = "..."
+    trials = 200                      # also batch_size, seed, baseline
+    [data]                            # source, path, target, items, inputs, classes, noise,
+                                      # validation_fraction, seed
+    [network]                         # hidden, rule, init, epochs
+    [search.learning_rate]            # low, high, log, fixed, values, points
+    [search.momentum]                 # (same keys)
+    [sampler]                         # name
+    [pruner]                          # name, startup_trials, warmup_steps, interval,
+                                      # percentile, threshold
+    [objective]                       # name, target_loss
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from .data import Dataset, load_dataset
+from .network import INITIALISATIONS
+from .rules import RULES
+
+__all__ = [
+    "SpecError",
+    "DataSpec",
+    "ParamSpec",
+    "PrunerSpec",
+    "ObjectiveSpec",
+    "StudySpec",
+    "load_study",
+    "parse_study",
+    "DATA_SOURCES",
+    "SAMPLERS",
+    "PRUNERS",
+    "OBJECTIVES",
+]
+
+DATA_SOURCES = ("iris", "synthetic", "csv")
+SAMPLERS = ("tpe", "random", "qmc", "grid")
+PRUNERS = ("none", "median", "percentile", "threshold")
+OBJECTIVES = ("final_val_loss", "auc_val_loss", "epochs_to_target")
+
+# Samplers and NumPy's legacy RandomState (which Optuna's samplers use) take 32-bit seeds.
+SEED_LIMIT = 2**32
+MAX_HIDDEN = 4096
+MAX_EPOCHS = 100_000
+MAX_NAME_LENGTH = 64
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_NAME_LENGTH - 1))
+_TUNED_SUFFIX = "-tuned"
+
+# Data keys that only one kind of source reads; stating one for another source is an error,
+# because a value that is silently ignored looks like it did something.
+_SOURCE_KEYS = {
+    "iris": (),
+    "synthetic": ("items", "inputs", "classes", "noise"),
+    "csv": ("path", "target"),
+}
+# Pruner keys each pruner reads, for the same reason.
+_PRUNER_KEYS = {
+    "none": (),
+    "median": ("startup_trials", "warmup_steps", "interval"),
+    "percentile": ("startup_trials", "warmup_steps", "interval", "percentile"),
+    "threshold": ("warmup_steps", "interval", "threshold"),
+}
+_PARAM_KEYS = ("low", "high", "log", "fixed", "values", "points")
+_NETWORK_KEYS = ("hidden", "rule", "init", "epochs")
+_TABLES = ("data", "network", "search", "sampler", "pruner", "objective")
+_TOP_KEYS = ("name", "description", "trials", "batch_size", "seed", "baseline") + _TABLES
+
+
+class SpecError(ValueError):
+    """One line: '<file>: <dotted.key>: <what is wrong>'.
+
+    e.g. 'studies/x.toml: search.momentum.high: must be < 1, got 1.5'.
+
+    Problems with the file as a whole (missing, not TOML) have no key: '<file>: <what is wrong>'.
+    """
+
+    def __init__(self, path: str, key: str, reason: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.reason = reason
+        message = f"{self.path}: {key}: {reason}" if key else f"{self.path}: {reason}"
+        # Printed as a single-line diagnostic; a newline in a file name, key or TOML
+        # message must not break that.
+        super().__init__(" ".join(message.splitlines()))
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.key, self.reason))
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data set to train on and how to split it (the arguments of ``load_dataset``)."""
+
+    source: str = "iris"  # "iris" | "synthetic" | "csv"
+    path: str | None = None  # csv only: absolute, resolved against the study file's folder
+    target: str | None = None  # csv only, required there: the class column
+    items: int = 300  # synthetic only, >= 2 * classes
+    inputs: int = 4  # synthetic only, >= 1
+    classes: int = 3  # synthetic only, >= 2
+    noise: float = 0.0  # synthetic only, >= 0
+    validation_fraction: float = 0.2  # in (0, 1)
+    seed: int = 0  # split / synthetic seed, >= 0
+
+    def load(self) -> Dataset:
+        """The data set this spec describes, via :func:`sweep.data.load_dataset`."""
+        common = {"validation_fraction": self.validation_fraction, "seed": self.seed}
+        if self.source == "synthetic":
+            return load_dataset(
+                "synthetic",
+                items=self.items,
+                inputs=self.inputs,
+                classes=self.classes,
+                noise=self.noise,
+                **common,
+            )
+        if self.source == "csv":
+            return load_dataset(self.path, target=self.target, **common)
+        return load_dataset("iris", **common)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched hyper-parameter: its range, or the one value it is fixed at."""
+
+    low: float
+    high: float
+    log: bool
+    fixed: float | None = None  # when set, the parameter is not searched
+    values: tuple[float, ...] | None = None  # explicit grid points, ascending, within [low, high]
+    points: int | None = None  # grid: this many points spread over [low, high]
+
+    def grid(self) -> tuple[float, ...]:
+        """The grid points: ``values``, or ``points`` spread evenly (log-spaced when ``log``),
+        endpoints exactly ``low`` and ``high``; ``(fixed,)`` when fixed."""
+        if self.fixed is not None:
+            return (self.fixed,)
+        if self.values is not None:
+            return self.values
+        if self.points is None:
+            raise ValueError("no grid: the parameter has neither values nor points")
+        if self.points == 1:
+            return (self.low,)
+        steps = self.points - 1
+        if self.log:
+            a, b = math.log(self.low), math.log(self.high)
+            inner = [math.exp(a + (b - a) * i / steps) for i in range(1, steps)]
+        else:
+            inner = [self.low + (self.high - self.low) * i / steps for i in range(1, steps)]
+        # Stated endpoints exactly, not exp(log(x)) round trips.
+        return (self.low, *inner, self.high)
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    """When to stop unpromising trials early."""
+
+    name: str = "none"  # none | median | percentile | threshold
+    startup_trials: int = 5  # median/percentile: completed trials before pruning starts
+    warmup_steps: int = 10  # epochs before any pruning
+    interval: int = 5  # check every `interval` epochs (the trainer reports only then)
+    percentile: float = 25.0  # percentile pruner, in (0, 100)
+    threshold: float = 2.0  # threshold pruner: prune when validation loss > this (> 0)
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """What a trial's score is (lower is better)."""
+
+    # final_val_loss | auc_val_loss (mean validation loss over the epochs) | epochs_to_target
+    name: str = "final_val_loss"
+    target_loss: float = 0.1  # the loss epochs_to_target (and the report) counts epochs to, > 0
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """One validated study file."""
+
+    name: str  # [A-Za-z0-9][A-Za-z0-9._-]{0,63}, no '..': a folder name under results/
+    path: str  # the study file it came from (not a TOML key)
+    description: str = ""
+    data: DataSpec = DataSpec()
+    hidden: int = 7  # [network] hidden units, 1..4096
+    rule: str = "seed"  # [network] one of sweep.rules.RULES
+    init: str = "glorot"  # [network] one of sweep.network.INITIALISATIONS
+    epochs: int = 100  # [network] 1..100000
+    learning_rate: ParamSpec = ParamSpec(low=1e-3, high=1.0, log=True)  # low > 0
+    momentum: ParamSpec = ParamSpec(low=0.0, high=0.95, log=False)  # 0 <= low <= high < 1
+    sampler: str = "tpe"  # [sampler] name: tpe | random | qmc | grid
+    pruner: PrunerSpec = PrunerSpec()
+    objective: ObjectiveSpec = ObjectiveSpec()
+    trials: int = 100  # >= 1; for grid: defaults to the grid size and may not exceed it
+    batch_size: int = 64  # trials trained together, >= 1
+    seed: int = 0  # seeds the sampler and the trials, 0 <= seed < 2**32
+    # Enqueue one momentum-0 trial first, for comparison. Only meaningful when momentum is
+    # searched over a range that includes 0 by a non-grid sampler; otherwise it is off.
+    baseline: bool = True
+
+    def searched(self) -> dict[str, ParamSpec]:
+        """The parameters that are searched (not fixed), by name."""
+        params = {"learning_rate": self.learning_rate, "momentum": self.momentum}
+        return {name: p for name, p in params.items() if p.fixed is None}
+
+    def to_dict(self) -> dict:
+        """Everything but ``path``, as plain JSON-able values (tuples become lists)."""
+        plain = _plain(self)
+        del plain["path"]
+        return plain
+
+    def search_fingerprint(self) -> str:
+        """sha256 of what decides the search itself, to refuse resuming a study whose file changed.
+
+        ``description``, ``trials`` and ``batch_size`` are left out: rewording a study, asking
+        for more trials or training them in different batches continues the same search.
+        """
+        plain = self.to_dict()
+        for key in ("description", "trials", "batch_size"):
+            del plain[key]
+        text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def with_fixed(self, learning_rate: float, momentum: float) -> str:
+        """TOML text of a study that trains this study's network once at the given values.
+
+        Same data, network, objective and seed; both parameters fixed; one trial with the
+        random sampler. Like a hand-written file it states only what differs from the
+        defaults. Raises SpecError (against this study's path) if a value is out of range.
+        """
+        # Keep '<name>-tuned' within the name length limit.
+        name = self.name[: MAX_NAME_LENGTH - len(_TUNED_SUFFIX)] + _TUNED_SUFFIX
+        top: dict[str, Any] = {
+            "name": name,
+            "description": f"study '{self.name}' with its tuned learning rate and momentum",
+            "trials": 1,
+            "seed": self.seed,
+        }
+        data = _differing(self.data, DataSpec(), always=("source",))
+        network = {k: getattr(self, k) for k in _NETWORK_KEYS}
+        network = {k: v for k, v in network.items() if v != _STUDY_DEFAULTS[k]}
+        sections = [
+            ("data", data),
+            ("network", network),
+            ("search.learning_rate", {"fixed": float(learning_rate)}),
+            ("search.momentum", {"fixed": float(momentum)}),
+            ("sampler", {"name": "random"}),
+            ("objective", _differing(self.objective, ObjectiveSpec())),
+        ]
+        lines = [f"# Written by StudySpec.with_fixed from {self.path}."]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in top.items() if v != _STUDY_DEFAULTS.get(k)]
+        for header, table in sections:
+            if table:
+                lines += ["", f"[{header}]"]
+                lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        text = "\n".join(lines) + "\n"
+        # Hand back only what load_study would accept.
+        parse_study(tomllib.loads(text), self.path)
+        return text
+
+
+_STUDY_DEFAULTS = {f.name: f.default for f in fields(StudySpec)}
+
+
+def load_study(path: str | os.PathLike) -> StudySpec:
+    """Read and validate a study file; SpecError on any problem."""
+    shown = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SpecError(shown, "", "file not found") from None
+    except IsADirectoryError:
+        raise SpecError(shown, "", "is a directory, not a study file") from None
+    except PermissionError:
+        raise SpecError(shown, "", "permission denied") from None
+    except OSError as exc:
+        raise SpecError(shown, "", f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(shown, "", f"not UTF-8 text (bad byte at position {exc.start})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends with '(at line L, column C)'.
+        raise SpecError(shown, "", f"invalid TOML: {exc}") from None
+    return parse_study(data, shown)
+
+
+def parse_study(data: dict, path: str | os.PathLike) -> StudySpec:
+    """Validate an already-parsed study dict; ``path`` is the file it came from (for messages,
+    and the folder a relative ``data.path`` is resolved against)."""
+    return _Reader(str(path)).study(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+# Types named as the study file spells them, not as Python does.
+_TOML_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "float",
+    str: "string",
+    list: "array",
+    dict: "table",
+}
+
+
+def _type_name(value: Any) -> str:
+    if type(value) in _TOML_TYPES:
+        return _TOML_TYPES[type(value)]
+    return "date-time" if hasattr(value, "isoformat") else type(value).__name__
+
+
+def _show(value: Any) -> str:
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _dotted(prefix: str, key: str) -> str:
+    # Quote keys a reader could not type bare, so the dotted key stays unambiguous.
+    shown = key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+    return f"{prefix}.{shown}" if prefix else shown
+
+
+class _Reader:
+    """Validates one parsed study, naming its file in every error."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, key: str, reason: str) -> SpecError:
+        return SpecError(self.path, key, reason)
+
+    # -- shapes and types ---------------------------------------------------------------------
+
+    def table(self, parent: dict, name: str, prefix: str = "") -> dict:
+        value = parent.get(name, {})
+        if not isinstance(value, dict):
+            key = _dotted(prefix, name)
+            got = f"{_type_name(value)} {_show(value)}"
+            raise self.fail(key, f"must be a table ([{key}]), got {got}")
+        return value
+
+    def known_keys(self, table: dict, prefix: str, allowed: tuple[str, ...]) -> None:
+        for key in table:
+            if key in allowed:
+                continue
+            reason = f"unknown key; allowed: {', '.join(sorted(allowed))}"
+            # A common slip: a table's key written at the top of the file.
+            home = None if prefix else _home_table(key)
+            close = difflib.get_close_matches(key, allowed, n=1)
+            if home:
+                reason += f" ({key!r} belongs in [{home}])"
+            elif close:
+                reason += f" (did you mean {close[0]!r}?)"
+            raise self.fail(_dotted(prefix, key), reason)
+
+    def integer(self, value: Any, key: str, minimum: int | None = None,
+                maximum: int | None = None) -> int:
+        # bool is an int subclass in Python, but `true` is not a number in a study file.
+        if type(value) is not int:
+            raise self.fail(key, f"must be an integer, got {_type_name(value)} {_show(value)}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.fail(key, f"must be <= {maximum}, got {value}")
+        return value
+
+    def number(self, value: Any, key: str) -> float:
+        if type(value) not in (int, float):
+            raise self.fail(key, f"must be a number, got {_type_name(value)} {_show(value)}")
+        if not math.isfinite(value):
+            raise self.fail(key, f"must be a finite number, got {value}")
+        return float(value)
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if type(value) is not bool:
+            raise self.fail(key, f"must be true or false, got {_type_name(value)} {_show(value)}")
+        return value
+
+    def string(self, value: Any, key: str) -> str:
+        if type(value) is not str:
+            raise self.fail(key, f"must be a string, got {_type_name(value)} {_show(value)}")
+        return value
+
+    def choice(self, value: Any, key: str, options: tuple[str, ...]) -> str:
+        text = self.string(value, key)
+        if text not in options:
+            reason = f"must be one of {', '.join(options)}, got {text!r}"
+            close = difflib.get_close_matches(text, options, n=1)
+            if close:
+                reason += f" (did you mean {close[0]!r}?)"
+            raise self.fail(key, reason)
+        return text
+
+    # -- the study ----------------------------------------------------------------------------
+
+    def study(self, data: Any) -> StudySpec:
+        if not isinstance(data, dict):
+            raise self.fail("", f"a study must be a table, got {_type_name(data)}")
+        self.known_keys(data, "", _TOP_KEYS)
+        if "name" not in data:
+            raise self.fail("name", "required (it names the folder under results/)")
+        kwargs: dict[str, Any] = {"name": self.name(data["name"]), "path": self.path}
+        if "description" in data:
+            kwargs["description"] = self.string(data["description"], "description")
+        kwargs["data"] = self.data_spec(self.table(data, "data"))
+        kwargs.update(self.network(self.table(data, "network")))
+        epochs = kwargs.get("epochs", _STUDY_DEFAULTS["epochs"])
+
+        sampler_table = self.table(data, "sampler")
+        self.known_keys(sampler_table, "sampler", ("name",))
+        sampler = _STUDY_DEFAULTS["sampler"]
+        if "name" in sampler_table:
+            sampler = self.choice(sampler_table["name"], "sampler.name", SAMPLERS)
+        kwargs["sampler"] = sampler
+
+        search = self.table(data, "search")
+        self.known_keys(search, "search", ("learning_rate", "momentum"))
+        for param in ("learning_rate", "momentum"):
+            table = self.table(search, param, "search")
+            kwargs[param] = self.param(table, param, _STUDY_DEFAULTS[param], sampler)
+
+        kwargs["pruner"] = self.pruner(self.table(data, "pruner"), epochs)
+        kwargs["objective"] = self.objective(self.table(data, "objective"))
+
+        if "seed" in data:
+            kwargs["seed"] = self.integer(data["seed"], "seed", 0, SEED_LIMIT - 1)
+        if "batch_size" in data:
+            kwargs["batch_size"] = self.integer(data["batch_size"], "batch_size", 1)
+        kwargs["trials"] = self.trials(data, sampler, kwargs["learning_rate"], kwargs["momentum"])
+        kwargs["baseline"] = self.baseline(data, sampler, kwargs["momentum"])
+        return StudySpec(**kwargs)
+
+    def name(self, value: Any) -> str:
+        name = self.string(value, "name")
+        if not name:
+            raise self.fail("name", "must not be empty")
+        if len(name) > MAX_NAME_LENGTH:
+            raise self.fail(
+                "name", f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+            )
+        if ".." in name:
+            raise self.fail(
+                "name", f"must not contain '..' (it names a folder under results/), got {name!r}"
+            )
+        if not _NAME_PATTERN.fullmatch(name):
+            if not re.match(r"[A-Za-z0-9]", name):
+                raise self.fail("name", f"must start with a letter or digit, got {name!r}")
+            raise self.fail(
+                "name",
+                f"may contain only letters, digits, '.', '_' and '-' "
+                f"(it names a folder under results/), got {name!r}",
+            )
+        return name
+
+    def data_spec(self, table: dict) -> DataSpec:
+        allowed = tuple(f.name for f in fields(DataSpec))
+        self.known_keys(table, "data", allowed)
+        source = DataSpec.source
+        if "source" in table:
+            source = self.choice(table["source"], "data.source", DATA_SOURCES)
+        for key in table:
+            owner = next((s for s, keys in _SOURCE_KEYS.items() if key in keys), None)
+            if owner is not None and owner != source:
+                raise self.fail(
+                    f"data.{key}", f"only used with source = {owner!r} (source is {source!r})"
+                )
+        kwargs: dict[str, Any] = {"source": source}
+        if "validation_fraction" in table:
+            frac = self.number(table["validation_fraction"], "data.validation_fraction")
+            if not 0 < frac < 1:
+                raise self.fail("data.validation_fraction", f"must be in (0, 1), got {frac}")
+            kwargs["validation_fraction"] = frac
+        if "seed" in table:
+            kwargs["seed"] = self.integer(table["seed"], "data.seed", 0, SEED_LIMIT - 1)
+
+        if source == "synthetic":
+            if "classes" in table:
+                kwargs["classes"] = self.integer(table["classes"], "data.classes", 2)
+            if "inputs" in table:
+                kwargs["inputs"] = self.integer(table["inputs"], "data.inputs", 1)
+            if "items" in table:
+                # Every class needs at least one training and one validation item.
+                classes = kwargs.get("classes", DataSpec.classes)
+                kwargs["items"] = self.integer(table["items"], "data.items")
+                if kwargs["items"] < 2 * classes:
+                    raise self.fail(
+                        "data.items",
+                        f"must be >= 2 * classes ({2 * classes}), got {kwargs['items']}",
+                    )
+            elif "classes" in table and DataSpec.items < 2 * kwargs["classes"]:
+                raise self.fail(
+                    "data.classes",
+                    f"needs items >= 2 * classes, but items is {DataSpec.items}; set data.items",
+                )
+            if "noise" in table:
+                noise = self.number(table["noise"], "data.noise")
+                if noise < 0:
+                    raise self.fail("data.noise", f"must be >= 0, got {noise}")
+                kwargs["noise"] = noise
+
+        if source == "csv":
+            if "path" not in table:
+                raise self.fail("data.path", "required for source = 'csv'")
+            if "target" not in table:
+                raise self.fail("data.target", "required for source = 'csv' (the class column)")
+            given = self.string(table["path"], "data.path")
+            if not given:
+                raise self.fail("data.path", "must not be empty")
+            # Relative to the study file, so a study and its CSV can move together.
+            resolved = (Path(self.path).parent / given).resolve()
+            if not resolved.exists():
+                raise self.fail("data.path", f"file not found: {resolved}")
+            if not resolved.is_file():
+                raise self.fail("data.path", f"not a file: {resolved}")
+            kwargs["path"] = str(resolved)
+            target = self.string(table["target"], "data.target")
+            if not target:
+                raise self.fail("data.target", "must not be empty")
+            kwargs["target"] = target
+        return DataSpec(**kwargs)
+
+    def network(self, table: dict) -> dict[str, Any]:
+        self.known_keys(table, "network", _NETWORK_KEYS)
+        kwargs: dict[str, Any] = {}
+        if "hidden" in table:
+            kwargs["hidden"] = self.integer(table["hidden"], "network.hidden", 1, MAX_HIDDEN)
+        if "rule" in table:
+            kwargs["rule"] = self.choice(table["rule"], "network.rule", RULES)
+        if "init" in table:
+            kwargs["init"] = self.choice(table["init"], "network.init", INITIALISATIONS)
+        if "epochs" in table:
+            kwargs["epochs"] = self.integer(table["epochs"], "network.epochs", 1, MAX_EPOCHS)
+        return kwargs
+
+    def param(self, table: dict, name: str, default: ParamSpec, sampler: str) -> ParamSpec:
+        prefix = f"search.{name}"
+        self.known_keys(table, prefix, _PARAM_KEYS)
+        log = default.log
+        if "log" in table:
+            log = self.boolean(table["log"], f"{prefix}.log")
+
+        fixed = None
+        if "fixed" in table:
+            fixed = self.in_bounds(name, table["fixed"], f"{prefix}.fixed")
+            for key in ("values", "points"):
+                if key in table:
+                    raise self.fail(
+                        f"{prefix}.{key}",
+                        "not allowed with fixed (a fixed parameter is not searched)",
+                    )
+        # A fixed parameter's range defaults to the value itself, so `fixed = x` can stand alone.
+        low = fixed if fixed is not None else default.low
+        high = fixed if fixed is not None else default.high
+        if "low" in table:
+            low = self.in_bounds(name, table["low"], f"{prefix}.low")
+        if "high" in table:
+            high = self.in_bounds(name, table["high"], f"{prefix}.high")
+        if fixed is not None:
+            # Checked against the bounds the file states; an unstated bound is the value itself.
+            if fixed < low:
+                raise self.fail(f"{prefix}.fixed", f"must be >= low ({low}), got {fixed}")
+            if fixed > high:
+                raise self.fail(f"{prefix}.fixed", f"must be <= high ({high}), got {fixed}")
+        if low > high:
+            if "high" in table:
+                raise self.fail(f"{prefix}.high", f"must be >= low ({low}), got {high}")
+            raise self.fail(f"{prefix}.low", f"must be <= high ({high}), got {low}")
+        if log and low <= 0:
+            key = f"{prefix}.low" if "low" in table else f"{prefix}.log"
+            raise self.fail(key, f"log = true needs low > 0, got low {low}")
+
+        values = points = None
+        if "values" in table and "points" in table:
+            raise self.fail(f"{prefix}.points", "give values or points, not both")
+        for key in ("values", "points"):
+            if key in table and sampler != "grid":
+                raise self.fail(
+                    f"{prefix}.{key}",
+                    f"only used by the grid sampler (sampler.name is {sampler!r})",
+                )
+        if "values" in table:
+            values = self.grid_values(table["values"], f"{prefix}.values", low, high)
+        if "points" in table:
+            points = self.integer(table["points"], f"{prefix}.points", 2)
+            if low == high:
+                raise self.fail(
+                    f"{prefix}.points", f"needs low < high to spread points, both are {low}"
+                )
+        if sampler == "grid" and fixed is None and values is None and points is None:
+            raise self.fail(prefix, "the grid sampler needs values or points (or fixed)")
+        return ParamSpec(low=low, high=high, log=log, fixed=fixed, values=values, points=points)
+
+    def in_bounds(self, name: str, value: Any, key: str) -> float:
+        """A learning rate must be > 0; a momentum in [0, 1)."""
+        number = self.number(value, key)
+        if name == "learning_rate" and number <= 0:
+            raise self.fail(key, f"must be > 0, got {number}")
+        if name == "momentum":
+            if number < 0:
+                raise self.fail(key, f"must be >= 0, got {number}")
+            if number >= 1:
+                # Momentum 1 or more never forgets a step, so the weights diverge.
+                raise self.fail(key, f"must be < 1, got {number}")
+        return number
+
+    def grid_values(self, value: Any, key: str, low: float, high: float) -> tuple[float, ...]:
+        if not isinstance(value, list):
+            got = f"{_type_name(value)} {_show(value)}"
+            raise self.fail(key, f"must be an array of numbers, got {got}")
+        if not value:
+            raise self.fail(key, "must not be empty")
+        numbers = []
+        for i, item in enumerate(value):
+            number = self.number(item, f"{key}[{i}]")
+            if not low <= number <= high:
+                raise self.fail(
+                    f"{key}[{i}]", f"must be within [low, high] = [{low}, {high}], got {number}"
+                )
+            if number in numbers:
+                raise self.fail(f"{key}[{i}]", f"repeats {number}")
+            numbers.append(number)
+        return tuple(sorted(numbers))
+
+    def pruner(self, table: dict, epochs: int) -> PrunerSpec:
+        allowed = tuple(f.name for f in fields(PrunerSpec))
+        self.known_keys(table, "pruner", allowed)
+        name = PrunerSpec.name
+        if "name" in table:
+            name = self.choice(table["name"], "pruner.name", PRUNERS)
+        for key in table:
+            if key != "name" and key not in _PRUNER_KEYS[name]:
+                users = [p for p, keys in _PRUNER_KEYS.items() if key in keys]
+                which = (
+                    f"{users[0]} pruner" if len(users) == 1
+                    else f"{', '.join(users[:-1])} or {users[-1]} pruners"
+                )
+                raise self.fail(
+                    f"pruner.{key}", f"only used by the {which} (pruner.name is {name!r})"
+                )
+        kwargs: dict[str, Any] = {"name": name}
+        if "startup_trials" in table:
+            kwargs["startup_trials"] = self.integer(
+                table["startup_trials"], "pruner.startup_trials", 0
+            )
+        if "warmup_steps" in table:
+            kwargs["warmup_steps"] = self.integer(table["warmup_steps"], "pruner.warmup_steps", 0)
+        if "interval" in table:
+            kwargs["interval"] = self.integer(table["interval"], "pruner.interval", 1)
+        if "percentile" in table:
+            percentile = self.number(table["percentile"], "pruner.percentile")
+            if not 0 < percentile < 100:
+                raise self.fail("pruner.percentile", f"must be in (0, 100), got {percentile}")
+            kwargs["percentile"] = percentile
+        if "threshold" in table:
+            threshold = self.number(table["threshold"], "pruner.threshold")
+            if threshold <= 0:
+                raise self.fail("pruner.threshold", f"must be > 0, got {threshold}")
+            kwargs["threshold"] = threshold
+        spec = PrunerSpec(**kwargs)
+        if name != "none":
+            # A pruner that can never act is a mistake, not a setting.
+            if spec.warmup_steps >= epochs:
+                raise self.fail(
+                    "pruner.warmup_steps",
+                    f"must be < network.epochs ({epochs}), got {spec.warmup_steps}; "
+                    "no trial could be pruned",
+                )
+            if spec.interval > epochs:
+                raise self.fail(
+                    "pruner.interval", f"must be <= network.epochs ({epochs}), got {spec.interval}"
+                )
+        return spec
+
+    def objective(self, table: dict) -> ObjectiveSpec:
+        self.known_keys(table, "objective", tuple(f.name for f in fields(ObjectiveSpec)))
+        kwargs: dict[str, Any] = {}
+        if "name" in table:
+            kwargs["name"] = self.choice(table["name"], "objective.name", OBJECTIVES)
+        if "target_loss" in table:
+            target = self.number(table["target_loss"], "objective.target_loss")
+            if target <= 0:
+                raise self.fail("objective.target_loss", f"must be > 0, got {target}")
+            kwargs["target_loss"] = target
+        return ObjectiveSpec(**kwargs)
+
+    def trials(self, data: dict, sampler: str, lr: ParamSpec, momentum: ParamSpec) -> int:
+        if sampler != "grid":
+            if "trials" in data:
+                return self.integer(data["trials"], "trials", 1)
+            return _STUDY_DEFAULTS["trials"]
+        size = len(lr.grid()) * len(momentum.grid())
+        if "trials" not in data:
+            return size
+        trials = self.integer(data["trials"], "trials", 1)
+        if trials > size:
+            raise self.fail(
+                "trials",
+                f"must be <= the grid size {size} ({len(lr.grid())} learning rates x "
+                f"{len(momentum.grid())} momenta), got {trials}",
+            )
+        return trials
+
+    def baseline(self, data: dict, sampler: str, momentum: ParamSpec) -> bool:
+        if momentum.fixed is not None:
+            why = f"momentum is fixed at {momentum.fixed} (search.momentum.fixed)"
+        elif momentum.low > 0:
+            why = f"momentum's range starts at {momentum.low}, so 0 is outside it"
+        elif sampler == "grid":
+            why = "the grid sampler already tries every grid point once"
+        else:
+            why = None
+        if "baseline" not in data:
+            # Default on, but silently off where a momentum-0 trial does not fit the search.
+            return _STUDY_DEFAULTS["baseline"] and why is None
+        baseline = self.boolean(data["baseline"], "baseline")
+        if baseline and why is not None:
+            raise self.fail(
+                "baseline", f"a momentum-0 baseline trial needs momentum searched over a range "
+                f"including 0, but {why}",
+            )
+        return baseline
+
+
+def _home_table(key: str) -> str | None:
+    tables = {
+        "data": tuple(f.name for f in fields(DataSpec)),
+        "network": _NETWORK_KEYS,
+        "search": ("learning_rate", "momentum"),
+        "pruner": tuple(f.name for f in fields(PrunerSpec)),
+        "objective": tuple(f.name for f in fields(ObjectiveSpec)),
+    }
+    return next((t for t, keys in tables.items() if key in keys), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _differing(spec: Any, default: Any, always: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of a spec that differ from its defaults (plus ``always``), in field order."""
+    return {
+        f.name: getattr(spec, f.name)
+        for f in fields(spec)
+        if f.name in always or getattr(spec, f.name) != getattr(default, f.name)
+    }
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # repr always has a '.' or an exponent, as TOML floats need; nan/inf are refused on
+        # parsing back.
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _toml_string(text: str) -> str:
+    escapes = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+               "\r": "\\r"}
+    out = []
+    for char in text:
+        if char in escapes:
+            out.append(escapes[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def spec_from_dict(plain: dict, path: str = "<stored study>") -> StudySpec:
+    """Rebuild a spec from ``StudySpec.to_dict()`` output, as stored with a study.
+
+    The stored dict was validated when its file was read, so it is trusted as it is.
+    """
+    def params(d):
+        return ParamSpec(**{**d, "values": tuple(d["values"]) if d.get("values") is not None else None})
+
+    return StudySpec(
+        **{
+            **plain,
+            "path": path,
+            "data": DataSpec(**plain["data"]),
+            "learning_rate": params(plain["learning_rate"]),
+            "momentum": params(plain["momentum"]),
+            "pruner": PrunerSpec(**plain["pruner"]),
+            "objective": ObjectiveSpec(**plain["objective"]),
+        }
+    )

@@ -1,0 +1,134 @@
+"""Opening Optuna's RDB storage: SQLite under results/ by default, or any URL (PostgreSQL).
+
+Everything here exists so that a storage problem becomes one clear line, never a traceback and
+never a write: a SQLite file is checked (is it SQLite? is it an Optuna database of the schema
+this Optuna writes?) before Optuna is allowed to create tables in it. Passwords in URLs are
+masked in every message.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from sqlalchemy.engine import make_url
+
+DEFAULT_STORAGE = "sqlite:///results/sweep.db"
+# Workers on one SQLite file wait this long for each other's write locks before giving up.
+SQLITE_LOCK_TIMEOUT_SECONDS = 120
+
+
+class StorageError(Exception):
+    """A storage that cannot be used; the message is one line with any password masked."""
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: mask anything between ':' and '@'
+        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except Exception:
+        return None
+
+
+def _one_line(error: BaseException, url: str) -> str:
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    message = text[0] if text else type(error).__name__
+    password = _password(url)
+    if password:
+        message = message.replace(str(password), "***")
+    return message
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a sqlite URL, or None for other back ends and in-memory SQLite."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse a file that is not an Optuna SQLite database of the current schema, without writing."""
+    if not path.parent.is_dir():
+        raise StorageError(f"{path}: folder {path.parent} does not exist")
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as handle:
+        if handle.read(16) != b"SQLite format 3\x00":
+            raise StorageError(f"{path}: not a SQLite database (corrupt, or another kind of file)")
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not tables:
+                return
+            if "alembic_version" not in tables or "studies" not in tables:
+                raise StorageError(f"{path}: a SQLite database, but not an Optuna one (no studies table)")
+            version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise StorageError(f"{path}: unreadable SQLite database ({error})") from None
+    expected = _head_schema_version()
+    if version is not None and expected is not None and version[0] != expected:
+        raise StorageError(
+            f"{path}: Optuna schema {version[0]!r}, but this Optuna {optuna.__version__} writes "
+            f"{expected!r}; use a new --storage file or `optuna storage upgrade`"
+        )
+
+
+def _head_schema_version() -> str | None:
+    """The schema version this Optuna writes, read from its bundled migration scripts."""
+    try:
+        from alembic.script import ScriptDirectory
+
+        scripts = Path(optuna.storages.__file__).parent / "_rdb" / "alembic"
+        return ScriptDirectory(str(scripts)).get_current_head()
+    except Exception:
+        return None
+
+
+def _sqlite_connector(path: Path):
+    def connect():
+        connection = sqlite3.connect(str(path), timeout=SQLITE_LOCK_TIMEOUT_SECONDS, check_same_thread=False)
+        # WAL lets readers work while a worker writes; NORMAL sync is safe with WAL (a power cut
+        # can lose the last commits, never corrupt the file) and makes each commit cheaper.
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    return connect
+
+
+def open_storage(url: str = DEFAULT_STORAGE) -> optuna.storages.RDBStorage:
+    """An RDBStorage for ``url``; raises StorageError with one line if it cannot be used."""
+    path = sqlite_path(url)
+    engine_kwargs = {}
+    if path is not None:
+        _check_sqlite_file(path)
+        engine_kwargs = {"creator": _sqlite_connector(path)}
+    else:
+        try:
+            backend = make_url(url).get_backend_name()
+        except Exception:
+            raise StorageError(f"storage URL {redact(url)!r} is not a database URL (e.g. sqlite:///results/sweep.db)") from None
+        if backend == "sqlite":
+            raise StorageError(f"storage URL {redact(url)!r} names no file")
+        engine_kwargs = {"pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError, ImportError) as error:
+        raise StorageError(f"cannot open storage {redact(url)}: {_one_line(error, url)}") from None

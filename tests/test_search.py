@@ -1,0 +1,175 @@
+"""The sweep end to end on a temporary SQLite file: top-up, recovery, determinism, pruning."""
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sweep.search import (
+    CURVES_ATTR, TRIAL_ATTR, SweepError, objective_value, read_records, replay, run_study,
+)
+from sweep.spec import ObjectiveSpec, parse_study
+from sweep.storage import open_storage
+
+TINY = {
+    "name": "tiny",
+    "trials": 12,
+    "batch_size": 5,
+    "seed": 3,
+    "data": {"source": "synthetic", "items": 60, "inputs": 3, "classes": 3},
+    "network": {"epochs": 12},
+}
+
+
+def tiny_spec(tmp_path, **changes):
+    data = {**TINY, **changes}
+    return parse_study(data, str(tmp_path / "tiny.toml"))
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return open_storage(f"sqlite:///{tmp_path / 'sweep.db'}")
+
+
+def states(storage, name="tiny"):
+    study_id = storage.get_study_id_from_name(name)
+    return [t.state for t in storage.get_all_trials(study_id)]
+
+
+def test_a_tiny_study_runs_end_to_end_and_stores_curves(tmp_path, storage):
+    spec = tiny_spec(tmp_path)
+    progress = run_study(spec, storage)
+    records = read_records(storage, "tiny")
+    assert len(records) == 12 and progress.added == 12
+    assert all(r.state == "complete" for r in records)
+    for record in records:
+        assert len(record.val_loss) == 12 and np.all(np.isfinite(record.val_loss))
+        assert record.value == pytest.approx(record.val_loss[-1])
+        assert spec.learning_rate.low <= record.learning_rate <= spec.learning_rate.high
+    # The baseline trial (momentum 0) goes first.
+    assert records[0].baseline and records[0].momentum == 0.0
+    assert sum(r.baseline for r in records) == 1
+    # Seeds are distinct per trial.
+    assert len({r.seed for r in records}) == 12
+
+
+def test_top_up_reaches_the_declared_total_and_a_second_run_adds_none(tmp_path, storage):
+    run_study(tiny_spec(tmp_path, trials=7), storage)
+    assert len(states(storage)) == 7
+    again = run_study(tiny_spec(tmp_path, trials=7), storage)
+    assert again.added == 0 and len(states(storage)) == 7
+    more = run_study(tiny_spec(tmp_path, trials=10), storage)  # raising the total tops up
+    assert more.added == 3 and len(states(storage)) == 10
+
+
+def test_same_seed_gives_same_parameters_and_curves(tmp_path):
+    first = open_storage(f"sqlite:///{tmp_path / 'a.db'}")
+    second = open_storage(f"sqlite:///{tmp_path / 'b.db'}")
+    run_study(tiny_spec(tmp_path), first)
+    run_study(tiny_spec(tmp_path), second)
+    a, b = read_records(first, "tiny"), read_records(second, "tiny")
+    assert [(r.learning_rate, r.momentum, r.seed) for r in a] == [(r.learning_rate, r.momentum, r.seed) for r in b]
+    for x, y in zip(a, b):
+        assert x.val_loss.tobytes() == y.val_loss.tobytes()
+    other = open_storage(f"sqlite:///{tmp_path / 'c.db'}")
+    run_study(tiny_spec(tmp_path, seed=4), other)
+    assert [r.learning_rate for r in read_records(other, "tiny")] != [r.learning_rate for r in a]
+
+
+def test_replay_is_bit_identical(tmp_path, storage):
+    spec = tiny_spec(tmp_path, pruner={"name": "median", "startup_trials": 2, "warmup_steps": 2, "interval": 2})
+    run_study(spec, storage)
+    for record in read_records(storage, "tiny"):
+        identical, run = replay(spec, record)
+        assert identical, record.number
+    # and a tampered curve is caught
+    record = read_records(storage, "tiny")[1]
+    record.val_loss[-1] += 1e-12
+    assert not replay(spec, record)[0]
+
+
+def test_a_trial_left_running_by_a_dead_worker_is_failed_and_retried_with_its_seed(tmp_path, storage):
+    spec = tiny_spec(tmp_path, trials=6)
+    run_study(spec, storage, max_batches=1)  # 5 trials
+    study_id = storage.get_study_id_from_name("tiny")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING,
+        params={"learning_rate": 0.05, "momentum": 0.3},
+        distributions=storage.get_all_trials(study_id)[0].distributions,
+        user_attrs={TRIAL_ATTR: {"learning_rate": 0.05, "momentum": 0.3, "seed": 1234, "rule": "seed",
+                                 "host": socket.gethostname(), "pid": dead_pid, "lease_until": time.time() + 999}},
+    )
+    orphan_id = storage.create_new_trial(study_id, template_trial=template)
+    run_study(spec, storage)
+    trials = storage.get_all_trials(study_id)
+    assert storage.get_trial(orphan_id).state == TrialState.FAIL
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    retry = [t for t in trials if t.user_attrs[TRIAL_ATTR].get("retry_of") == storage.get_trial(orphan_id).number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+    assert retry[0].user_attrs[TRIAL_ATTR]["seed"] == 1234
+    assert retry[0].params == {"learning_rate": 0.05, "momentum": 0.3}
+    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(finished) == 6  # the declared total, the failed one not counted
+
+
+def test_a_diverging_region_is_recorded_without_crashing(tmp_path, storage):
+    spec = tiny_spec(tmp_path, search={"learning_rate": {"low": 20.0, "high": 60.0}, "momentum": {"low": 0.5, "high": 0.9}},
+                     baseline=False, trials=6)
+    run_study(spec, storage)
+    records = read_records(storage, "tiny")
+    assert len(records) == 6 and all(r.state == "diverged" for r in records)
+    for record in records:
+        assert 1 <= record.diverged_epoch <= 12
+        assert len(record.val_loss) == record.diverged_epoch
+    assert all(t == TrialState.PRUNED for t in states(storage))
+
+
+def test_pruning_removes_networks_from_a_batch(tmp_path, storage):
+    spec = tiny_spec(tmp_path, trials=20, batch_size=10,
+                     pruner={"name": "median", "startup_trials": 3, "warmup_steps": 2, "interval": 2})
+    run_study(spec, storage)
+    records = read_records(storage, "tiny")
+    pruned = [r for r in records if r.state == "pruned"]
+    assert pruned, "the median pruner should stop some of 20 random-ish trials"
+    for record in pruned:
+        assert record.stopped_epoch < 12 and record.stopped_epoch % 2 == 0
+        assert len(record.val_loss) == record.stopped_epoch  # trained no further
+        assert record.value == pytest.approx(record.val_loss[-1])
+
+
+def test_a_changed_search_space_is_refused_unless_allowed(tmp_path, storage):
+    run_study(tiny_spec(tmp_path, trials=3), storage)
+    changed = tiny_spec(tmp_path, trials=3, network={"epochs": 13})
+    with pytest.raises(SweepError, match="different data set, network or search space"):
+        run_study(changed, storage)
+    run_study(changed, storage, allow_spec_change=True)
+
+
+def test_objectives():
+    curve = np.array([1.0, 0.5, 0.09, 0.2])
+    assert objective_value(ObjectiveSpec("final_val_loss"), curve) == 0.2
+    assert objective_value(ObjectiveSpec("auc_val_loss"), curve) == pytest.approx(np.mean(curve))
+    assert objective_value(ObjectiveSpec("epochs_to_target", 0.1), curve) == 3
+    assert objective_value(ObjectiveSpec("epochs_to_target", 0.01), curve) == 5
+
+
+def test_grid_study_visits_every_point_once(tmp_path, storage):
+    spec = tiny_spec(tmp_path, trials=12, batch_size=5, baseline=False, sampler={"name": "grid"},
+                     search={"learning_rate": {"low": 0.01, "high": 0.3, "points": 4},
+                             "momentum": {"low": 0.0, "high": 0.9, "points": 3}})
+    run_study(spec, storage)
+    records = read_records(storage, "tiny")
+    points = {(r.learning_rate, r.momentum) for r in records}
+    assert len(records) == 12 and len(points) == 12
+    expected = {(lr, m) for lr in spec.learning_rate.grid() for m in spec.momentum.grid()}
+    assert points == expected
+    assert run_study(spec, storage).added == 0

@@ -6,7 +6,9 @@ Every user error ends the same way: one line on stderr, exit code 2, no tracebac
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -128,7 +130,8 @@ def cmd_run(args) -> int:
         if args.workers > 1:
             from .workers import run_workers
 
-            progress = run_workers(spec, args.storage, args.workers, allow_spec_change=args.allow_spec_change, quiet=args.quiet)
+            progress = run_workers(spec, args.storage, args.workers, allow_spec_change=args.allow_spec_change,
+                                   on_progress=_progress_printer(spec.name, args.quiet))
         else:
             progress = run_study(spec, storage, allow_spec_change=args.allow_spec_change, on_progress=_progress_printer(spec.name, args.quiet))
         if not args.quiet and sys.stderr.isatty():
@@ -244,22 +247,35 @@ COMMANDS = {
 }
 
 
-def main(argv=None) -> int:
+def _user_errors() -> tuple[type[Exception], ...]:
     from .data import DataError
     from .search import SweepError
     from .spec import SpecError
     from .storage import StorageError
 
+    return (SpecError, DataError, StorageError, SweepError, UsageError)
+
+
+def _interrupt_on_terminate(signum, frame):
+    # `kill` and a closing terminal end a run as Ctrl-C does: in-flight trials failed, resumable.
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt_on_terminate)
     try:
         return COMMANDS[args.verb](args)
-    except (SpecError, DataError, StorageError, SweepError, UsageError) as error:
+    except USER_ERRORS as error:
         print(f"sweep: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\nsweep: interrupted; the batch in flight was failed and will be retried: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
 
+
+USER_ERRORS = _user_errors()
 
 if __name__ == "__main__":
     sys.exit(main())

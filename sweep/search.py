@@ -20,6 +20,8 @@ worker died or was interrupted, and those are retried.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import os
 import socket
@@ -29,11 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
+import sqlalchemy
 from optuna.distributions import FloatDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from .data import load_dataset
+from .storage import sqlite_path
 from .train import train, train_many
 
 # A RUNNING trial whose worker has not renewed its lease for this long is taken as dead.
@@ -406,34 +410,38 @@ def run_study(
     space = distributions(spec)
     batches = 0
     while max_batches is None or batches < max_batches:
-        tick = clock()
-        trials = storage.get_all_trials(study_id, deepcopy=False)
-        if fail_abandoned(storage, trials):
+        # Counting, sampling and writing the batch as RUNNING happen under one lock, so that
+        # workers sharing the study see each other's batches: the total is reached exactly and
+        # TPE's constant liar knows what the others are training.
+        with planning_lock(storage, study_id):
+            tick = clock()
             trials = storage.get_all_trials(study_id, deepcopy=False)
-        _count(progress, trials)
-        counted = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in trials)
-        remaining = spec.trials - counted
-        progress.seconds["storage"] += clock() - tick
-        if on_progress:
-            on_progress(progress)
-        if remaining <= 0:
-            break
-        tick = clock()
-        mirror = build_mirror(spec, trials)
-        planned = _plan_batch(spec, mirror, trials, min(spec.batch_size, remaining))
-        progress.seconds["sampler"] += clock() - tick
-        if not planned:
-            break
-        tick = clock()
-        for plan in planned:
-            template = optuna.trial.create_trial(
-                state=TrialState.RUNNING,
-                params={name: (plan.learning_rate if name == "learning_rate" else plan.momentum) for name in space},
-                distributions=space,
-                user_attrs={TRIAL_ATTR: _trial_info(spec, plan)},
-            )
-            plan.trial_id = storage.create_new_trial(study_id, template_trial=template)
-        progress.seconds["storage"] += clock() - tick
+            if fail_abandoned(storage, trials):
+                trials = storage.get_all_trials(study_id, deepcopy=False)
+            _count(progress, trials)
+            counted = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in trials)
+            remaining = spec.trials - counted
+            progress.seconds["storage"] += clock() - tick
+            if on_progress:
+                on_progress(progress)
+            if remaining <= 0:
+                break
+            tick = clock()
+            mirror = build_mirror(spec, trials)
+            planned = _plan_batch(spec, mirror, trials, min(spec.batch_size, remaining))
+            progress.seconds["sampler"] += clock() - tick
+            if not planned:
+                break
+            tick = clock()
+            for plan in planned:
+                template = optuna.trial.create_trial(
+                    state=TrialState.RUNNING,
+                    params={name: (plan.learning_rate if name == "learning_rate" else plan.momentum) for name in space},
+                    distributions=space,
+                    user_attrs={TRIAL_ATTR: _trial_info(spec, plan)},
+                )
+                plan.trial_id = storage.create_new_trial(study_id, template_trial=template)
+            progress.seconds["storage"] += clock() - tick
         try:
             batch = _train_batch(spec, dataset, storage, planned, progress)
             tick = clock()
@@ -452,6 +460,33 @@ def run_study(
         batches += 1
     progress.seconds["total"] = clock() - started
     return progress
+
+
+@contextlib.contextmanager
+def planning_lock(storage, study_id: int):
+    """Hold the study's planning lock: a file lock beside a SQLite database (workers on one
+    machine), a PostgreSQL advisory lock on PostgreSQL (workers on many). Other back ends get no
+    lock; workers there may overshoot the total by up to one batch each.
+    """
+    path = sqlite_path(str(storage.url))
+    if path is not None:
+        with open(f"{path}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    elif storage.engine.dialect.name == "postgresql":
+        key = 0x5357_0000 + study_id  # "SW" + study: one lock per study
+        with storage.engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+    else:
+        yield
 
 
 def _count(progress: Progress, trials) -> None:

@@ -104,6 +104,8 @@ def _head_schema_version() -> str | None:
 def _sqlite_connector(path: Path):
     def connect():
         connection = sqlite3.connect(str(path), timeout=SQLITE_LOCK_TIMEOUT_SECONDS, check_same_thread=False)
+        # No implicit BEGIN from pysqlite: _begin_immediate below starts every transaction.
+        connection.isolation_level = None
         # WAL lets readers work while a worker writes; NORMAL sync is safe with WAL (a power cut
         # can lose the last commits, never corrupt the file) and makes each commit cheaper.
         connection.execute("PRAGMA journal_mode=WAL")
@@ -111,6 +113,13 @@ def _sqlite_connector(path: Path):
         return connection
 
     return connect
+
+
+def _begin_immediate(connection) -> None:
+    # A deferred SQLite transaction that reads and then writes fails at once with "database is
+    # locked" when another worker wrote in between, without waiting for the lock timeout.
+    # Taking the write lock at BEGIN makes workers queue for it instead.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def open_storage(url: str = DEFAULT_STORAGE) -> optuna.storages.RDBStorage:
@@ -129,6 +138,10 @@ def open_storage(url: str = DEFAULT_STORAGE) -> optuna.storages.RDBStorage:
             raise StorageError(f"storage URL {redact(url)!r} names no file")
         engine_kwargs = {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError, ImportError) as error:
         raise StorageError(f"cannot open storage {redact(url)}: {_one_line(error, url)}") from None
+    if path is not None:
+        sqlalchemy.event.listen(storage.engine, "begin", _begin_immediate)
+        storage.engine.dispose()  # connections opened before the listener would not use it
+    return storage

@@ -1,0 +1,66 @@
+"""Several worker processes on one study: ``sweep run STUDY --workers N``.
+
+Each worker is an ordinary ``run_study`` loop in its own process on the same storage; they
+coordinate only through it (RUNNING trials count toward the total, so workers share the work).
+The parent creates the study and fails abandoned trials once before starting them, so the
+workers never race to do either, then shows progress until they finish.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+
+from .search import Progress, SweepError, _count, fail_abandoned, open_study, run_study
+from .storage import open_storage
+
+
+def _worker(study_file: str, storage_url: str, allow_spec_change: bool) -> None:
+    from .cli import EXIT_INTERRUPTED, EXIT_USAGE, USER_ERRORS
+    from .spec import load_study
+
+    try:
+        run_study(load_study(study_file), open_storage(storage_url), allow_spec_change=allow_spec_change)
+    except USER_ERRORS as error:
+        print(f"sweep: worker error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def run_workers(spec, storage_url: str, workers: int, *, allow_spec_change: bool = False,
+                on_progress=None, poll_seconds: float = 0.5) -> Progress:
+    """Run ``workers`` processes on ``spec``'s study until it reaches its declared total."""
+    storage = open_storage(storage_url)
+    study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)
+    before = len(storage.get_all_trials(study_id, deepcopy=False))
+    fail_abandoned(storage, storage.get_all_trials(study_id, deepcopy=False))
+    context = multiprocessing.get_context("spawn")  # no inherited database connections
+    processes = [
+        context.Process(target=_worker, args=(spec.path, storage_url, allow_spec_change), daemon=False)
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    progress = Progress(total=spec.trials)
+    try:
+        while any(p.is_alive() for p in processes):
+            time.sleep(poll_seconds)
+            _count(progress, storage.get_all_trials(study_id, deepcopy=False))
+            if on_progress:
+                on_progress(progress)
+    except KeyboardInterrupt:
+        # The workers got the same Ctrl-C: let them fail their batches in flight, then stop.
+        for process in processes:
+            process.join()
+        raise
+    for process in processes:
+        process.join()
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    _count(progress, trials)
+    progress.added = len(trials) - before
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    if failed:
+        raise SweepError(f"{len(failed)} of {workers} workers stopped with an error (exit codes {failed}); run again to resume")
+    return progress

@@ -1,0 +1,124 @@
+"""Reliability: several workers on one SQLite study, a worker killed mid-batch, Ctrl-C."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from sweep.search import TRIAL_ATTR, run_study
+from sweep.spec import load_study
+from sweep.storage import open_storage
+from sweep.workers import run_workers
+
+STUDY = """
+name = "{name}"
+trials = {trials}
+batch_size = {batch}
+seed = 5
+[data]
+source = "synthetic"
+items = {items}
+inputs = 4
+classes = 3
+[network]
+epochs = {epochs}
+"""
+
+
+def write_study(folder: Path, name="work", trials=24, batch=4, items=80, epochs=15) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(STUDY.format(name=name, trials=trials, batch=batch, items=items, epochs=epochs))
+    return path
+
+
+def trials_of(url: str, name: str):
+    storage = open_storage(url)
+    return storage.get_all_trials(storage.get_study_id_from_name(name))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [2, 4])
+def test_local_workers_reach_the_exact_total_with_unique_numbers_and_no_failures(tmp_path, workers):
+    study = write_study(tmp_path)
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    run_workers(load_study(study), url, workers)
+    trials = trials_of(url, "work")
+    assert len(trials) == 24
+    assert len({t.number for t in trials}) == 24
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    pids = {t.user_attrs[TRIAL_ATTR]["pid"] for t in trials}
+    assert len(pids) >= 2, "the work should be shared between processes"
+
+
+def start_run(study: Path, url: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweep", "run", str(study), "--storage", url, "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for_running(url: str, name: str, process, minimum_finished: int, timeout=60.0):
+    """Wait until the study has RUNNING trials and at least ``minimum_finished`` finished ones."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        try:
+            trials = trials_of(url, name)
+        except Exception:  # study not created yet
+            time.sleep(0.05)
+            continue
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        if any(t.state == TrialState.RUNNING for t in trials) and len(finished) >= minimum_finished:
+            return {t.number: t.value for t in finished}
+        time.sleep(0.05)
+    raise AssertionError("no batch in flight seen")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_batch_is_recovered_without_losing_a_completed_trial(tmp_path):
+    study = write_study(tmp_path, trials=12, batch=4, items=300, epochs=200)
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    process = start_run(study, url)
+    finished_before = wait_for_running(url, "work", process, minimum_finished=4)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    left = trials_of(url, "work")
+    assert any(t.state == TrialState.RUNNING for t in left)  # what the killed worker was training
+
+    run_study(load_study(study), open_storage(url))
+    trials = trials_of(url, "work")
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    finished = {t.number: t.value for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    assert len(finished) == 12
+    for number, value in finished_before.items():
+        assert finished[number] == value  # no completed trial lost or redone
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    retried = {t.user_attrs[TRIAL_ATTR].get("retry_of"): t for t in trials}
+    for trial in failed:  # every trial of the killed batch was retried with its seed
+        again = retried[trial.number]
+        assert again.user_attrs[TRIAL_ATTR]["seed"] == trial.user_attrs[TRIAL_ATTR]["seed"]
+        assert again.params == trial.params
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_consistent_study_that_resumes(tmp_path):
+    study = write_study(tmp_path, trials=12, batch=4, items=300, epochs=200)
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    process = start_run(study, url)
+    wait_for_running(url, "work", process, minimum_finished=0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "run the same command again to resume" in stderr and "Traceback" not in stderr
+    trials = trials_of(url, "work")
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert [t for t in trials if t.state == TrialState.FAIL]  # the batch in flight
+
+    run_study(load_study(study), open_storage(url))
+    trials = trials_of(url, "work")
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 12
+    assert not [t for t in trials if t.state == TrialState.RUNNING]

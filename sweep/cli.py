@@ -23,7 +23,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the default prints the whole usage first)."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        from .storage import redact_text  # argparse echoes arguments: a storage URL among them
+
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {redact_text(message)} (see {self.prog} --help)\n")
 
 
 def _add_storage(parser):
@@ -117,15 +119,43 @@ def _progress_printer(name: str, quiet: bool):
     return show
 
 
+def _check_searches(specs, storage) -> None:
+    """Refuse, before any study runs, a study file whose search differs from its stored study
+    or from another file of this command with the same name (as open_study would, too late)."""
+    from .search import FINGERPRINT_ATTR, SweepError
+
+    seen = {}
+    for spec in specs:
+        other = seen.setdefault(spec.name, spec)
+        if other.search_fingerprint() != spec.search_fingerprint():
+            raise SweepError(
+                f"{spec.path}: study {spec.name!r} is also in {other.path} with a different data set, "
+                "network or search space; give one of them a new name"
+            )
+        try:
+            stored = storage.get_study_user_attrs(storage.get_study_id_from_name(spec.name)).get(FINGERPRINT_ATTR)
+        except KeyError:
+            continue
+        if stored is not None and stored != spec.search_fingerprint():
+            raise SweepError(
+                f"{spec.path}: study {spec.name!r} was stored with a different data set, network or "
+                "search space; give it a new name, or pass --allow-spec-change to add trials anyway"
+            )
+
+
 def cmd_run(args) -> int:
-    from .search import run_study
+    from .search import dataset_for, run_study
     from .spec import load_study
     from .storage import open_storage, redact
 
     specs = [load_study(path) for path in args.studies]  # every file is checked before any run
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    for spec in specs:
+        dataset_for(spec)  # so is its data (a bad CSV), before anything is written
     storage = open_storage(args.storage)
+    if not args.allow_spec_change:
+        _check_searches(specs, storage)
     for spec in specs:
         if args.workers > 1:
             from .workers import run_workers
@@ -162,7 +192,7 @@ def cmd_best(args) -> int:
     from .search import SweepError, read_records
     from .storage import open_storage
 
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
     best = best_trial(read_records(storage, name))
     if best is None:
@@ -180,7 +210,7 @@ def cmd_replay(args) -> int:
     from .search import SweepError, read_records, replay
     from .storage import open_storage
 
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
     spec = stored_spec(storage, name)
     records = {r.number: r for r in read_records(storage, name)}
@@ -202,7 +232,7 @@ def cmd_export(args) -> int:
     from .search import read_records
     from .storage import open_storage
 
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
     records = read_records(storage, name)
     from .report import study_folder
@@ -221,7 +251,7 @@ def cmd_report(args) -> int:
 
     from .storage import open_storage
 
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, create=False)
     names = None if args.all or not args.studies else [study_name(s) for s in args.studies]
     for line in write_reports(storage, names):
         print(line)
@@ -235,7 +265,7 @@ def cmd_robust(args) -> int:
 
     if args.top < 1 or args.seeds < 2:
         raise UsageError("--top must be at least 1 and --seeds at least 2")
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
     print(write_robust(storage, name, stored_spec(storage, name), top=args.top, seeds=args.seeds))
     return 0
@@ -268,7 +298,9 @@ def main(argv=None) -> int:
     try:
         return COMMANDS[args.verb](args)
     except USER_ERRORS as error:
-        print(f"sweep: error: {error}", file=sys.stderr)
+        from .storage import redact_text
+
+        print(f"sweep: error: {redact_text(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\nsweep: interrupted; the batch in flight was failed and will be retried: run the same command again to resume", file=sys.stderr)

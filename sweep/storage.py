@@ -25,28 +25,41 @@ class StorageError(Exception):
     """A storage that cannot be used; the message is one line with any password masked."""
 
 
+# A password in a URL's user part (scheme://user:password@host) or its query (?password=...).
+_USERINFO_PASSWORD = re.compile(r"(//[^:/@\s]*:)[^@\s]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)(?!\*\*\*)[^&\s'\"]*", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password of any URL in it replaced by *** (for messages that echo input)."""
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", text))
+
+
 def redact(url: str) -> str:
     """``url`` with its password replaced by ***."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        shown = make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy can parse: mask anything between ':' and '@'
-        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+        shown = url
+    return redact_text(shown)
 
 
-def _password(url: str) -> str | None:
+def _passwords(url: str) -> list[str]:
     try:
-        return make_url(url).password
+        parsed = make_url(url)
     except Exception:
-        return None
+        return []
+    query = parsed.query.get("password")
+    query = [query] if isinstance(query, str) else list(query or ())
+    return [str(p) for p in [parsed.password, *query] if p]
 
 
 def _one_line(error: BaseException, url: str) -> str:
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
     message = text[0] if text else type(error).__name__
-    password = _password(url)
-    if password:
-        message = message.replace(str(password), "***")
-    return message
+    for password in _passwords(url):
+        message = message.replace(password, "***")
+    return redact_text(message)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -60,21 +73,30 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def _check_sqlite_file(path: Path) -> None:
-    """Refuse a file that is not an Optuna SQLite database of the current schema, without writing."""
+def _check_sqlite_file(path: Path) -> bool:
+    """Refuse a file that is not an Optuna SQLite database of the current schema, without writing.
+
+    Returns whether the file holds an Optuna database (False: no file, or an empty one).
+    """
     if not path.parent.is_dir():
         raise StorageError(f"{path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise StorageError(f"{path}: is a directory, not a results database file")
     if not path.exists() or path.stat().st_size == 0:
-        return
-    with open(path, "rb") as handle:
-        if handle.read(16) != b"SQLite format 3\x00":
-            raise StorageError(f"{path}: not a SQLite database (corrupt, or another kind of file)")
+        return False
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(16)
+    except OSError as error:
+        raise StorageError(f"{path}: cannot read the results database: {error.strerror or error}") from None
+    if header != b"SQLite format 3\x00":
+        raise StorageError(f"{path}: not a SQLite database (corrupt, or another kind of file)")
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not tables:
-                return
+                return False
             if "alembic_version" not in tables or "studies" not in tables:
                 raise StorageError(f"{path}: a SQLite database, but not an Optuna one (no studies table)")
             version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
@@ -88,6 +110,7 @@ def _check_sqlite_file(path: Path) -> None:
             f"{path}: Optuna schema {version[0]!r}, but this Optuna {optuna.__version__} writes "
             f"{expected!r}; use a new --storage file or `optuna storage upgrade`"
         )
+    return True
 
 
 def _head_schema_version() -> str | None:
@@ -122,12 +145,17 @@ def _begin_immediate(connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def open_storage(url: str = DEFAULT_STORAGE) -> optuna.storages.RDBStorage:
-    """An RDBStorage for ``url``; raises StorageError with one line if it cannot be used."""
+def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.storages.RDBStorage:
+    """An RDBStorage for ``url``; raises StorageError with one line if it cannot be used.
+
+    ``create=False`` (commands that only read) refuses a SQLite file that holds no Optuna
+    database yet instead of creating one.
+    """
     path = sqlite_path(url)
     engine_kwargs = {}
     if path is not None:
-        _check_sqlite_file(path)
+        if not _check_sqlite_file(path) and not create:
+            raise StorageError(f"{path}: no results database there (check --storage, or run `sweep run` first)")
         engine_kwargs = {"creator": _sqlite_connector(path)}
     else:
         try:

@@ -12,7 +12,7 @@ import multiprocessing
 import sys
 import time
 
-from .search import Progress, SweepError, _count, fail_abandoned, open_study, run_study
+from .search import Progress, SweepError, _count, dataset_for, fail_abandoned, open_study, run_study
 from .storage import open_storage
 
 
@@ -32,6 +32,7 @@ def _worker(study_file: str, storage_url: str, allow_spec_change: bool) -> None:
 def run_workers(spec, storage_url: str, workers: int, *, allow_spec_change: bool = False,
                 on_progress=None, poll_seconds: float = 0.5) -> Progress:
     """Run ``workers`` processes on ``spec``'s study until it reaches its declared total."""
+    dataset_for(spec)  # bad data fails here, before anything is written
     storage = open_storage(storage_url)
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)
     before = len(storage.get_all_trials(study_id, deepcopy=False))

@@ -1,0 +1,563 @@
+"""Analysis of stored trials: pure functions from TrialRecords to plain data.
+
+Nothing here draws, writes files or talks to Optuna. Each plot in :mod:`sweep.plots` first asks
+this module for a small record (the curves to draw, the landscape's points or grid cells, the
+momentum-versus-none pair) and then only draws it, so the tests check these records and not
+pixels. The statistics are plain: a mean with its Student-t 95 % interval.
+
+Conventions: epochs are 1-based (epoch e is the curve's entry e - 1); "reached the target"
+means a validation loss <= the target loss; an objective value is lower-is-better.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .search import TrialRecord, objective_value
+
+# States whose trial trained at least one epoch and stored its curves.
+TRAINED_STATES = ("complete", "pruned", "diverged")
+
+
+# ---------------------------------------------------------------------------------------------
+# Picking trials
+
+
+def completed(records: Iterable[TrialRecord]) -> list[TrialRecord]:
+    """The COMPLETE trials with a finite objective value, in trial-number order."""
+    return [
+        r
+        for r in records
+        if r.state == "complete" and r.value is not None and math.isfinite(r.value)
+    ]
+
+
+def top_trials(records: Iterable[TrialRecord], k: int) -> list[TrialRecord]:
+    """The ``k`` best COMPLETE trials, best first (ties: lower trial number first)."""
+    return sorted(completed(records), key=lambda r: (r.value, r.number))[: max(k, 0)]
+
+
+def best_trial(records: Iterable[TrialRecord]) -> TrialRecord | None:
+    """The COMPLETE trial with the lowest objective value, or None when there is none.
+
+    Pruned, diverged, failed and running trials never count, whatever value they hold.
+    """
+    best = top_trials(records, 1)
+    return best[0] if best else None
+
+
+def state_counts(records: Iterable[TrialRecord]) -> dict[str, int]:
+    """How many trials are in each state; every state is present, 0 when none."""
+    counts = dict.fromkeys(("complete", "pruned", "diverged", "failed", "running"), 0)
+    for record in records:
+        counts[record.state] = counts.get(record.state, 0) + 1
+    return counts
+
+
+def epochs_to_target(val_loss: np.ndarray, target_loss: float) -> int | None:
+    """The first epoch (1-based) whose validation loss is <= ``target_loss``; None if never."""
+    reached = np.flatnonzero(np.asarray(val_loss, dtype=float) <= target_loss)
+    return int(reached[0]) + 1 if len(reached) else None
+
+
+def _last(values: np.ndarray) -> float:
+    return float(values[-1]) if len(values) else math.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+TRIAL_COLUMNS = (
+    "number",
+    "state",
+    "learning_rate",
+    "momentum",
+    "seed",
+    "value",
+    "baseline",
+    "diverged_epoch",
+    "stopped_epoch",
+    "epochs_trained",
+    "final_val_loss",
+    "final_val_accuracy",
+)
+CURVE_COLUMNS = ("number", "epoch", "train_loss", "val_loss", "val_accuracy")
+
+
+def records_frames(records: Sequence[TrialRecord]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials, curves) as pandas frames.
+
+    trials: one row per trial with ``TRIAL_COLUMNS``; ``final_*`` are the last epoch trained
+    (NaN when nothing was trained), ``diverged_epoch``/``stopped_epoch`` are nullable integers.
+    curves: long format, one row per (trial, epoch trained) with ``CURVE_COLUMNS``.
+    """
+    trials = pd.DataFrame(
+        [
+            {
+                "number": r.number,
+                "state": r.state,
+                "learning_rate": r.learning_rate,
+                "momentum": r.momentum,
+                "seed": r.seed,
+                "value": math.nan if r.value is None else r.value,
+                "baseline": r.baseline,
+                "diverged_epoch": r.diverged_epoch,
+                "stopped_epoch": r.stopped_epoch,
+                "epochs_trained": len(r.val_loss),
+                "final_val_loss": _last(r.val_loss),
+                "final_val_accuracy": _last(r.val_accuracy),
+            }
+            for r in records
+        ],
+        columns=list(TRIAL_COLUMNS),
+    )
+    for column in ("diverged_epoch", "stopped_epoch"):
+        trials[column] = trials[column].astype("Int64")
+    pieces = [
+        pd.DataFrame(
+            {
+                "number": r.number,
+                "epoch": np.arange(1, len(r.val_loss) + 1),
+                "train_loss": r.train_loss[: len(r.val_loss)],
+                "val_loss": r.val_loss,
+                "val_accuracy": r.val_accuracy[: len(r.val_loss)],
+            }
+        )
+        for r in records
+        if len(r.val_loss)
+    ]
+    curves = (
+        pd.concat(pieces, ignore_index=True)
+        if pieces
+        else pd.DataFrame(columns=list(CURVE_COLUMNS))
+    )
+    return trials, curves
+
+
+# ---------------------------------------------------------------------------------------------
+# Curves
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One trial's validation-loss curve as the curves plot draws it.
+
+    ``epochs``/``val_loss`` stop at the divergence epoch for a diverged trial. ``rank`` is 1 for
+    the best trial, up to ``top`` for the highlighted ones, None for the rest. ``diverged_loss``
+    is the validation loss at the divergence epoch when it is finite (None: draw the mark at the
+    top of the axes).
+    """
+
+    number: int
+    state: str
+    learning_rate: float
+    momentum: float
+    epochs: np.ndarray
+    val_loss: np.ndarray
+    rank: int | None
+    diverged_epoch: int | None
+    diverged_loss: float | None
+
+
+def curves(records: Sequence[TrialRecord], top: int = 5) -> list[Curve]:
+    """Every trained trial's curve, the ``top`` best COMPLETE trials ranked, in trial order."""
+    ranks = {r.number: i + 1 for i, r in enumerate(top_trials(records, top))}
+    out = []
+    for r in records:
+        if r.state not in TRAINED_STATES or not len(r.val_loss):
+            continue
+        n = len(r.val_loss)
+        if r.diverged_epoch:
+            n = min(n, r.diverged_epoch)
+        loss = np.asarray(r.val_loss[:n], dtype=float)
+        diverged_loss = None
+        if r.diverged_epoch and n == r.diverged_epoch and math.isfinite(loss[-1]):
+            diverged_loss = float(loss[-1])
+        out.append(
+            Curve(
+                number=r.number,
+                state=r.state,
+                learning_rate=r.learning_rate,
+                momentum=r.momentum,
+                epochs=np.arange(1, n + 1),
+                val_loss=loss,
+                rank=ranks.get(r.number),
+                diverged_epoch=r.diverged_epoch,
+                diverged_loss=diverged_loss,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Landscape
+
+
+@dataclass(frozen=True)
+class LandscapePoint:
+    """One trial's place on the learning-rate x momentum plane."""
+
+    number: int
+    state: str
+    learning_rate: float
+    momentum: float
+    value: float | None  # the objective, COMPLETE trials only
+
+    @property
+    def log10_learning_rate(self) -> float:
+        return math.log10(self.learning_rate)
+
+
+def landscape_points(records: Iterable[TrialRecord]) -> list[LandscapePoint]:
+    """Every trained trial with a positive, finite learning rate and a finite momentum."""
+    points = []
+    for r in records:
+        if r.state not in TRAINED_STATES:
+            continue
+        if not (
+            math.isfinite(r.learning_rate) and r.learning_rate > 0 and math.isfinite(r.momentum)
+        ):
+            continue
+        value = (
+            r.value
+            if r.state == "complete" and r.value is not None and math.isfinite(r.value)
+            else None
+        )
+        points.append(LandscapePoint(r.number, r.state, r.learning_rate, r.momentum, value))
+    return points
+
+
+def _edges(centres: np.ndarray, half_width_alone: float) -> np.ndarray:
+    """Cell edges around sorted centres: midpoints inside, half a step beyond each end."""
+    if len(centres) == 1:
+        return np.array([centres[0] - half_width_alone, centres[0] + half_width_alone])
+    middle = (centres[1:] + centres[:-1]) / 2
+    return np.concatenate([[2 * centres[0] - middle[0]], middle, [2 * centres[-1] - middle[-1]]])
+
+
+@dataclass(frozen=True)
+class GridLandscape:
+    """A grid study as cells: row i is ``momenta[i]``, column j is ``learning_rates[j]``.
+
+    ``value`` holds the objective of COMPLETE cells and NaN elsewhere; ``state`` holds each
+    cell's trial state ("" when no trial sits there yet); ``trial`` the trial number (-1: none).
+    ``log10_learning_rate_edges`` and ``momentum_edges`` bound the cells for pcolormesh: midway
+    between grid points, half a step beyond the end points (momentum edges clipped to [0, 1]).
+    """
+
+    learning_rates: np.ndarray
+    momenta: np.ndarray
+    log10_learning_rate_edges: np.ndarray
+    momentum_edges: np.ndarray
+    value: np.ndarray
+    state: np.ndarray
+    trial: np.ndarray
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.state == "diverged"
+
+
+def grid_landscape(
+    records: Iterable[TrialRecord], learning_rates: Sequence[float], momenta: Sequence[float]
+) -> GridLandscape:
+    """Place each trained trial in the grid cell of its nearest grid point.
+
+    learning_rates, momenta: the grid's points (any order; learning rates > 0). A trial further
+    than half a cell from every point is not a grid trial and is left out. Two trials in one
+    cell (a retry): the COMPLETE one with the lower value wins, then the later one.
+    """
+    lr_axis = np.log10(np.sort(np.asarray(learning_rates, dtype=float)))
+    m_axis = np.sort(np.asarray(momenta, dtype=float))
+    lr_edges = _edges(lr_axis, 0.5)
+    # Momentum lives in [0, 1): the end cells stop at its bounds rather than run past them.
+    m_edges = np.clip(_edges(m_axis, 0.05), 0.0, 1.0)
+    shape = (len(m_axis), len(lr_axis))
+    value = np.full(shape, np.nan)
+    state = np.full(shape, "", dtype=object)
+    trial = np.full(shape, -1, dtype=int)
+    for p in landscape_points(records):
+        x = p.log10_learning_rate
+        j = int(np.argmin(np.abs(lr_axis - x)))
+        i = int(np.argmin(np.abs(m_axis - p.momentum)))
+        if not (lr_edges[j] <= x <= lr_edges[j + 1] and m_edges[i] <= p.momentum <= m_edges[i + 1]):
+            continue
+        held = value[i, j]
+        if trial[i, j] >= 0 and not math.isnan(held) and (p.value is None or p.value >= held):
+            continue  # a COMPLETE trial at least as good already holds the cell
+        value[i, j] = np.nan if p.value is None else p.value
+        state[i, j] = p.state
+        trial[i, j] = p.number
+    return GridLandscape(
+        learning_rates=10**lr_axis,
+        momenta=m_axis,
+        log10_learning_rate_edges=lr_edges,
+        momentum_edges=m_edges,
+        value=value,
+        state=state.astype(str),
+        trial=trial,
+    )
+
+
+def colour_limits(values: Iterable[float], quantile: float = 0.95) -> tuple[float, float] | None:
+    """(low, high) for a logarithmic colour scale over positive objective values.
+
+    low is the smallest value (the best must be distinguishable); high is the ``quantile`` of
+    the values, so a few far-off values (near-divergent trials) do not squash the rest into one
+    colour: values above high are clipped to the top colour. None when no value is positive.
+    """
+    finite = np.array([v for v in values if v is not None and math.isfinite(v) and v > 0])
+    if not len(finite):
+        return None
+    low = float(finite.min())
+    high = float(np.exp(np.quantile(np.log(finite), quantile)))
+    if high <= low * 1.0001:
+        high = low * 1.1
+    return low, high
+
+
+# ---------------------------------------------------------------------------------------------
+# Momentum against none
+
+
+@dataclass(frozen=True)
+class ComparedTrial:
+    """One side of the momentum-versus-none comparison: a trial and the study it comes from."""
+
+    study: str
+    record: TrialRecord
+    epochs_to_target: int | None  # first epoch with validation loss <= target; None: not reached
+    train_epochs_to_target: int | None  # the same for the training loss
+    final_val_loss: float
+
+
+@dataclass(frozen=True)
+class MomentumComparison:
+    """The best momentum trial beside the best no-momentum (momentum 0) trial.
+
+    Either side may be None: a study with momentum fixed at 0 and no comparable study has no
+    momentum trial; a study without a momentum-0 trial and no comparable study has no plain one.
+    """
+
+    target_loss: float
+    momentum: ComparedTrial | None
+    no_momentum: ComparedTrial | None
+
+
+def _compared(found: tuple[str, TrialRecord] | None, target_loss: float) -> ComparedTrial | None:
+    if found is None:
+        return None
+    study, record = found
+    return ComparedTrial(
+        study,
+        record,
+        epochs_to_target(record.val_loss, target_loss),
+        epochs_to_target(record.train_loss, target_loss),
+        _last(record.val_loss),
+    )
+
+
+def _best_of(
+    sources: Sequence[tuple[str, Sequence[TrialRecord]]], keep
+) -> tuple[str, TrialRecord] | None:
+    """The best COMPLETE trial passing ``keep`` over several studies; ties go to the earlier one."""
+    found = [
+        (best, i, name)
+        for i, (name, records) in enumerate(sources)
+        if (best := best_trial(r for r in records if keep(r))) is not None
+    ]
+    if not found:
+        return None
+    best, _, name = min(found, key=lambda f: (f[0].value, f[1]))
+    return name, best
+
+
+def compare_momentum(
+    study: str,
+    records: Sequence[TrialRecord],
+    target_loss: float,
+    comparable: Sequence[tuple[str, Sequence[TrialRecord]]] = (),
+) -> MomentumComparison:
+    """Pick the two trials to compare, and the epochs each needs to reach ``target_loss``.
+
+    comparable: (study name, records) of other studies on the same data, network, epochs and
+    objective, whose values can be ranked with this study's.
+
+    Momentum side: this study's best COMPLETE trial with momentum > 0 (its answer); when it has
+    none (momentum fixed at 0), the best such trial of the comparable studies.
+    No-momentum side: the best COMPLETE momentum-0 trial of this study and the comparable ones
+    (e.g. a momentum-0 study that tuned plain SGD's learning rate beats an untuned baseline);
+    failing that, a momentum-0 trial of this study that did not complete (the baseline first),
+    so that it is at least shown.
+    """
+    own = [(study, records)]
+    moving = _best_of(own, lambda r: r.momentum > 0) or _best_of(
+        comparable, lambda r: r.momentum > 0
+    )
+    still = _best_of([*own, *comparable], lambda r: r.momentum == 0)
+    if still is None:
+        trained = [
+            r for r in records if r.momentum == 0 and r.state in TRAINED_STATES and len(r.val_loss)
+        ]
+        trained.sort(key=lambda r: (not r.baseline, r.number))
+        still = (study, trained[0]) if trained else None
+    return MomentumComparison(
+        target_loss, _compared(moving, target_loss), _compared(still, target_loss)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def _continued_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the regularised incomplete beta function (modified Lentz)."""
+    tiny, eps = 1e-300, 1e-15
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1 + numerator * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < eps:
+            break
+    return h
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b) for 0 <= x <= 1 (Numerical Recipes, 6.4)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1) / (a + b + 2):
+        return math.exp(log_front) * _continued_fraction(a, b, x) / a
+    return 1 - math.exp(log_front) * _continued_fraction(b, a, 1 - x) / b
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` > 0 degrees of freedom."""
+    tail = 0.5 * _incomplete_beta(df / 2, 0.5, df / (df + t * t))
+    return 1 - tail if t > 0 else tail
+
+
+def student_t_quantile(p: float, df: float) -> float:
+    """The t with P(T <= t) = p, for 0 < p < 1 and df > 0 (bisection to machine precision)."""
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    if p < 0.5:
+        return -student_t_quantile(1 - p, df)
+    low, high = 0.0, 1.0
+    while student_t_cdf(high, df) < p:
+        low, high = high, high * 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        if middle in (low, high):
+            break
+        low, high = (middle, high) if student_t_cdf(middle, df) < p else (low, middle)
+    return (low + high) / 2
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A sample mean with its two-sided confidence interval (Student t, n - 1 d.o.f.).
+
+    n = 1: the bounds are -inf and inf (one value says nothing about spread); n = 0: all NaN.
+    """
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    confidence: float = 0.95
+
+
+def mean_interval(values: Iterable[float], confidence: float = 0.95) -> Interval:
+    """Mean of ``values`` with its ``confidence`` t-interval: mean +- t * s / sqrt(n)."""
+    x = np.asarray(list(values), dtype=float)
+    n = len(x)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, confidence)
+    mean = float(x.mean())
+    if n == 1:
+        return Interval(mean, -math.inf, math.inf, 1, confidence)
+    half = student_t_quantile(0.5 + confidence / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n, confidence)
+
+
+# ---------------------------------------------------------------------------------------------
+# Robustness to the seed
+
+
+@dataclass(frozen=True)
+class RobustCandidate:
+    """One top trial re-trained with fresh seeds.
+
+    ``objective`` is over the seeds that did not diverge; ``epochs_to_target`` over those too,
+    a seed that never reached the target counting as epochs + 1 (the objective's convention).
+    """
+
+    number: int
+    learning_rate: float
+    momentum: float
+    seeds: int
+    objective: Interval
+    epochs_to_target: Interval
+    reached: int  # seeds that reached the target loss
+    diverged: int  # seeds that diverged
+
+    @property
+    def rank_key(self) -> tuple:
+        """Fewest diverged seeds first, then the lowest upper bound of the objective's interval."""
+        high = self.objective.high if not math.isnan(self.objective.high) else math.inf
+        return (self.diverged, high, self.objective.mean, self.number)
+
+
+def robust_candidates(
+    trials: Sequence[TrialRecord],
+    val_loss: np.ndarray,
+    diverged_epoch: np.ndarray,
+    objective,
+) -> list[RobustCandidate]:
+    """Summarise the re-training of ``trials``, most robust first.
+
+    val_loss: (K, S, epochs) validation curves of trial k's s-th fresh seed (NaN after
+    divergence). diverged_epoch: (K, S), 0 where the network did not diverge. objective: the
+    study's ``ObjectiveSpec`` (name, target_loss). Ranked by :attr:`RobustCandidate.rank_key`.
+    """
+    val_loss = np.asarray(val_loss, dtype=float)
+    epochs = val_loss.shape[2]
+    out = []
+    for k, trial in enumerate(trials):
+        stable = [s for s in range(val_loss.shape[1]) if not diverged_epoch[k, s]]
+        values = [objective_value(objective, val_loss[k, s]) for s in stable]
+        reached = [epochs_to_target(val_loss[k, s], objective.target_loss) for s in stable]
+        out.append(
+            RobustCandidate(
+                number=trial.number,
+                learning_rate=trial.learning_rate,
+                momentum=trial.momentum,
+                seeds=val_loss.shape[1],
+                objective=mean_interval(values),
+                epochs_to_target=mean_interval([epochs + 1 if e is None else e for e in reached]),
+                reached=sum(e is not None for e in reached),
+                diverged=val_loss.shape[1] - len(stable),
+            )
+        )
+    return sorted(out, key=lambda c: c.rank_key)

@@ -1,0 +1,529 @@
+"""Drawing: matplotlib figures from the plain records of :mod:`sweep.analysis`.
+
+Every function takes analysis records (or an Optuna study, for Optuna's own plots) and returns
+a ``matplotlib.figure.Figure``; none saves or shows anything, :mod:`sweep.report` does that.
+Our figures are built on ``Figure`` directly, not through pyplot, so they hold no global
+state; Optuna's plots go through pyplot, so call :func:`close` on every figure when done.
+
+The Agg backend is selected on import: the report runs headless.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+from matplotlib import colors, patheffects, ticker
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from .analysis import Curve, GridLandscape, LandscapePoint, MomentumComparison, colour_limits
+
+# 100 dpi: a 10 x 6 inch figure is a 1000 x 600 pixel PNG.
+DPI = 100
+SIZE = (10.0, 6.0)
+MOMENTUM_COLOURS = "viridis"
+OBJECTIVE_COLOURS = "magma_r"  # dark = low = good
+DIVERGED_COLOUR = "#d62728"
+BEST_COLOUR = "#ffd700"
+OBJECTIVE_LABELS = {
+    "final_val_loss": "final validation loss",
+    "auc_val_loss": "mean validation loss over the epochs",
+    "epochs_to_target": "epochs to the target loss",
+}
+
+
+def close(figure: Figure) -> None:
+    """Release a figure (needed for pyplot-made ones, harmless for the others)."""
+    plt.close(figure)
+
+
+def _figure(**subplots) -> tuple[Figure, object]:
+    figure = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+    return figure, figure.subplots(**subplots)
+
+
+def _empty(ax, message: str) -> None:
+    ax.text(
+        0.5,
+        0.5,
+        message,
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=13,
+        color="0.35",
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+class _PlainLogFormatter(ticker.LogFormatter):
+    """Log-axis labels as plain numbers (0.05, 0.1, 1) rather than 5e-02 or 5 x 10^-2."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:g}"
+
+
+def _plain_log_ticks(axis) -> None:
+    """Plain labels on a log axis; minor ticks labelled only when it spans about a decade."""
+    axis.set_major_formatter(_PlainLogFormatter())
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+
+
+def _momentum_norm(momenta: Sequence[float]) -> colors.Normalize:
+    top = max([m for m in momenta if math.isfinite(m)] + [0.0])
+    return colors.Normalize(vmin=0.0, vmax=max(top, 0.1))
+
+
+def curves_figure(
+    curves: Sequence[Curve], *, title: str, target_loss: float | None = None
+) -> Figure:
+    """Validation loss per epoch of every trial, log y, coloured by momentum.
+
+    The ranked trials (``Curve.rank``) are drawn thick, outlined and labelled with their
+    learning rate and momentum; the others thin and faint. A diverged trial's curve ends at its
+    divergence epoch with a red x (at the top edge when the loss there was not finite).
+    """
+    figure, ax = _figure()
+    ax.set_title(title)
+    if not curves:
+        _empty(ax, "no trained trials yet")
+        return figure
+    norm = _momentum_norm([c.momentum for c in curves])
+    cmap = matplotlib.colormaps[MOMENTUM_COLOURS]
+    faint = [c for c in curves if c.rank is None]
+    # Hundreds of faint curves must not add up to a solid band.
+    faint_alpha = min(0.3, 3 / math.sqrt(max(len(faint), 1)))
+    ranked = sorted((c for c in curves if c.rank is not None), key=lambda c: c.rank)
+    for c in faint:
+        ax.plot(
+            c.epochs, c.val_loss, color=cmap(norm(c.momentum)), lw=0.7, alpha=faint_alpha, zorder=1
+        )
+    outline = [patheffects.Stroke(linewidth=3.6, foreground="black"), patheffects.Normal()]
+    for c in ranked:
+        ax.plot(
+            c.epochs,
+            c.val_loss,
+            color=cmap(norm(c.momentum)),
+            lw=2.2,
+            zorder=3 + 1 / c.rank,
+            path_effects=outline,
+            label=f"#{c.rank} trial {c.number}: lr {c.learning_rate:.3g}, momentum {c.momentum:.2f}",
+        )
+    diverged = [c for c in curves if c.diverged_epoch]
+    handles, labels = ax.get_legend_handles_labels()
+    if diverged:
+        top_edge = ax.get_xaxis_transform()  # x in data, y in axes fraction
+        for c in diverged:
+            if c.diverged_loss is not None:
+                ax.plot(
+                    c.diverged_epoch,
+                    c.diverged_loss,
+                    "x",
+                    color=DIVERGED_COLOUR,
+                    ms=7,
+                    mew=1.6,
+                    zorder=4,
+                )
+            else:
+                ax.plot(
+                    c.diverged_epoch,
+                    0.98,
+                    "x",
+                    color=DIVERGED_COLOUR,
+                    ms=7,
+                    mew=1.6,
+                    zorder=4,
+                    transform=top_edge,
+                    clip_on=False,
+                )
+        handles.append(Line2D([], [], ls="", marker="x", color=DIVERGED_COLOUR, ms=7, mew=1.6))
+        labels.append(
+            f"diverged ({len(diverged)} trial{'s' if len(diverged) > 1 else ''}; curve ends there)"
+        )
+    if target_loss is not None:
+        ax.axhline(target_loss, color="0.3", ls="--", lw=1, zorder=2)
+        handles.append(Line2D([], [], color="0.3", ls="--", lw=1))
+        labels.append(f"target loss {target_loss:g}")
+    ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss (log scale)")
+    ax.set_xlim(left=0)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(handles, labels, loc="upper right", fontsize=8.5, framealpha=0.9)
+    bar = figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.01)
+    bar.set_label("momentum")
+    return figure
+
+
+def landscape_figure(
+    points: Sequence[LandscapePoint],
+    *,
+    title: str,
+    objective: str,
+    best: int | None = None,
+    grid: GridLandscape | None = None,
+) -> Figure:
+    """The objective over log learning rate x momentum.
+
+    Without ``grid``: a scatter of the trials, COMPLETE ones coloured by their objective (log
+    colour scale clipped at the 95th percentile), pruned ones as grey rings, diverged ones as
+    red x. With ``grid``: every cell of the grid filled with its objective, diverged cells
+    hatched red so the stability boundary shows. ``best`` (a trial number) is starred.
+    """
+    figure, ax = _figure()
+    ax.set_title(title)
+    if not points:
+        _empty(ax, "no trained trials yet")
+        return figure
+    label = OBJECTIVE_LABELS.get(objective, objective)
+    values = [p.value for p in points if p.value is not None]
+    limits = colour_limits(values)
+    cmap = matplotlib.colormaps[OBJECTIVE_COLOURS].copy()
+    norm = colors.LogNorm(*limits, clip=False) if limits else None
+    handles = []
+    if grid is None and len({p.momentum for p in points}) == 1:
+        return _line_landscape(figure, ax, points, label, best, "learning_rate")
+    if grid is None and len({p.learning_rate for p in points}) == 1:
+        return _line_landscape(figure, ax, points, label, best, "momentum")
+    if grid is not None:
+        x_edges = 10**grid.log10_learning_rate_edges
+        cmap = cmap.with_extremes(bad="0.85")
+        mesh = ax.pcolormesh(
+            x_edges,
+            grid.momentum_edges,
+            np.ma.masked_invalid(grid.value),
+            cmap=cmap,
+            norm=norm,
+            shading="flat",
+        )
+        for (i, j), state in np.ndenumerate(grid.state):
+            if state in ("diverged", "pruned"):
+                ax.add_patch(
+                    Rectangle(
+                        (x_edges[j], grid.momentum_edges[i]),
+                        x_edges[j + 1] - x_edges[j],
+                        grid.momentum_edges[i + 1] - grid.momentum_edges[i],
+                        facecolor="#f4c7c3" if state == "diverged" else "0.75",
+                        edgecolor=DIVERGED_COLOUR if state == "diverged" else "0.5",
+                        hatch="xxx" if state == "diverged" else "...",
+                        lw=0,
+                        zorder=2,
+                    )
+                )
+        handles.append(
+            Patch(facecolor="#f4c7c3", edgecolor=DIVERGED_COLOUR, hatch="xxx", label="diverged")
+        )
+        if (grid.state == "pruned").any():
+            handles.append(Patch(facecolor="0.75", edgecolor="0.5", hatch="...", label="pruned"))
+        if (grid.state == "").any():
+            handles.append(Patch(facecolor="0.85", label="not trained yet"))
+        ax.set_xlim(x_edges[0], x_edges[-1])
+        ax.set_ylim(grid.momentum_edges[0], grid.momentum_edges[-1])
+        mappable = mesh if limits else None
+    else:
+        done = [p for p in points if p.value is not None]
+        pruned = [p for p in points if p.state == "pruned"]
+        diverged = [p for p in points if p.state == "diverged"]
+        mappable = None
+        if pruned:
+            ax.scatter(
+                [p.learning_rate for p in pruned],
+                [p.momentum for p in pruned],
+                s=22,
+                facecolors="none",
+                edgecolors="0.55",
+                lw=0.9,
+                zorder=2,
+                label=f"pruned ({len(pruned)})",
+            )
+        if done:
+            mappable = ax.scatter(
+                [p.learning_rate for p in done],
+                [p.momentum for p in done],
+                c=[p.value for p in done],
+                cmap=cmap,
+                norm=norm,
+                s=30,
+                edgecolors="0.25",
+                lw=0.4,
+                zorder=3,
+                label=f"complete ({len(done)})",
+            )
+        if diverged:
+            ax.scatter(
+                [p.learning_rate for p in diverged],
+                [p.momentum for p in diverged],
+                marker="x",
+                s=32,
+                color=DIVERGED_COLOUR,
+                lw=1.4,
+                zorder=3,
+                label=f"diverged ({len(diverged)})",
+            )
+        handles = ax.get_legend_handles_labels()[0]
+        if done:
+            handles[[h.get_label() for h in handles].index(f"complete ({len(done)})")] = Line2D(
+                [],
+                [],
+                ls="",
+                marker="o",
+                color=cmap(0.45),
+                mec="0.25",
+                label=f"complete ({len(done)}; colour: objective)",
+            )
+        ax.margins(0.04)
+    chosen = [p for p in points if p.number == best]
+    if chosen:
+        ax.scatter(
+            [chosen[0].learning_rate],
+            [chosen[0].momentum],
+            marker="*",
+            s=380,
+            color=BEST_COLOUR,
+            edgecolors="black",
+            lw=1.2,
+            zorder=5,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="*",
+                ms=15,
+                color=BEST_COLOUR,
+                mec="black",
+                label=f"best: trial {best} (lr {chosen[0].learning_rate:.3g}, "
+                f"momentum {chosen[0].momentum:.2f})",
+            )
+        )
+    ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("momentum")
+    if handles:
+        # Below the axes: the interesting corner (large lr, large momentum) stays visible.
+        figure.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncol=min(len(handles), 4),
+            fontsize=9,
+            frameon=False,
+        )
+    if mappable is not None:
+        bar = figure.colorbar(
+            mappable, ax=ax, pad=0.01, extend="max" if max(values) > limits[1] else "neither"
+        )
+        bar.set_label(f"{label} (log scale, top 5% clipped)")
+        _plain_log_ticks(bar.ax.yaxis)
+    return figure
+
+
+def _line_landscape(figure, ax, points, label: str, best: int | None, along: str) -> Figure:
+    """One parameter varies (the other is fixed): the objective against it, log y.
+
+    Pruned trials sit as rings on the bottom edge and diverged ones as red x on the top edge:
+    they have no comparable objective value, only a place on the x axis.
+    """
+
+    def x(p):
+        return getattr(p, along)
+
+    done = [p for p in points if p.value is not None]
+    edge = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    if done:
+        ax.scatter(
+            [x(p) for p in done],
+            [p.value for p in done],
+            s=30,
+            color="#1f4e79",
+            zorder=3,
+            label=f"complete ({len(done)})",
+        )
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis)
+    pruned = [p for p in points if p.state == "pruned"]
+    if pruned:
+        ax.scatter(
+            [x(p) for p in pruned],
+            [0.03] * len(pruned),
+            s=22,
+            facecolors="none",
+            edgecolors="0.45",
+            transform=edge,
+            clip_on=False,
+            zorder=3,
+            label=f"pruned ({len(pruned)}; bottom edge)",
+        )
+    diverged = [p for p in points if p.state == "diverged"]
+    if diverged:
+        ax.scatter(
+            [x(p) for p in diverged],
+            [0.97] * len(diverged),
+            marker="x",
+            s=32,
+            color=DIVERGED_COLOUR,
+            transform=edge,
+            clip_on=False,
+            zorder=3,
+            label=f"diverged ({len(diverged)}; top edge)",
+        )
+    chosen = [p for p in done if p.number == best]
+    if chosen:
+        ax.scatter(
+            [x(chosen[0])],
+            [chosen[0].value],
+            marker="*",
+            s=380,
+            color=BEST_COLOUR,
+            edgecolors="black",
+            lw=1.2,
+            zorder=5,
+            label=f"best: trial {best} (lr {chosen[0].learning_rate:.3g}, "
+            f"momentum {chosen[0].momentum:.2f})",
+        )
+    fixed = "momentum" if along == "learning_rate" else "learning rate"
+    value = points[0].momentum if along == "learning_rate" else points[0].learning_rate
+    if along == "learning_rate":
+        ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis)
+        ax.set_xlabel(f"learning rate (log scale); {fixed} fixed at {value:g}")
+    else:
+        ax.set_xlabel(f"momentum; {fixed} fixed at {value:g}")
+    ax.set_ylabel(f"{label} (log scale)")
+    ax.grid(True, alpha=0.3)
+    figure.legend(loc="outside lower center", ncol=4, fontsize=9, frameon=False)
+    return figure
+
+
+def _reached(epoch: int | None, epochs: int) -> str:
+    return f"not reached in {epochs} epochs" if epoch is None else f"epoch {epoch}"
+
+
+def _side_label(kind: str, side, target: float) -> str:
+    r = side.record
+    where = f"{side.study} trial {r.number}" + (" (baseline)" if r.baseline else "")
+    epochs = len(r.val_loss)
+    return (
+        f"{kind}: {where}, lr {r.learning_rate:.3g}, momentum {r.momentum:.2f}\n"
+        f"    loss {target:g} reached: validation {_reached(side.epochs_to_target, epochs)}, training "
+        f"{_reached(side.train_epochs_to_target, epochs)}; final validation loss {side.final_val_loss:.3g}"
+    )
+
+
+def comparison_figure(comparison: MomentumComparison, *, title: str) -> Figure:
+    """The best momentum trial's validation (left) and training (right) loss beside the best
+    no-momentum trial's, log y, with the target loss and the epoch each first reaches it."""
+    figure, (val_ax, train_ax) = _figure(ncols=2, sharey=True)
+    sides = [
+        ("momentum", comparison.momentum, "#1f77b4"),
+        ("no momentum", comparison.no_momentum, "#ff7f0e"),
+    ]
+    present = [(kind, side, colour) for kind, side, colour in sides if side is not None]
+    if comparison.no_momentum is None and comparison.momentum is not None:
+        title += "\n(no momentum-0 trial in this study or a comparable one: momentum trial only)"
+    elif comparison.momentum is None and comparison.no_momentum is not None:
+        title += "\n(no completed trial with momentum > 0 here or in a comparable study: no-momentum trial only)"
+    figure.suptitle(title)
+    if not present:
+        _empty(val_ax, "no completed trials yet")
+        _empty(train_ax, "")
+        return figure
+    target = comparison.target_loss
+    for row, (kind, side, colour) in enumerate(present):
+        r = side.record
+        epochs = np.arange(1, len(r.val_loss) + 1)
+        for ax, curve, reached in (
+            (val_ax, r.val_loss, side.epochs_to_target),
+            (train_ax, r.train_loss[: len(epochs)], side.train_epochs_to_target),
+        ):
+            ax.plot(epochs, curve, color=colour, lw=2, label=_side_label(kind, side, target))
+            if reached is not None:
+                ax.axvline(reached, color=colour, ls=":", lw=1.3)
+                ax.plot(reached, curve[reached - 1], "o", color=colour, ms=7, mec="black", zorder=4)
+                # At the top of the dotted line, one row per side, clear of the curves.
+                ax.text(
+                    reached,
+                    0.97 - 0.07 * row,
+                    f" epoch {reached}",
+                    transform=ax.get_xaxis_transform(),
+                    ha="left",
+                    va="top",
+                    color=colour,
+                    fontsize=9,
+                    fontweight="bold",
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
+                )
+    for ax, what in ((val_ax, "validation"), (train_ax, "training")):
+        ax.axhline(target, color="0.3", ls="--", lw=1)
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{what} loss")
+        ax.set_xlim(left=0)
+        ax.grid(True, alpha=0.3)
+    val_ax.set_ylabel("loss (log scale)")
+    handles, labels = val_ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.3", ls="--", lw=1))
+    labels.append(f"target loss {target:g} (dotted lines: the epoch it is first reached)")
+    figure.legend(handles, labels, loc="outside lower center", ncol=1, fontsize=9, frameon=False)
+    return figure
+
+
+def _optuna_figure(draw, study) -> Figure:
+    """Call one of Optuna's matplotlib plots with its style and warnings kept to itself."""
+    import optuna
+
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = draw(study)
+        figure = ax.figure
+        figure.set_size_inches(*SIZE)
+        figure.set_dpi(DPI)
+    return figure
+
+
+def history_figure(study, *, title: str) -> Figure:
+    """Optuna's optimisation history (each COMPLETE trial's value and the best so far), log y
+    when every value is positive, legend inside the axes."""
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    figure = _optuna_figure(plot_optimization_history, study)
+    ax = figure.axes[0]
+    ax.set_title(title)
+    values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
+    if values and min(values) > 0:
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis)
+    legend = figure.legends[0] if figure.legends else ax.get_legend()
+    if legend is not None:
+        legend.remove()
+    ax.legend(loc="upper right", fontsize=9, framealpha=0.9)
+    figure.set_layout_engine("constrained")
+    return figure
+
+
+def importance_figure(study, *, title: str) -> Figure:
+    """Optuna's hyper-parameter importances (which of learning rate and momentum matters)."""
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    figure = _optuna_figure(plot_param_importances, study)
+    ax = figure.axes[0]
+    for where in ("left", "right"):
+        ax.set_title("", loc=where)  # Optuna's own title sits on the left, under ours
+    ax.set_title(title)
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()  # one objective: its legend only repeats the axis label
+    figure.set_layout_engine("constrained")
+    return figure

@@ -1,0 +1,311 @@
+"""The analysis records behind the plots, on hand-built trials: which trials are picked, where
+they sit, and the statistics against hand computation."""
+
+import math
+
+import numpy as np
+import pytest
+
+from sweep.analysis import (
+    best_trial,
+    colour_limits,
+    compare_momentum,
+    curves,
+    epochs_to_target,
+    grid_landscape,
+    landscape_points,
+    mean_interval,
+    records_frames,
+    robust_candidates,
+    state_counts,
+    student_t_quantile,
+    top_trials,
+)
+from sweep.search import TrialRecord
+from sweep.spec import ObjectiveSpec
+
+
+def record(
+    number,
+    state="complete",
+    lr=0.1,
+    momentum=0.5,
+    value=None,
+    val_loss=None,
+    baseline=False,
+    diverged_epoch=None,
+    stopped_epoch=None,
+):
+    val_loss = np.array([1.0, 0.5, 0.2] if val_loss is None else val_loss, dtype=float)
+    if value is None and state == "complete":
+        value = float(val_loss[-1])
+    return TrialRecord(
+        number=number,
+        state=state,
+        learning_rate=lr,
+        momentum=momentum,
+        seed=100 + number,
+        value=value,
+        baseline=baseline,
+        diverged_epoch=diverged_epoch,
+        stopped_epoch=stopped_epoch,
+        train_loss=val_loss * 0.8,
+        val_loss=val_loss,
+        val_accuracy=np.full(len(val_loss), 0.9),
+    )
+
+
+MIXED = [
+    record(0, value=0.30, momentum=0.0, baseline=True),
+    record(1, value=0.10),
+    record(2, state="pruned", value=0.01, stopped_epoch=2, val_loss=[1.0, 0.01]),
+    record(3, state="diverged", value=None, diverged_epoch=2, val_loss=[1.0, np.nan]),
+    record(4, state="failed", value=None, val_loss=[]),
+    record(5, value=0.20),
+    record(6, value=0.10),
+    record(7, state="running", value=None, val_loss=[]),
+]
+
+
+# --- picking trials --------------------------------------------------------------------------
+
+
+def test_best_trial_is_the_lowest_complete_value_ignoring_pruned_diverged_failed():
+    best = best_trial(MIXED)
+    assert (
+        best.number == 1
+    )  # pruned trial 2 holds 0.01 but did not complete; 1 and 6 tie: lower number
+
+
+def test_best_trial_is_none_without_a_completed_trial():
+    assert best_trial([r for r in MIXED if r.state != "complete"]) is None
+    assert best_trial([]) is None
+
+
+def test_top_trials_are_the_k_best_complete_in_order():
+    assert [r.number for r in top_trials(MIXED, 3)] == [1, 6, 5]
+    assert [r.number for r in top_trials(MIXED, 10)] == [1, 6, 5, 0]
+    assert top_trials(MIXED, 0) == []
+
+
+def test_state_counts_count_every_state_including_diverged():
+    assert state_counts(MIXED) == {
+        "complete": 4,
+        "pruned": 1,
+        "diverged": 1,
+        "failed": 1,
+        "running": 1,
+    }
+
+
+def test_epochs_to_target_is_the_first_epoch_at_or_below_the_target():
+    assert epochs_to_target(np.array([0.5, 0.3, 0.1, 0.05]), 0.1) == 3
+    assert epochs_to_target(np.array([0.5, 0.3]), 0.1) is None
+    assert epochs_to_target(np.array([np.nan, 0.05]), 0.1) == 2
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+def test_records_frames_have_one_row_per_trial_and_one_per_epoch_trained():
+    trials, curve_rows = records_frames(MIXED)
+    assert list(trials["number"]) == list(range(8))
+    assert list(trials.loc[trials.number == 3, "diverged_epoch"]) == [2]
+    assert trials.loc[trials.number == 2, "epochs_trained"].item() == 2
+    assert trials.loc[trials.number == 1, "final_val_loss"].item() == pytest.approx(0.2)
+    assert math.isnan(trials.loc[trials.number == 4, "final_val_loss"].item())
+    assert len(curve_rows) == sum(len(r.val_loss) for r in MIXED)
+    assert list(curve_rows.columns) == ["number", "epoch", "train_loss", "val_loss", "val_accuracy"]
+    assert list(curve_rows[curve_rows.number == 2]["epoch"]) == [1, 2]
+
+
+def test_records_frames_of_no_trials_are_empty_with_columns():
+    trials, curve_rows = records_frames([])
+    assert len(trials) == 0 and "value" in trials.columns
+    assert len(curve_rows) == 0 and "val_loss" in curve_rows.columns
+
+
+# --- curves ----------------------------------------------------------------------------------
+
+
+def test_curves_rank_the_top_complete_trials_and_skip_untrained_ones():
+    drawn = {c.number: c for c in curves(MIXED, top=2)}
+    assert set(drawn) == {0, 1, 2, 3, 5, 6}  # failed and running trials have no curve
+    assert drawn[1].rank == 1 and drawn[6].rank == 2
+    assert drawn[5].rank is None and drawn[2].rank is None
+
+
+def test_a_diverged_curve_ends_at_its_divergence_epoch():
+    diverging = record(
+        9, state="diverged", value=None, diverged_epoch=3, val_loss=[1.0, 2.0, 40.0, np.nan, np.nan]
+    )
+    curve = curves([diverging])[0]
+    assert list(curve.epochs) == [1, 2, 3]
+    assert curve.diverged_epoch == 3 and curve.diverged_loss == 40.0
+    # A non-finite loss at the divergence epoch has no height: the plot puts the mark at the top.
+    assert curves(MIXED)[3].diverged_loss is None
+
+
+# --- landscape -------------------------------------------------------------------------------
+
+
+def test_landscape_points_carry_values_of_complete_trials_only():
+    points = {p.number: p for p in landscape_points(MIXED)}
+    assert set(points) == {0, 1, 2, 3, 5, 6}
+    assert points[1].value == 0.10 and points[2].value is None and points[3].value is None
+    assert points[3].state == "diverged"
+    assert points[1].log10_learning_rate == pytest.approx(-1)
+
+
+def test_grid_landscape_puts_each_trial_in_its_cell_and_marks_diverged_cells():
+    lrs, momenta = [0.01, 0.1, 1.0], [0.0, 0.5]
+    trials = [
+        record(0, lr=0.01, momentum=0.0, value=0.4),
+        record(1, lr=0.1, momentum=0.5, value=0.2),
+        record(
+            2, state="diverged", lr=1.0, momentum=0.5, value=None, diverged_epoch=1, val_loss=[9.0]
+        ),
+        record(3, lr=1.0 + 1e-12, momentum=0.0, value=0.3),  # float noise still lands in its cell
+        record(4, lr=0.1, momentum=0.5, value=0.5),  # same cell as trial 1, worse: trial 1 stays
+        record(5, lr=30.0, momentum=0.0, value=0.1),  # far outside the grid: left out
+    ]
+    grid = grid_landscape(trials, lrs, momenta)
+    assert grid.value.shape == (2, 3)
+    assert grid.trial.tolist() == [[0, -1, 3], [-1, 1, 2]]
+    assert grid.value[1, 1] == 0.2 and math.isnan(grid.value[1, 2]) and math.isnan(grid.value[0, 1])
+    assert grid.diverged.tolist() == [[False, False, False], [False, False, True]]
+    assert grid.state[0, 1] == ""  # no trial there yet
+    # Edges are midpoints in log10 learning rate and in momentum, half a step beyond the ends.
+    assert grid.log10_learning_rate_edges == pytest.approx([-2.5, -1.5, -0.5, 0.5])
+    assert grid.momentum_edges == pytest.approx([0.0, 0.25, 0.75])  # momentum is never below 0
+
+
+def test_grid_landscape_with_one_fixed_value_has_one_row():
+    grid = grid_landscape([record(0, lr=0.1, momentum=0.5, value=0.3)], [0.01, 0.1], [0.5])
+    assert grid.value.shape == (1, 2) and grid.trial.tolist() == [[-1, 0]]
+    assert grid.momentum_edges == pytest.approx([0.45, 0.55])
+
+
+def test_colour_limits_start_at_the_best_and_clip_far_off_values():
+    values = [0.1] * 19 + [100.0]
+    low, high = colour_limits(values)
+    assert low == 0.1 and high < 100.0
+    assert colour_limits([]) is None and colour_limits([None, float("nan")]) is None
+    assert colour_limits([0.2, 0.2]) == (0.2, pytest.approx(0.22))
+
+
+# --- momentum against none -------------------------------------------------------------------
+
+FAST = [1.0, 0.3, 0.08, 0.05]  # reaches 0.1 at epoch 3
+SLOW = [1.0, 0.6, 0.3, 0.15]  # never reaches 0.1
+
+
+def test_comparison_pairs_the_best_momentum_trial_with_the_best_momentum_zero_trial():
+    trials = [
+        record(0, momentum=0.0, baseline=True, val_loss=SLOW),
+        record(1, momentum=0.9, val_loss=FAST),
+        record(2, momentum=0.5, val_loss=[1.0, 0.5, 0.4, 0.3]),
+    ]
+    pair = compare_momentum("s", trials, 0.1)
+    assert pair.momentum.record.number == 1 and pair.momentum.study == "s"
+    assert pair.momentum.epochs_to_target == 3 and pair.momentum.final_val_loss == 0.05
+    assert pair.no_momentum.record.number == 0 and pair.no_momentum.epochs_to_target is None
+    assert pair.momentum.train_epochs_to_target == 3  # train loss is 0.8 x val loss here
+
+
+def test_comparison_takes_a_better_momentum_zero_trial_from_a_comparable_study():
+    trials = [
+        record(0, momentum=0.0, baseline=True, val_loss=SLOW),
+        record(1, momentum=0.9, val_loss=FAST),
+    ]
+    plain = [
+        record(7, momentum=0.0, val_loss=[1.0, 0.4, 0.12, 0.09]),
+        record(8, momentum=0.0, val_loss=SLOW),
+    ]
+    pair = compare_momentum("s", trials, 0.1, [("s-no-momentum", plain)])
+    assert (pair.no_momentum.study, pair.no_momentum.record.number) == ("s-no-momentum", 7)
+    assert pair.no_momentum.epochs_to_target == 4
+
+
+def test_a_study_without_momentum_trials_borrows_the_momentum_side():
+    plain = [record(0, momentum=0.0, val_loss=SLOW)]
+    pair = compare_momentum(
+        "plain", plain, 0.1, [("tuned", [record(3, momentum=0.7, val_loss=FAST)])]
+    )
+    assert (pair.momentum.study, pair.momentum.record.number) == ("tuned", 3)
+    assert compare_momentum("plain", plain, 0.1).momentum is None
+
+
+def test_comparison_without_any_momentum_zero_trial_has_one_side():
+    pair = compare_momentum("s", [record(1, momentum=0.9, val_loss=FAST)], 0.1)
+    assert pair.no_momentum is None and pair.momentum.record.number == 1
+    empty = compare_momentum("s", [], 0.1)
+    assert empty.momentum is None and empty.no_momentum is None
+
+
+def test_a_baseline_that_did_not_complete_is_still_shown_when_nothing_else_exists():
+    trials = [
+        record(0, state="pruned", momentum=0.0, baseline=True, value=0.9, val_loss=[1.0, 0.9]),
+        record(1, momentum=0.9, val_loss=FAST),
+    ]
+    assert compare_momentum("s", trials, 0.1).no_momentum.record.number == 0
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "df, expected", [(1, 12.7062047), (4, 2.7764451), (9, 2.2621572), (29, 2.0452296)]
+)
+def test_student_t_quantile_matches_the_tables(df, expected):
+    assert student_t_quantile(0.975, df) == pytest.approx(expected, rel=1e-6)
+    assert student_t_quantile(0.025, df) == pytest.approx(-expected, rel=1e-6)
+
+
+def test_mean_interval_against_hand_computation():
+    # mean 3, sample sd sqrt(2.5), se sqrt(2.5 / 5) = 0.70711, t(0.975, 4) = 2.776445
+    interval = mean_interval([1, 2, 3, 4, 5])
+    half = 2.776445 * math.sqrt(2.5 / 5)
+    assert interval.mean == 3 and interval.n == 5
+    assert interval.low == pytest.approx(3 - half, rel=1e-6)
+    assert interval.high == pytest.approx(3 + half, rel=1e-6)
+    # Two values 0.2 and 0.4: mean 0.3, sd 0.141421, se 0.1, t(0.975, 1) = 12.7062
+    assert mean_interval([0.2, 0.4]).high == pytest.approx(0.3 + 12.7062047 * 0.1, rel=1e-6)
+
+
+def test_mean_interval_of_one_value_is_unbounded_and_of_none_is_nan():
+    one = mean_interval([0.5])
+    assert one.mean == 0.5 and one.low == -math.inf and one.high == math.inf
+    assert math.isnan(mean_interval([]).mean)
+
+
+def test_robust_candidates_rank_by_divergence_then_upper_bound():
+    # Three trials x three seeds x four epochs.
+    steady = [[1, 0.5, 0.2, 0.10], [1, 0.5, 0.2, 0.11], [1, 0.5, 0.2, 0.12]]  # reach 0.1 once
+    lucky = [[1, 0.3, 0.09, 0.05], [1, 0.8, 0.6, 0.30], [1, 0.2, 0.08, 0.02]]  # low mean, wide
+    shaky = [
+        [1, 0.2, 0.05, 0.01],
+        [1, 0.2, 0.05, 0.01],
+        [1, np.nan, np.nan, np.nan],
+    ]  # one diverges
+    val_loss = np.array([steady, lucky, shaky], dtype=float)
+    diverged = np.array([[0, 0, 0], [0, 0, 0], [0, 0, 2]])
+    trials = [record(10), record(11), record(12)]
+    ranked = robust_candidates(trials, val_loss, diverged, ObjectiveSpec("final_val_loss", 0.1))
+    assert [c.number for c in ranked] == [10, 11, 12]
+    steady_c, lucky_c, shaky_c = ranked
+    assert steady_c.objective.mean == pytest.approx(0.11)
+    assert (
+        lucky_c.objective.mean == pytest.approx(0.12333333)
+        and lucky_c.objective.high > steady_c.objective.high
+    )
+    assert (
+        shaky_c.diverged == 1
+        and shaky_c.objective.n == 2
+        and shaky_c.objective.mean == pytest.approx(0.01)
+    )
+    # Epochs to 0.1: a seed that never reaches it counts as epochs + 1 = 5.
+    assert steady_c.reached == 1 and steady_c.epochs_to_target.mean == pytest.approx(
+        (4 + 5 + 5) / 3
+    )
+    assert lucky_c.reached == 2 and lucky_c.epochs_to_target.mean == pytest.approx((3 + 5 + 3) / 3)

@@ -43,6 +43,7 @@ from .train import train, train_many
 # A RUNNING trial whose worker has not renewed its lease for this long is taken as dead.
 LEASE_SECONDS = 300.0
 SPEC_ATTR, FINGERPRINT_ATTR = "spec", "search_fingerprint"
+FINGERPRINT_WAIT_SECONDS = 30.0
 TRIAL_ATTR, CURVES_ATTR = "sweep", "curves"
 # Stands in for a non-finite loss in the in-memory mirror, which must hold finite numbers.
 WORST_LOSS = 1e300
@@ -145,6 +146,12 @@ def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
         study_id = None
     if study_id is not None:
         stored = storage.get_study_user_attrs(study_id).get(FINGERPRINT_ATTR)
+        # Another worker may have created the study an instant ago and not yet stored its
+        # fingerprint: give a study with no trials yet a moment before calling it foreign.
+        deadline = time.monotonic() + (FINGERPRINT_WAIT_SECONDS if storage.get_n_trials(study_id) == 0 else 0)
+        while stored is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            stored = storage.get_study_user_attrs(study_id).get(FINGERPRINT_ATTR)
         if stored is None:
             raise SweepError(f"study {spec.name!r} exists in the storage but was not made by momentum-sweep; give the study a new name")
         if stored != spec.search_fingerprint():

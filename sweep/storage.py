@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import optuna
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 DEFAULT_STORAGE = "sqlite:///results/sweep.db"
 # Workers on one SQLite file wait this long for each other's write locks before giving up.
 SQLITE_LOCK_TIMEOUT_SECONDS = 120
+SCHEMA_RACE_ATTEMPTS = 5
 
 
 class StorageError(Exception):
@@ -165,10 +167,18 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
         if backend == "sqlite":
             raise StorageError(f"storage URL {redact(url)!r} names no file")
         engine_kwargs = {"pool_pre_ping": True}
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError, ImportError) as error:
-        raise StorageError(f"cannot open storage {redact(url)}: {_one_line(error, url)}") from None
+    for attempt in range(SCHEMA_RACE_ATTEMPTS):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            break
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+            # Two workers creating Optuna's tables in one new database at once: the loser sees
+            # "already exists" or a duplicate key. The tables are there now; open them again.
+            if attempt == SCHEMA_RACE_ATTEMPTS - 1:
+                raise StorageError(f"cannot open storage {redact(url)}: {_one_line(error, url)}") from None
+            time.sleep(0.2 * (attempt + 1))
+        except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError, ImportError) as error:
+            raise StorageError(f"cannot open storage {redact(url)}: {_one_line(error, url)}") from None
     if path is not None:
         sqlalchemy.event.listen(storage.engine, "begin", _begin_immediate)
         storage.engine.dispose()  # connections opened before the listener would not use it

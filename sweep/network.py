@@ -51,6 +51,19 @@ class Layout:
             start = stop
         return views
 
+    def augmented_views(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each layer's weights with its biases as one extra input row: (I+1, H, K), (H+1, C, K).
+
+        The flat order (weights, then that layer's biases) makes these plain views, so an input
+        with a constant 1 appended computes weights and bias in one product.
+        """
+        k = flat.shape[1]
+        split = (self.n_inputs + 1) * self.n_hidden
+        return (
+            flat[:split].reshape(self.n_inputs + 1, self.n_hidden, k),
+            flat[split:].reshape(self.n_hidden + 1, self.n_outputs, k),
+        )
+
     def flatten(self, parameters: dict[str, np.ndarray]) -> np.ndarray:
         """The (P, 1) block of one network given as named arrays of the shapes in ``shapes``."""
         flat = np.empty((self.size, 1))

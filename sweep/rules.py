@@ -9,7 +9,11 @@ dLoss/dw. The trainer forms it while back-propagating (scaling two small error v
 of a whole gradient block), and every rule is a function of it alone, so each reduces exactly to
 plain SGD, ``w += sgd_step``, when momentum is 0. ``momentum`` has the block's shape, each
 trial's value repeated down its column: a same-shape product measured twice as fast as a
-broadcast one. Rules may overwrite ``sgd_step``: the trainer recomputes it on every item.
+broadcast one.
+
+``step`` returns the buffer the trainer should write the next ``sgd_step`` into. Heavy ball and
+Nesterov hand back the same buffer; the article's rule keeps this step's buffer as its memory
+(saving a copy of the whole block on every item) and hands back its old memory, now free.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ class SeedMomentum:
         prev_delta = self.prev_delta
         prev_delta *= momentum
         weights += prev_delta
-        prev_delta[...] = sgd_step
+        self.prev_delta = sgd_step
+        return prev_delta
 
 
 class HeavyBall:
@@ -64,6 +69,7 @@ class HeavyBall:
         velocity *= momentum
         velocity += sgd_step
         weights += velocity
+        return sgd_step
 
 
 class Nesterov:
@@ -88,6 +94,7 @@ class Nesterov:
         np.multiply(velocity, momentum, out=update)
         update += sgd_step
         weights += update
+        return sgd_step
 
 
 def keep_trials(rule, trials: np.ndarray) -> None:

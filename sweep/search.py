@@ -300,17 +300,18 @@ def mirror_trial(trial: FrozenTrial, spec) -> FrozenTrial:
     """A copy of a stored trial for the in-memory mirror, with its curve as intermediate values."""
     curves = trial.user_attrs.get(CURVES_ATTR, {})
     val_loss = _curve(curves.get("val_loss", []))
-    intermediate = {}
-    for epoch in range(1, len(val_loss) + 1):
-        value = running_objective(spec.objective, val_loss[:epoch])
-        intermediate[epoch] = value if math.isfinite(value) else WORST_LOSS
-    value = trial.value if trial.state == TrialState.COMPLETE else None
+    if spec.objective.name == "auc_val_loss":  # running_objective for every epoch at once
+        val_loss = np.cumsum(val_loss) / np.arange(1, len(val_loss) + 1)
+    intermediate = {
+        epoch: float(value) if math.isfinite(value) else WORST_LOSS
+        for epoch, value in enumerate(val_loss, start=1)
+    }
     return optuna.trial.create_trial(
-        state=trial.state if trial.state != TrialState.RUNNING else TrialState.RUNNING,
-        value=value,
+        state=trial.state,
+        value=trial.value if trial.state == TrialState.COMPLETE else None,
         params=trial.params,
         distributions=trial.distributions,
-        intermediate_values=intermediate if trial.state != TrialState.RUNNING else {},
+        intermediate_values=intermediate,
     )
 
 

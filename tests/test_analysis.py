@@ -18,7 +18,6 @@ from sweep.analysis import (
     records_frames,
     robust_candidates,
     state_counts,
-    student_t_quantile,
     top_trials,
 )
 from sweep.search import TrialRecord
@@ -255,11 +254,12 @@ def test_a_baseline_that_did_not_complete_is_still_shown_when_nothing_else_exist
 
 
 @pytest.mark.parametrize(
-    "df, expected", [(1, 12.7062047), (4, 2.7764451), (9, 2.2621572), (29, 2.0452296)]
+    "values, df_quantile", [([0.2, 0.4], 12.7062047), ([1, 2, 3, 4, 5], 2.7764451), (list(range(10)), 2.2621572)]
 )
-def test_student_t_quantile_matches_the_tables(df, expected):
-    assert student_t_quantile(0.975, df) == pytest.approx(expected, rel=1e-6)
-    assert student_t_quantile(0.025, df) == pytest.approx(-expected, rel=1e-6)
+def test_mean_interval_uses_the_t_table_quantile(values, df_quantile):
+    interval = mean_interval(values)
+    se = np.std(values, ddof=1) / math.sqrt(len(values))
+    assert interval.high - interval.mean == pytest.approx(df_quantile * se, rel=1e-6)
 
 
 def test_mean_interval_against_hand_computation():

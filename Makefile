@@ -32,7 +32,7 @@ bench: $(BIN)/.installed  ## print trainer and end-to-end speed figures
 	$(BIN)/python -m sweep.bench
 
 dashboard: $(BIN)/.installed  ## serve optuna-dashboard on results/sweep.db at 127.0.0.1:8080
-	$(BIN)/python -m pip install --quiet optuna-dashboard
+	$(BIN)/python -m pip install --quiet -e '.[dashboard]'
 	$(BIN)/optuna-dashboard sqlite:///results/sweep.db --host 127.0.0.1 --port 8080
 
 clean:  ## remove generated results (keeps results/README.md)

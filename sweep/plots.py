@@ -34,6 +34,8 @@ MOMENTUM_COLOURS = "viridis"
 OBJECTIVE_COLOURS = "magma_r"  # dark = low = good
 DIVERGED_COLOUR = "#d62728"
 BEST_COLOUR = "#ffd700"
+# How the best trial is starred on every landscape.
+BEST_STAR = dict(marker="*", s=380, color=BEST_COLOUR, edgecolors="black", lw=1.2, zorder=5)
 OBJECTIVE_LABELS = {
     "final_val_loss": "final validation loss",
     "auc_val_loss": "mean validation loss over the epochs",
@@ -288,12 +290,7 @@ def landscape_figure(
         ax.scatter(
             [chosen[0].learning_rate],
             [chosen[0].momentum],
-            marker="*",
-            s=380,
-            color=BEST_COLOUR,
-            edgecolors="black",
-            lw=1.2,
-            zorder=5,
+            **BEST_STAR,
         )
         handles.append(
             Line2D(
@@ -384,12 +381,7 @@ def _line_landscape(figure, ax, points, label: str, best: int | None, along: str
         ax.scatter(
             [x(chosen[0])],
             [chosen[0].value],
-            marker="*",
-            s=380,
-            color=BEST_COLOUR,
-            edgecolors="black",
-            lw=1.2,
-            zorder=5,
+            **BEST_STAR,
             label=f"best: trial {best} (lr {chosen[0].learning_rate:.3g}, "
             f"momentum {chosen[0].momentum:.2f})",
         )

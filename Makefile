@@ -28,6 +28,9 @@ sweep: $(BIN)/.installed  ## run every study in studies/ (or STUDY=studies/x.tom
 	$(BIN)/sweep run $(STUDY)
 	$(BIN)/sweep report --all
 
+report: $(BIN)/.installed  ## write results/ (plots, best.json, index.html) from the stored trials
+	$(BIN)/sweep report --all
+
 bench: $(BIN)/.installed  ## print trainer and end-to-end speed figures
 	$(BIN)/python -m sweep.bench
 

@@ -84,18 +84,22 @@ def test_trainer_matches_an_independent_per_item_reference(tiny, rule):
         np.testing.assert_allclose(run.weights[name], value, rtol=1e-10, atol=1e-12)
 
 
-def test_row_k_of_train_many_equals_train(iris):
+@pytest.mark.parametrize("shape", [("iris", 7), ("synthetic-8x4", 10), ("synthetic-8x4", 3)])
+def test_row_k_of_train_many_equals_train(iris, shape):
+    name, hidden = shape
+    data = iris if name == "iris" else sweep.load_dataset("synthetic", items=120, inputs=8, classes=4, seed=2)
     learning_rates = [0.003, 0.01, 0.05, 0.2]
     momenta = [0.0, 0.5, 0.9, 0.3]
     seeds = [10, 11, 12, 13]
-    batch = sweep.train_many(iris, learning_rates, momenta, seeds, epochs=8, rule="heavy-ball")
-    for k in range(4):
-        alone = sweep.train(iris, learning_rates[k], momenta[k], seeds[k], epochs=8, rule="heavy-ball")
-        # Bit-identical, not just close: a stored trial must replay exactly, alone.
-        assert batch.val_loss[k].tobytes() == alone.val_loss.tobytes()
-        assert batch.train_loss[k].tobytes() == alone.train_loss.tobytes()
-        for name, value in alone.weights.items():
-            np.testing.assert_allclose(batch.run(k).weights[name], value, rtol=1e-12, atol=1e-14)
+    for rule in ("seed", "heavy-ball", "nesterov"):
+        batch = sweep.train_many(data, learning_rates, momenta, seeds, epochs=4, rule=rule, hidden=hidden)
+        for k in range(4):
+            alone = sweep.train(data, learning_rates[k], momenta[k], seeds[k], epochs=4, rule=rule, hidden=hidden)
+            # Bit-identical, not just close: a stored trial must replay exactly, alone.
+            assert batch.val_loss[k].tobytes() == alone.val_loss.tobytes()
+            assert batch.train_loss[k].tobytes() == alone.train_loss.tobytes()
+            for name_, value in alone.weights.items():
+                assert batch.run(k).weights[name_].tobytes() == value.tobytes()
 
 
 def test_the_same_seed_gives_bit_identical_curves_and_another_seed_does_not(iris):

@@ -302,9 +302,13 @@ def mirror_trial(trial: FrozenTrial, spec) -> FrozenTrial:
     val_loss = _curve(curves.get("val_loss", []))
     if spec.objective.name == "auc_val_loss":  # running_objective for every epoch at once
         val_loss = np.cumsum(val_loss) / np.arange(1, len(val_loss) + 1)
+    # Only what the pruner compares (its check epochs) and what TPE reads of a pruned trial (its
+    # last epoch): every epoch would make each ask slower for nothing.
+    last = len(val_loss)
     intermediate = {
         epoch: float(value) if math.isfinite(value) else WORST_LOSS
         for epoch, value in enumerate(val_loss, start=1)
+        if epoch == last or checks_pruning(spec, epoch)
     }
     return optuna.trial.create_trial(
         state=trial.state,

@@ -277,7 +277,8 @@ def fail_abandoned(storage, trials: list[FrozenTrial]) -> int:
             continue
         info = trial.user_attrs.get(TRIAL_ATTR, {})
         alive = _alive(info.get("host", ""), int(info.get("pid", -1)))
-        if alive is False or (alive is None and info.get("lease_until", 0) < now) or not info:
+        # The lease also covers this host: a dead worker whose process id was reused.
+        if not info or alive is False or info.get("lease_until", 0) < now:
             try:
                 if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
                     failed += 1

@@ -15,7 +15,6 @@ help:  ## list the targets
 # The stamp is newer than pyproject.toml once the package and its extras are installed.
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,postgres]'
 	touch $@
 

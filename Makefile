@@ -25,6 +25,7 @@ test: $(BIN)/.installed  ## run the test suite
 
 sweep: $(BIN)/.installed  ## run every study in studies/ (or STUDY=studies/x.toml), then write results/
 	$(BIN)/sweep run $(STUDY)
+	$(BIN)/sweep robust --all
 	$(BIN)/sweep report --all
 
 report: $(BIN)/.installed  ## write results/ (plots, best.json, index.html) from the stored trials

@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(report)
 
     robust = verbs.add_parser("robust", help="re-train the top trials with fresh seeds and rank them by mean and interval")
-    robust.add_argument("study", metavar="STUDY", help="study name or its .toml file")
+    robust.add_argument("studies", nargs="*", metavar="STUDY", help="study names or .toml files")
+    robust.add_argument("--all", action="store_true", help="every study in the storage with a completed trial")
     robust.add_argument("--top", type=int, default=5, help="how many of the best trials (default 5)")
     robust.add_argument("--seeds", type=int, default=10, help="fresh seeds per trial (default 10)")
     _add_storage(robust)
@@ -259,15 +260,25 @@ def cmd_report(args) -> int:
 
 
 def cmd_robust(args) -> int:
-    from .report import write_robust
+    import optuna
 
+    from .analysis import best_trial
+    from .report import write_robust
+    from .search import read_records
     from .storage import open_storage
 
     if args.top < 1 or args.seeds < 2:
         raise UsageError("--top must be at least 1 and --seeds at least 2")
+    if not args.all and not args.studies:
+        raise UsageError("name a study, or pass --all")
     storage = open_storage(args.storage, create=False)
-    name = study_name(args.study)
-    print(write_robust(storage, name, stored_spec(storage, name), top=args.top, seeds=args.seeds))
+    if args.all:
+        # Studies with nothing completed yet have nothing to re-train: skipped, not an error.
+        names = [n for n in sorted(optuna.get_all_study_names(storage)) if best_trial(read_records(storage, n))]
+    else:
+        names = [study_name(s) for s in args.studies]
+    for name in names:
+        print(write_robust(storage, name, stored_spec(storage, name), top=args.top, seeds=args.seeds))
     return 0
 
 

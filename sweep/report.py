@@ -10,7 +10,8 @@ Layout under the results root (``results/`` in the current folder, or ``$MOMENTU
     <study>/history.png        Optuna's optimisation history (not for grid studies)
     <study>/importances.png    Optuna's parameter importances (two searched parameters)
     <study>/best.json          the best trial, plus the most robust one after `sweep robust`
-    <study>/tuned.toml         a study file that trains once at the best parameters
+    <study>/tuned.toml         a study file that trains once at the recommended parameters:
+                               the most robust candidate after `sweep robust`, else the best
     <study>/robust.csv         `sweep robust`: top trials re-trained with fresh seeds
 
 The pages are static HTML with relative links and inline CSS: they read from file:// with no
@@ -269,6 +270,30 @@ def _optuna_study(storage, name: str):
     return optuna.load_study(study_name=name, storage=storage)
 
 
+def tuned_pick(best: dict) -> dict | None:
+    """The parameters to recommend from a best.json: the most robust candidate once `sweep
+    robust` has named one (the single best trial is partly a lucky seed), else the best trial.
+    Returns {"trial", "learning_rate", "momentum", "source"} or None without completed trials.
+    """
+    robust = best.get("robust")
+    if isinstance(robust, dict) and robust.get("trial") is not None:
+        return {**{k: robust[k] for k in ("trial", "learning_rate", "momentum")}, "source": "most robust"}
+    if best.get("trial") is None:
+        return None
+    return {**{k: best[k] for k in ("trial", "learning_rate", "momentum")}, "source": "best"}
+
+
+def _write_tuned(folder: Path, spec) -> bool:
+    """Write tuned.toml fixed at the recommended parameters; False (and no file) if none."""
+    tuned = folder / "tuned.toml"
+    pick = tuned_pick(_read_json(folder / "best.json"))
+    if spec is None or pick is None:
+        tuned.unlink(missing_ok=True)
+        return False
+    tuned.write_text(spec.with_fixed(pick["learning_rate"], pick["momentum"]), encoding="utf-8")
+    return True
+
+
 def _write_study(storage, study: _Study, others: dict[str, _Study]) -> str:
     folder = study_folder(study.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -276,14 +301,8 @@ def _write_study(storage, study: _Study, others: dict[str, _Study]) -> str:
     entry = _best_entry(study)
     _write_best(folder, entry)
     written.append("best.json")
-    tuned = folder / "tuned.toml"
-    if study.spec is not None and entry["trial"] is not None:
-        tuned.write_text(
-            study.spec.with_fixed(entry["learning_rate"], entry["momentum"]), encoding="utf-8"
-        )
+    if _write_tuned(folder, study.spec):
         written.append("tuned.toml")
-    else:
-        tuned.unlink(missing_ok=True)
     (folder / "index.html").write_text(_study_page(study, folder, written), encoding="utf-8")
     written.append("index.html")
     return f"{study.name}: wrote {folder}/ ({', '.join(written)})"
@@ -384,6 +403,7 @@ def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str
         "file": "robust.csv",
     }
     _write_best(folder, _best_entry(study), robust)
+    _write_tuned(folder, spec)
     return _robust_table(name, spec, ranked, folder)
 
 
@@ -681,6 +701,12 @@ def _study_page(study: _Study, folder: Path, written: list[str]) -> str:
     return _page(f"{study.name}: momentum-sweep", "\n".join(p for p in parts if p))
 
 
+def _pick_cell(pick: dict | None, key: str, digits: int) -> str:
+    if pick is None:
+        return "&ndash;"
+    return f"{_num(pick[key], digits)}<br><small>{_e(pick['source'])}: trial {_e(pick['trial'])}</small>"
+
+
 def _gallery_page(studies: list[_Study]) -> str:
     root = results_root()
     head = (
@@ -702,6 +728,7 @@ def _gallery_page(studies: list[_Study]) -> str:
         except FolderNameError:
             folder = None
         has_page = folder is not None and (folder / "index.html").exists()
+        pick = tuned_pick(_read_json(folder / "best.json")) if folder is not None else None
         link = quote(study.name)
         name = (
             f'<a href="{_e(link)}/index.html">{_e(study.name)}</a>'
@@ -720,8 +747,8 @@ def _gallery_page(studies: list[_Study]) -> str:
             _e(spec.rule if spec else "?"),
             _e(_states_label(study.records)),
             value,
-            _num(best.learning_rate) if best else "&ndash;",
-            _num(best.momentum, 3) if best else "&ndash;",
+            _pick_cell(pick, "learning_rate", 4),
+            _pick_cell(pick, "momentum", 3),
         )
         rows.append('<tr class="study">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         if has_page:

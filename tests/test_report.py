@@ -236,6 +236,10 @@ def test_write_robust_retrains_top_trials_in_one_batch(results_env, gallery, mon
     assert robust["objective_low95"] <= robust["objective_mean"] <= robust["objective_high95"]
     assert rows[1].split(",")[1] == str(robust["trial"])
     assert "most robust: trial" in table
+    # tuned.toml now recommends the most robust candidate, not the single best trial.
+    path = folder / "tuned.toml"
+    tuned = parse_study(tomllib.loads(path.read_text()), str(path))
+    assert (tuned.learning_rate.fixed, tuned.momentum.fixed) == (robust["learning_rate"], robust["momentum"])
     # A later report keeps the robust entry and shows it on the page.
     write_reports(gallery["storage"], ["tiny"])
     assert json.loads((folder / "best.json").read_text())["robust"]["trial"] == robust["trial"]
@@ -274,3 +278,15 @@ def test_comparison_may_borrow_only_from_studies_on_the_same_data_and_network(ga
     )
     studies["other"].name = "other"
     assert "other" not in [name for name, _ in _comparable(studies["tiny"], studies)]
+
+
+def test_sweep_robust_all_covers_every_study_with_completed_trials(tmp_path, gallery, monkeypatch, capsys):
+    from sweep.cli import main
+
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
+    assert main(["robust", "--all", "--top", "2", "--seeds", "2", "--storage", str(gallery["storage"].url)]) == 0
+    out = capsys.readouterr().out
+    completed = {n for n in ("tiny", "tiny-plain", "wild", "empty") if best_trial(read_records(gallery["storage"], n))}
+    assert out.count("most robust: trial") == len(completed)
+    for name in ("tiny", "tiny-plain", "wild", "empty"):
+        assert (tmp_path / "results" / name / "robust.csv").exists() == (name in completed)

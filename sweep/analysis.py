@@ -30,11 +30,12 @@ TRAINED_STATES = ("complete", "pruned", "diverged")
 
 
 def completed(records: Iterable[TrialRecord]) -> list[TrialRecord]:
-    """The COMPLETE trials with a finite objective value, in trial-number order."""
+    """The COMPLETE trials with a finite objective value and stored curves, in trial-number
+    order (a study another tool wrote into the storage has values but no curves)."""
     return [
         r
         for r in records
-        if r.state == "complete" and r.value is not None and math.isfinite(r.value)
+        if r.state == "complete" and r.value is not None and math.isfinite(r.value) and len(r.val_loss)
     ]
 
 

@@ -176,7 +176,19 @@ def cmd_list(args) -> int:
 
     from .storage import open_storage
 
-    storage = open_storage(args.storage)
+    from .storage import StorageError, sqlite_path
+
+    path = sqlite_path(args.storage)
+    if path is not None and path.parent.is_dir() and not path.exists():  # nothing run yet
+        print("no studies yet: run `sweep run studies/NAME.toml`")
+        return 0
+    try:
+        storage = open_storage(args.storage, create=False)
+    except StorageError:
+        if path is not None and path.exists() and path.stat().st_size == 0:
+            print("no studies yet: run `sweep run studies/NAME.toml`")
+            return 0
+        raise
     summaries = optuna.get_all_study_summaries(storage, include_best_trial=True)
     if not summaries:
         print("no studies yet: run `sweep run studies/NAME.toml`")
@@ -239,10 +251,13 @@ def cmd_export(args) -> int:
     from .report import study_folder
 
     out = Path(args.out) if args.out else study_folder(name)
-    out.mkdir(parents=True, exist_ok=True)
     trials, curves = records_frames(records)
-    trials.to_csv(out / "trials.csv", index=False)
-    curves.to_csv(out / "curves.csv", index=False)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        trials.to_csv(out / "trials.csv", index=False)
+        curves.to_csv(out / "curves.csv", index=False)
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot write there ({error.strerror or error})") from None
     print(f"wrote {out / 'trials.csv'} ({len(trials)} trials) and {out / 'curves.csv'} ({len(curves)} rows)")
     return 0
 
@@ -264,7 +279,7 @@ def cmd_robust(args) -> int:
 
     from .analysis import best_trial
     from .report import write_robust
-    from .search import read_records
+    from .search import FINGERPRINT_ATTR, read_records
     from .storage import open_storage
 
     if args.top < 1 or args.seeds < 2:
@@ -273,8 +288,13 @@ def cmd_robust(args) -> int:
         raise UsageError("name a study, or pass --all")
     storage = open_storage(args.storage, create=False)
     if args.all:
-        # Studies with nothing completed yet have nothing to re-train: skipped, not an error.
-        names = [n for n in sorted(optuna.get_all_study_names(storage)) if best_trial(read_records(storage, n))]
+        # Studies with nothing completed yet have nothing to re-train, and studies that other
+        # tools made have no spec to re-train from: both skipped, not an error.
+        names = [
+            n for n in sorted(optuna.get_all_study_names(storage))
+            if FINGERPRINT_ATTR in storage.get_study_user_attrs(storage.get_study_id_from_name(n))
+            and best_trial(read_records(storage, n))
+        ]
     else:
         names = [study_name(s) for s in args.studies]
     for name in names:
@@ -306,6 +326,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt_on_terminate)
+        # Ctrl-C raises KeyboardInterrupt even if this process inherited SIGINT ignored (as
+        # anything started from a background shell does), so that it always stops cleanly.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return COMMANDS[args.verb](args)
     except USER_ERRORS as error:

@@ -162,8 +162,8 @@ def _best_entry(study: _Study) -> dict:
     entry.update(
         {
             "trial": best.number,
-            "learning_rate": best.learning_rate,
-            "momentum": best.momentum,
+            "learning_rate": _plain_number(best.learning_rate),
+            "momentum": _plain_number(best.momentum),
             "value": _plain_number(best.value),
             "seed": best.seed,
             "target_loss": study.objective.target_loss,
@@ -187,10 +187,27 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _write_best(folder: Path, entry: dict, robust: dict | None = None) -> None:
-    """Write best.json, keeping the "robust" section of an earlier `sweep robust` unless given."""
+def _still_current(robust, records: list[TrialRecord]) -> bool:
+    """Whether an earlier `sweep robust` result still describes these trials: the same top
+    candidates, and its pick still stored with the same parameters. A study run again under the
+    same name, or topped up since, gets no stale recommendation."""
+    if not isinstance(robust, dict) or not isinstance(robust.get("candidates"), list):
+        return False
+    top = analysis.top_trials(records, len(robust["candidates"]))
+    if sorted(t.number for t in top) != sorted(robust["candidates"]):
+        return False
+    pick = next((t for t in top if t.number == robust.get("trial")), None)
+    return pick is not None and (pick.learning_rate, pick.momentum) == (
+        robust.get("learning_rate"), robust.get("momentum"))
+
+
+def _write_best(folder: Path, entry: dict, robust: dict | None = None,
+                records: list[TrialRecord] | None = None) -> None:
+    """Write best.json. Without ``robust``, keep the "robust" section of an earlier `sweep
+    robust` while it is still current for ``records``."""
     if robust is None:
-        robust = _read_json(folder / "best.json").get("robust")
+        earlier = _read_json(folder / "best.json").get("robust")
+        robust = earlier if records is not None and _still_current(earlier, records) else None
     if robust is not None:
         entry = {**entry, "robust": robust}
     (folder / "best.json").write_text(
@@ -299,7 +316,7 @@ def _write_study(storage, study: _Study, others: dict[str, _Study]) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     written = _write_plots(storage, study, others, folder)
     entry = _best_entry(study)
-    _write_best(folder, entry)
+    _write_best(folder, entry, records=study.records)
     written.append("best.json")
     if _write_tuned(folder, study.spec):
         written.append("tuned.toml")

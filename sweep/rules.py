@@ -39,8 +39,8 @@ class SeedMomentum:
 
     state = ("prev_delta",)
 
-    def __init__(self, shape: tuple[int, int]):
-        self.prev_delta = np.zeros(shape)
+    def __init__(self, shape: tuple[int, int], dtype=np.float64):
+        self.prev_delta = np.zeros(shape, dtype)
 
     def step(self, weights, sgd_step, momentum):
         weights += sgd_step
@@ -61,8 +61,8 @@ class HeavyBall:
 
     state = ("velocity",)
 
-    def __init__(self, shape: tuple[int, int]):
-        self.velocity = np.zeros(shape)
+    def __init__(self, shape: tuple[int, int], dtype=np.float64):
+        self.velocity = np.zeros(shape, dtype)
 
     def step(self, weights, sgd_step, momentum):
         velocity = self.velocity
@@ -83,9 +83,9 @@ class Nesterov:
 
     state = ("velocity", "_update")
 
-    def __init__(self, shape: tuple[int, int]):
-        self.velocity = np.zeros(shape)
-        self._update = np.zeros(shape)
+    def __init__(self, shape: tuple[int, int], dtype=np.float64):
+        self.velocity = np.zeros(shape, dtype)
+        self._update = np.zeros(shape, dtype)
 
     def step(self, weights, sgd_step, momentum):
         velocity, update = self.velocity, self._update
@@ -106,9 +106,9 @@ def keep_trials(rule, trials: np.ndarray) -> None:
 _RULE_CLASSES = {cls.name: cls for cls in (SeedMomentum, HeavyBall, Nesterov)}
 
 
-def make_rule(name: str, shape: tuple[int, int]):
+def make_rule(name: str, shape: tuple[int, int], dtype=np.float64):
     """The rule called ``name`` (one of RULES) with zero state for ``shape`` = (parameters, trials)."""
     try:
-        return _RULE_CLASSES[name](shape)
+        return _RULE_CLASSES[name](shape, dtype)
     except KeyError:
         raise ValueError(f"unknown momentum rule {name!r}; expected one of {', '.join(RULES)}") from None

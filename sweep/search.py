@@ -26,11 +26,13 @@ import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
+import scipy.stats
 import sqlalchemy
 from optuna.distributions import FloatDistribution
 from optuna.exceptions import UpdateFinishedTrialError
@@ -174,11 +176,35 @@ def make_sampler(spec, n_existing: int):
     seed = int(np.random.SeedSequence([spec.seed, n_existing]).generate_state(1)[0])
     if spec.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
-    if spec.sampler == "qmc":
-        # QMC walks one scrambled sequence by trial number, so it keeps the study's own seed.
-        return optuna.samplers.QMCSampler(seed=spec.seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False)
-    # grid: every ask is an enqueued grid point; the random sampler only fills fixed params.
+    # grid and qmc: every ask is an enqueued point (see _planned_points); the random sampler only
+    # fills what is left.
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+def qmc_points(spec, first: int, count: int) -> list[dict[str, float]]:
+    """Points ``first`` .. ``first + count - 1`` of the study's scrambled Sobol sequence.
+
+    Drawn here rather than by Optuna's QMCSampler, which keeps its place in the study it samples
+    for: the mirror is a fresh study each round, so it would start over every time.
+    """
+    searched = spec.searched()
+    if not searched or count <= 0:
+        return []
+    sobol = scipy.stats.qmc.Sobol(len(searched), scramble=True, seed=spec.seed)
+    with warnings.catch_warnings():  # Sobol prefers powers of two; any count is still balanced
+        warnings.simplefilter("ignore", UserWarning)
+        unit = sobol.random(first + count)[first:]
+    points = []
+    for row in unit:
+        point = {}
+        for (name, param), u in zip(searched.items(), row):
+            if param.log:
+                point[name] = float(np.exp(np.log(param.low) + u * (np.log(param.high) - np.log(param.low))))
+            else:
+                point[name] = float(param.low + u * (param.high - param.low))
+            point[name] = min(max(point[name], param.low), param.high)  # exp/log rounding
+        points.append(point)
+    return points
 
 
 def make_pruner(spec):
@@ -353,9 +379,16 @@ class _Planned:
 
 
 def _plan_batch(spec, mirror, trials, size) -> list[_Planned]:
-    """Ask the mirror for ``size`` trials: retries first, then the baseline or grid points."""
+    """Ask the mirror for ``size`` trials: retries first, then the baseline, then grid or QMC
+    points, then whatever the sampler proposes."""
     enqueued: list[tuple[dict, int | None, int | None, bool]] = []  # params, retry_of, seed, baseline
-    for failed in pending_retries(trials)[:size]:
+    space = distributions(spec)
+    for failed in pending_retries(trials):
+        if len(enqueued) >= size:
+            break
+        # A retry must fit the current search space (--allow-spec-change may have narrowed it).
+        if set(failed.params) != set(space) or not all(space[n]._contains(v) for n, v in failed.params.items()):
+            continue
         info = failed.user_attrs[TRIAL_ATTR]
         enqueued.append((dict(failed.params), failed.number, int(info["seed"]), bool(info.get("baseline"))))
     has_baseline = any(t.user_attrs.get(TRIAL_ATTR, {}).get("baseline") for t in trials if t.state != TrialState.FAIL)
@@ -370,11 +403,15 @@ def _plan_batch(spec, mirror, trials, size) -> list[_Planned]:
             if tuple(sorted(point.items())) not in taken:
                 enqueued.append((point, None, None, False))
         size = min(size, len(enqueued))
+    elif spec.sampler == "qmc":
+        # The sequence continues after the points already used (retries re-use theirs).
+        used = sum(1 for t in trials if t.state != TrialState.FAIL and not t.user_attrs.get(TRIAL_ATTR, {}).get("baseline"))
+        fresh = size - len(enqueued)
+        enqueued += [(point, None, None, False) for point in qmc_points(spec, used, fresh)]
     for params, *_ in enqueued:
         mirror.enqueue_trial(params)
     fixed = {name: param.fixed for name, param in (("learning_rate", spec.learning_rate), ("momentum", spec.momentum)) if param.fixed is not None}
     planned = []
-    space = distributions(spec)
     for index in range(size):
         trial = mirror.ask(space)
         values = fixed | trial.params
@@ -446,14 +483,18 @@ def run_study(
             if not planned:
                 break
             tick = clock()
-            for plan in planned:
-                template = optuna.trial.create_trial(
-                    state=TrialState.RUNNING,
-                    params={name: (plan.learning_rate if name == "learning_rate" else plan.momentum) for name in space},
-                    distributions=space,
-                    user_attrs={TRIAL_ATTR: _trial_info(spec, plan)},
-                )
-                plan.trial_id = storage.create_new_trial(study_id, template_trial=template)
+            try:
+                for plan in planned:
+                    template = optuna.trial.create_trial(
+                        state=TrialState.RUNNING,
+                        params={name: (plan.learning_rate if name == "learning_rate" else plan.momentum) for name in space},
+                        distributions=space,
+                        user_attrs={TRIAL_ATTR: _trial_info(spec, plan)},
+                    )
+                    plan.trial_id = storage.create_new_trial(study_id, template_trial=template)
+            except BaseException:
+                _fail_in_flight(storage, planned)
+                raise
             progress.seconds["storage"] += clock() - tick
         try:
             batch = _train_batch(spec, dataset, storage, planned, progress)
@@ -461,18 +502,24 @@ def run_study(
             _store_results(spec, storage, planned, batch)
             progress.seconds["storage"] += clock() - tick
         except BaseException:
-            # Interrupted (Ctrl-C) or broken mid-batch: fail what is in flight so that the next
-            # run retries it, and leave every finished trial as it is.
-            for plan in planned:
-                try:
-                    storage.set_trial_state_values(plan.trial_id, TrialState.FAIL)
-                except Exception:
-                    pass
+            _fail_in_flight(storage, planned)
             raise
         progress.added += len(planned)
         batches += 1
     progress.seconds["total"] = clock() - started
     return progress
+
+
+def _fail_in_flight(storage, planned: list[_Planned]) -> None:
+    """Interrupted (Ctrl-C) or broken mid-batch: fail the batch's trials so that the next run
+    retries them; trials already finished stay as they are."""
+    for plan in planned:
+        if plan.trial_id is None:
+            continue
+        try:
+            storage.set_trial_state_values(plan.trial_id, TrialState.FAIL)
+        except Exception:  # already finished, or the storage itself is what broke
+            pass
 
 
 @contextlib.contextmanager
@@ -559,14 +606,23 @@ def _store_results(spec, storage, planned: list[_Planned], batch) -> None:
             "diverged_epoch": run.diverged_epoch,
             "stopped_epoch": run.stopped_epoch,
         }
-        storage.set_trial_user_attr(plan.trial_id, CURVES_ATTR, curves)
-        if run.diverged_epoch:
-            storage.set_trial_state_values(plan.trial_id, TrialState.PRUNED)
-        elif run.stopped_epoch:
-            value = running_objective(spec.objective, run.val_loss[:trained])
-            storage.set_trial_state_values(plan.trial_id, TrialState.PRUNED, [value])
-        else:
-            storage.set_trial_state_values(plan.trial_id, TrialState.COMPLETE, [objective_value(spec.objective, run.val_loss)])
+        try:
+            storage.set_trial_user_attr(plan.trial_id, CURVES_ATTR, curves)
+            if run.diverged_epoch:
+                storage.set_trial_state_values(plan.trial_id, TrialState.PRUNED)
+            elif run.stopped_epoch:
+                # A pruned trial's value is the objective so far; epochs-to-target has none yet
+                # (its pruner follows the loss), and a loss would mix units with epoch counts.
+                value = None
+                if spec.objective.name != "epochs_to_target":
+                    value = [running_objective(spec.objective, run.val_loss[:trained])]
+                storage.set_trial_state_values(plan.trial_id, TrialState.PRUNED, value)
+            else:
+                storage.set_trial_state_values(plan.trial_id, TrialState.COMPLETE, [objective_value(spec.objective, run.val_loss)])
+        except UpdateFinishedTrialError:
+            # Another worker took this trial for abandoned (our lease ran out: a suspended
+            # machine, or clocks apart) and failed it; its retry will train it again.
+            continue
 
 
 # ---------------------------------------------------------------------------------------------

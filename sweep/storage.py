@@ -94,7 +94,8 @@ def _check_sqlite_file(path: Path) -> bool:
     if header != b"SQLite format 3\x00":
         raise StorageError(f"{path}: not a SQLite database (corrupt, or another kind of file)")
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # as_uri() percent-encodes '#' and '?', which a plain "file:" string would cut the name at.
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not tables:

@@ -127,7 +127,7 @@ class _Networks:
         self.weights = np.ascontiguousarray(parameters, dtype=dtype)
         self.negative_learning_rate = -np.asarray(learning_rates, dtype=dtype)
         self.momentum = np.repeat(np.asarray(momenta, dtype=dtype)[None, :], layout.size, axis=0)
-        self.rule = make_rule(rule_name, self.weights.shape)
+        self.rule = make_rule(rule_name, self.weights.shape, dtype)
         self._allocate()
 
     def _allocate(self):

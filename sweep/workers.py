@@ -9,6 +9,8 @@ workers never race to do either, then shows progress until they finish.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import sys
 import time
 
@@ -16,10 +18,17 @@ from .search import Progress, SweepError, _count, dataset_for, fail_abandoned, o
 from .storage import open_storage
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _worker(study_file: str, storage_url: str, allow_spec_change: bool) -> None:
     from .cli import EXIT_INTERRUPTED, EXIT_USAGE, USER_ERRORS
     from .spec import load_study
 
+    # Explicitly: a process started from a background shell inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_study(load_study(study_file), open_storage(storage_url), allow_spec_change=allow_spec_change)
     except USER_ERRORS as error:
@@ -52,7 +61,11 @@ def run_workers(spec, storage_url: str, workers: int, *, allow_spec_change: bool
             if on_progress:
                 on_progress(progress)
     except KeyboardInterrupt:
-        # The workers got the same Ctrl-C: let them fail their batches in flight, then stop.
+        # Ctrl-C in a terminal reaches the workers too, a SIGTERM only this process: pass it on,
+        # so that each worker fails its batch in flight, then wait for them.
+        for process in processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
         for process in processes:
             process.join()
         raise

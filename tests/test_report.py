@@ -290,3 +290,16 @@ def test_sweep_robust_all_covers_every_study_with_completed_trials(tmp_path, gal
     assert out.count("most robust: trial") == len(completed)
     for name in ("tiny", "tiny-plain", "wild", "empty"):
         assert (tmp_path / "results" / name / "robust.csv").exists() == (name in completed)
+
+
+def test_a_stale_robust_entry_is_dropped_not_recommended(results_env, gallery):
+    folder = results_env / "tiny"
+    best = json.loads((folder / "best.json").read_text())
+    # As left by `sweep robust` on another run of a study with the same name.
+    best["robust"] = {"trial": 999, "learning_rate": 0.5, "momentum": 0.9, "candidates": [999, 998]}
+    (folder / "best.json").write_text(json.dumps(best))
+    write_reports(gallery["storage"], ["tiny"])
+    assert "robust" not in json.loads((folder / "best.json").read_text())
+    path = folder / "tuned.toml"
+    tuned = parse_study(tomllib.loads(path.read_text()), str(path))
+    assert tuned.learning_rate.fixed == best["learning_rate"]

@@ -173,3 +173,61 @@ def test_grid_study_visits_every_point_once(tmp_path, storage):
     expected = {(lr, m) for lr in spec.learning_rate.grid() for m in spec.momentum.grid()}
     assert points == expected
     assert run_study(spec, storage).added == 0
+
+
+def test_qmc_continues_its_sequence_across_batches(tmp_path, storage):
+    spec = tiny_spec(tmp_path, trials=12, batch_size=3, baseline=False, sampler={"name": "qmc"})
+    run_study(spec, storage)
+    points = [(r.learning_rate, r.momentum) for r in read_records(storage, "tiny")]
+    assert len(set(points)) == 12  # Optuna's own QMC sampler restarted in every fresh mirror
+    # The same study from scratch gives the same points in the same order.
+    again = open_storage(f"sqlite:///{tmp_path / 'again.db'}")
+    run_study(spec, again)
+    assert [(r.learning_rate, r.momentum) for r in read_records(again, "tiny")] == points
+
+
+def test_epochs_to_target_keeps_epoch_units_pruned_trials_carry_no_value(tmp_path, storage):
+    spec = tiny_spec(tmp_path, trials=20, batch_size=10, objective={"name": "epochs_to_target", "target_loss": 0.5},
+                     pruner={"name": "median", "startup_trials": 3, "warmup_steps": 2, "interval": 2})
+    run_study(spec, storage)
+    records = read_records(storage, "tiny")
+    for record in records:
+        if record.state == "complete":
+            assert record.value == float(int(record.value)) and 1 <= record.value <= 13
+        elif record.state == "pruned":
+            assert record.value is None
+    assert any(r.state == "pruned" for r in records)
+
+
+def test_a_retry_outside_a_narrowed_search_space_is_skipped(tmp_path, storage):
+    wide = tiny_spec(tmp_path, trials=4, batch_size=4, baseline=False)
+    run_study(wide, storage)
+    study_id = storage.get_study_id_from_name("tiny")
+    victim = next(t for t in storage.get_all_trials(study_id) if t.params["learning_rate"] > 0.05)
+    # Pretend its worker died: the trial becomes FAIL, to be retried.
+    fresh = optuna.trial.create_trial(
+        state=TrialState.RUNNING, params=victim.params, distributions=victim.distributions,
+        user_attrs={TRIAL_ATTR: {**victim.user_attrs[TRIAL_ATTR], "pid": -1, "host": "gone", "lease_until": 0}},
+    )
+    storage.create_new_trial(study_id, template_trial=fresh)
+    narrow = tiny_spec(tmp_path, trials=6, batch_size=4, baseline=False,
+                       search={"learning_rate": {"low": 0.001, "high": 0.05}})
+    run_study(narrow, storage, allow_spec_change=True)  # must not crash on the out-of-range retry
+    new = [r for r in read_records(storage, "tiny") if r.number >= 5]
+    assert new and all(r.learning_rate <= 0.05 for r in new)
+
+
+def test_a_trial_failed_by_another_worker_meanwhile_is_skipped_not_fatal(tmp_path, storage, monkeypatch):
+    import sweep.search as search
+
+    spec = tiny_spec(tmp_path, trials=3, batch_size=3)
+    real = search._train_batch
+
+    def fail_one_first(spec_, dataset, storage_, planned, progress):
+        batch = real(spec_, dataset, storage_, planned, progress)
+        storage_.set_trial_state_values(planned[0].trial_id, TrialState.FAIL)  # "another worker"
+        return batch
+
+    monkeypatch.setattr(search, "_train_batch", fail_one_first)
+    run_study(spec, storage, max_batches=1)
+    assert [r.state for r in read_records(storage, "tiny")] == ["failed", "complete", "complete"]

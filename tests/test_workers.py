@@ -43,7 +43,8 @@ def trials_of(url: str, name: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [2, 4])
 def test_local_workers_reach_the_exact_total_with_unique_numbers_and_no_failures(tmp_path, workers):
-    study = write_study(tmp_path)
+    # Batches long enough (about a second) that every worker is up before the work runs out.
+    study = write_study(tmp_path, items=200, epochs=60)
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     run_workers(load_study(study), url, workers)
     trials = trials_of(url, "work")

@@ -1,0 +1,101 @@
+"""Command-line behaviours beyond the bad-input table: what read-only verbs leave behind,
+studies made by other tools, odd file names, and SIGTERM with several workers."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sweep.cli import main
+from sweep.report import RESULTS_ENV
+from sweep.search import run_study
+from sweep.spec import parse_study
+from sweep.storage import open_storage
+
+TINY = {
+    "name": "tiny", "trials": 4, "batch_size": 4, "seed": 1,
+    "data": {"source": "synthetic", "items": 40, "inputs": 3, "classes": 3},
+    "network": {"epochs": 5},
+}
+
+
+def test_list_on_a_fresh_checkout_says_so_and_creates_nothing(tmp_path, capsys):
+    db = tmp_path / "sweep.db"
+    assert main(["list", "--storage", f"sqlite:///{db}"]) == 0
+    assert "no studies yet" in capsys.readouterr().out
+    assert not db.exists()
+
+
+def test_a_hash_in_the_database_name_is_read_not_misread(tmp_path, capsys):
+    db = tmp_path / "a#b.db"
+    run_study(parse_study(TINY, str(tmp_path / "t.toml")), open_storage(f"sqlite:///{db}"))
+    assert main(["best", "tiny", "--storage", f"sqlite:///{db}"]) == 0
+    assert "learning_rate" in capsys.readouterr().out
+    assert not (tmp_path / "a").exists()  # no stray file at the name cut at '#'
+
+
+def test_export_to_an_impossible_folder_is_one_line(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    run_study(parse_study(TINY, str(tmp_path / "t.toml")), open_storage(url))
+    (tmp_path / "afile").write_text("x")
+    assert main(["export", "tiny", "--out", str(tmp_path / "afile" / "sub"), "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "Traceback" not in err
+
+
+def test_report_and_robust_all_live_beside_a_study_made_by_another_tool(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    storage = open_storage(url)
+    run_study(parse_study(TINY, str(tmp_path / "t.toml")), storage)
+    foreign = optuna.create_study(storage=storage, study_name="foreign")
+    foreign.optimize(lambda trial: trial.suggest_float("x", 0, 1) ** 2, n_trials=3)
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
+    assert main(["robust", "--all", "--top", "2", "--seeds", "2", "--storage", url]) == 0
+    assert main(["report", "--all", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "most robust: trial" in out and "foreign" in out
+    assert (tmp_path / "results" / "index.html").exists()
+
+
+def test_float32_training_keeps_the_rule_state_in_float32():
+    from sweep.rules import RULES, make_rule
+
+    for name in RULES:
+        rule = make_rule(name, (3, 2), np.float32)
+        assert all(getattr(rule, attribute).dtype == np.float32 for attribute in rule.state)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_run_with_several_workers_and_leaves_it_resumable(tmp_path):
+    study = tmp_path / "long.toml"
+    study.write_text(
+        'name = "long"\ntrials = 400\nbatch_size = 4\nseed = 3\n'
+        '[data]\nsource = "synthetic"\nitems = 300\n[network]\nepochs = 200\n'
+    )
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "run", str(study), "--workers", "2", "--storage", url, "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            storage = open_storage(url, create=False)
+            trials = storage.get_all_trials(storage.get_study_id_from_name("long"))
+        except Exception:
+            continue
+        if any(t.state == TrialState.RUNNING for t in trials):
+            break
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "resume" in err
+    storage = open_storage(url)
+    trials = storage.get_all_trials(storage.get_study_id_from_name("long"))
+    assert len(trials) < 400  # it stopped instead of finishing the study
+    assert not [t for t in trials if t.state == TrialState.RUNNING]

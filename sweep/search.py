@@ -572,7 +572,10 @@ def _train_batch(spec, dataset, storage, planned: list[_Planned], progress: Prog
         if time.time() > renew_at:
             renew_at = time.time() + LEASE_SECONDS / 3
             for k in report.trials:
-                storage.set_trial_user_attr(planned[k].trial_id, TRIAL_ATTR, _trial_info(spec, planned[k]))
+                try:
+                    storage.set_trial_user_attr(planned[k].trial_id, TRIAL_ATTR, _trial_info(spec, planned[k]))
+                except UpdateFinishedTrialError:
+                    pass  # already failed by another worker; _store_results skips it too
         if not checks_pruning(spec, report.epoch):
             return None
         tick = clock()

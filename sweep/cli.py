@@ -152,19 +152,19 @@ def cmd_run(args) -> int:
     specs = [load_study(path) for path in args.studies]  # every file is checked before any run
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    for spec in specs:
-        dataset_for(spec)  # so is its data (a bad CSV), before anything is written
+    datasets = [dataset_for(spec) for spec in specs]  # so is its data, before anything is written
     storage = open_storage(args.storage)
     if not args.allow_spec_change:
         _check_searches(specs, storage)
-    for spec in specs:
+    for spec, dataset in zip(specs, datasets):
         if args.workers > 1:
             from .workers import run_workers
 
             progress = run_workers(spec, args.storage, args.workers, allow_spec_change=args.allow_spec_change,
                                    on_progress=_progress_printer(spec.name, args.quiet))
         else:
-            progress = run_study(spec, storage, allow_spec_change=args.allow_spec_change, on_progress=_progress_printer(spec.name, args.quiet))
+            progress = run_study(spec, storage, dataset=dataset, allow_spec_change=args.allow_spec_change,
+                                 on_progress=_progress_printer(spec.name, args.quiet))
         if not args.quiet and sys.stderr.isatty():
             sys.stderr.write("\n")
         print(f"{spec.name}: {progress.done} trials finished ({progress.added} added this run) in {redact(args.storage)}")

@@ -443,6 +443,7 @@ def run_study(
     spec,
     storage,
     *,
+    dataset=None,
     allow_spec_change: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     max_batches: int | None = None,
@@ -450,9 +451,11 @@ def run_study(
     """Top the study up to ``spec.trials`` finished-or-running trials; returns the counts.
 
     Completed trials are never redone; FAIL trials (a killed or interrupted worker) are retried
-    with their parameters and seed. ``max_batches`` stops early (tests, benchmarks).
+    with their parameters and seed. ``dataset``: the spec's data if already loaded.
+    ``max_batches`` stops early (tests, benchmarks).
     """
-    dataset = dataset_for(spec)
+    if dataset is None:
+        dataset = dataset_for(spec)
     clock = time.perf_counter
     started = clock()
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)

@@ -8,6 +8,7 @@ masked in every message.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import time
@@ -21,6 +22,12 @@ DEFAULT_STORAGE = "sqlite:///results/sweep.db"
 # Workers on one SQLite file wait this long for each other's write locks before giving up.
 SQLITE_LOCK_TIMEOUT_SECONDS = 120
 SCHEMA_RACE_ATTEMPTS = 5
+# The tables Optuna's RDB storage creates (schema v3.2.0.a); a file holding others is not ours.
+OPTUNA_TABLES = frozenset({
+    "studies", "study_directions", "study_user_attributes", "study_system_attributes", "trials",
+    "trial_user_attributes", "trial_system_attributes", "trial_params", "trial_values",
+    "trial_intermediate_values", "trial_heartbeats", "version_info", "alembic_version",
+})
 
 
 class StorageError(Exception):
@@ -86,27 +93,28 @@ def _check_sqlite_file(path: Path) -> bool:
         raise StorageError(f"{path}: is a directory, not a results database file")
     if not path.exists() or path.stat().st_size == 0:
         return False
+    # Only SQLite itself opens the file: closing any other descriptor of it would drop the POSIX
+    # locks this process's SQLite connections hold on it, and other workers could then checkpoint
+    # the WAL under them and corrupt the database (seen here: 'database disk image is malformed').
+    if not os.access(path, os.R_OK):
+        raise StorageError(f"{path}: cannot read the results database: permission denied")
     try:
-        with open(path, "rb") as handle:
-            header = handle.read(16)
-    except OSError as error:
-        raise StorageError(f"{path}: cannot read the results database: {error.strerror or error}") from None
-    if header != b"SQLite format 3\x00":
-        raise StorageError(f"{path}: not a SQLite database (corrupt, or another kind of file)")
-    try:
-        # as_uri() percent-encodes '#' and '?', which a plain "file:" string would cut the name at.
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if not tables:
-                return False
-            if "alembic_version" not in tables or "studies" not in tables:
-                raise StorageError(f"{path}: a SQLite database, but not an Optuna one (no studies table)")
-            version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-        finally:
-            connection.close()
+        tables, version = _read_schema(path, read_only=True)
     except sqlite3.DatabaseError as error:
-        raise StorageError(f"{path}: unreadable SQLite database ({error})") from None
+        if "not a database" in str(error):
+            raise StorageError(f"{path}: not a SQLite database (corrupt, or another kind of file)") from None
+        try:
+            # A read-only connection cannot replay the WAL of a worker that was killed; an
+            # ordinary one can (it changes no data), so give the file that chance first.
+            tables, version = _read_schema(path, read_only=False)
+        except sqlite3.DatabaseError as second:
+            raise StorageError(f"{path}: unreadable SQLite database ({second})") from None
+    if not tables:
+        return False
+    if not tables <= OPTUNA_TABLES:
+        raise StorageError(f"{path}: a SQLite database, but not an Optuna one (tables {', '.join(sorted(tables - OPTUNA_TABLES)[:3])})")
+    if "alembic_version" not in tables:
+        return True  # another worker is creating Optuna's tables right now: Optuna finishes them
     expected = _head_schema_version()
     if version is not None and expected is not None and version[0] != expected:
         raise StorageError(
@@ -114,6 +122,21 @@ def _check_sqlite_file(path: Path) -> bool:
             f"{expected!r}; use a new --storage file or `optuna storage upgrade`"
         )
     return True
+
+
+def _read_schema(path: Path, read_only: bool) -> tuple[set[str], tuple | None]:
+    """The file's table names and its Optuna schema version row (None without one)."""
+    # as_uri() percent-encodes '#' and '?', which a plain "file:" string would cut the name at.
+    uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "")
+    connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_LOCK_TIMEOUT_SECONDS)
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = None
+        if "alembic_version" in tables:
+            version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        return tables, version
+    finally:
+        connection.close()
 
 
 def _head_schema_version() -> str | None:

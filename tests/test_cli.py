@@ -99,3 +99,16 @@ def test_sigterm_stops_a_run_with_several_workers_and_leaves_it_resumable(tmp_pa
     trials = storage.get_all_trials(storage.get_study_id_from_name("long"))
     assert len(trials) < 400  # it stopped instead of finishing the study
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_a_database_whose_optuna_tables_are_still_being_created_is_opened_not_refused(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "sweep.db"
+    connection = sqlite3.connect(db)  # as another worker leaves it midway through creating tables
+    connection.execute("CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name VARCHAR(512))")
+    connection.commit()
+    connection.close()
+    storage = open_storage(f"sqlite:///{db}")
+    run_study(parse_study(TINY, str(tmp_path / "t.toml")), storage)
+    assert len(storage.get_all_trials(storage.get_study_id_from_name("tiny"))) == 4

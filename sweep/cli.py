@@ -89,18 +89,13 @@ def study_name(argument: str) -> str:
 
 
 def stored_spec(storage, name: str):
-    """The study spec stored with the study ``name``."""
-    from .search import SPEC_ATTR, SweepError
-    from .spec import spec_from_dict
+    """The study spec stored with the study ``name``; SweepError if there is none."""
+    from .search import SweepError, stored_spec as spec_of
 
-    try:
-        study_id = storage.get_study_id_from_name(name)
-    except KeyError:
-        raise SweepError(f"no study named {name!r} in the storage") from None
-    stored = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
-    if stored is None:
+    spec = spec_of(storage, name)
+    if spec is None:
         raise SweepError(f"study {name!r} was not made by momentum-sweep")
-    return spec_from_dict(stored)
+    return spec
 
 
 def _progress_printer(name: str, quiet: bool):

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from . import analysis
-from .search import SPEC_ATTR, SweepError, TrialRecord, dataset_for, read_records
+from .search import SweepError, TrialRecord, dataset_for, read_records, stored_spec
 
 RESULTS_ENV = "MOMENTUM_SWEEP_RESULTS"
 # (file, caption) of the plots a study page can show, in page order.
@@ -106,11 +106,8 @@ class _Study:
 
 
 def _load(storage, name: str) -> _Study:
-    from .spec import spec_from_dict
-
     records = read_records(storage, name)  # SweepError for an unknown study
-    stored = storage.get_study_user_attrs(storage.get_study_id_from_name(name)).get(SPEC_ATTR)
-    return _Study(name, spec_from_dict(stored) if stored else None, records)
+    return _Study(name, stored_spec(storage, name), records)
 
 
 def _comparable(study: _Study, others: dict[str, _Study]) -> list[tuple[str, list[TrialRecord]]]:

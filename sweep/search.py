@@ -171,6 +171,19 @@ def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
     return study._study_id
 
 
+def stored_spec(storage, study_name: str):
+    """The StudySpec stored with a study when it was created, or None for a study that
+    momentum-sweep did not make; SweepError for a study that does not exist."""
+    from .spec import spec_from_dict
+
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        raise SweepError(f"no study named {study_name!r} in the storage") from None
+    stored = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
+    return spec_from_dict(stored) if stored else None
+
+
 def make_sampler(spec, n_existing: int):
     """A sampler seeded from (study seed, trials so far), so a resumed study samples as a fresh one would."""
     seed = int(np.random.SeedSequence([spec.seed, n_existing]).generate_state(1)[0])

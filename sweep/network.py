@@ -86,18 +86,38 @@ def initial_parameters(layout: Layout, rng: np.random.Generator, init: str = "gl
     ``glorot``: weights uniform in +-sqrt(6 / (fan_in + fan_out)), biases 0 (Glorot & Bengio 2010).
     ``small-uniform``: every weight and bias uniform in +-0.01, as in the article's programs.
     """
-    column = np.zeros((layout.size, 1))
-    views = layout.views(column)
+    return initial_block(layout, [rng], init)[:, 0]
+
+
+def initial_block(layout: Layout, generators, init: str = "glorot") -> np.ndarray:
+    """The (P, K) block of K networks' initial parameters, column k drawn from ``generators[k]``.
+
+    Each generator makes one draw, and the scaling is done for all networks at once: a
+    ``uniform`` call per weight matrix per network cost 70 us a network, a quarter of training
+    256 networks for 20 epochs. The numbers are ``Generator.uniform``'s, bit for bit: it draws
+    in the same order and computes ``low + (high - low) * u`` the same way.
+    """
     if init == "glorot":
-        for name in ("ih_weights", "ho_weights"):
-            fan_in, fan_out = layout.shapes[name]
-            limit = np.sqrt(6.0 / (fan_in + fan_out))
-            views[name][..., 0] = rng.uniform(-limit, limit, size=(fan_in, fan_out))
+        drawn = ("ih_weights", "ho_weights")
     elif init == "small-uniform":
-        column[:, 0] = rng.uniform(-SMALL_UNIFORM_LIMIT, SMALL_UNIFORM_LIMIT, size=layout.size)
+        drawn = PARAMETER_NAMES
     else:
         raise ValueError(f"unknown initialisation {init!r}; expected one of {INITIALISATIONS}")
-    return column[:, 0]
+    counts = [int(np.prod(layout.shapes[name])) for name in drawn]
+    unit = np.stack([rng.random(sum(counts)) for rng in generators], axis=1)
+    block = np.zeros((layout.size, len(generators)))
+    views = layout.views(block)
+    start = 0
+    for name, count in zip(drawn, counts):
+        if init == "glorot":
+            fan_in, fan_out = layout.shapes[name]
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+        else:
+            limit = SMALL_UNIFORM_LIMIT
+        low, high = -limit, limit
+        views[name][...] = (low + (high - low) * unit[start : start + count]).reshape(views[name].shape)
+        start += count
+    return block
 
 
 def log_softmax(logits: np.ndarray, axis: int) -> np.ndarray:
@@ -114,17 +134,21 @@ def evaluate(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):
     bit-identical whatever else shares its batch: a stored trial replays exactly.
     """
     p = layout.views(flat)
-    hidden = p["h_biases"][None, :, :] + x[:, 0, None, None] * p["ih_weights"][0]
-    for i in range(1, layout.n_inputs):
-        hidden += x[:, i, None, None] * p["ih_weights"][i]
-    np.tanh(hidden, out=hidden)
-    logits = p["o_biases"][None, :, :] + hidden[:, 0, None, :] * p["ho_weights"][0]
-    for h in range(1, layout.n_hidden):
-        logits += hidden[:, h, None, :] * p["ho_weights"][h]
+    n, k = len(y), flat.shape[1]
+    # Each layer's bias is its first input, a constant 1: einsum then adds bias, then each
+    # input's product, in index order, for every K (a Python loop over the inputs adding the
+    # same terms in the same order was a third slower).
+    inputs = np.ones((n, layout.n_inputs + 1))
+    inputs[:, 1:] = x
+    hidden = np.ones((n, layout.n_hidden + 1, k))
+    w_ih = np.concatenate([p["h_biases"][None], p["ih_weights"]])
+    np.einsum("ni,ihk->nhk", inputs, w_ih, out=hidden[:, 1:])
+    np.tanh(hidden[:, 1:], out=hidden[:, 1:])
+    w_ho = np.concatenate([p["o_biases"][None], p["ho_weights"]])
+    logits = np.einsum("nhk,hok->nok", hidden, w_ho)
     log_p = log_softmax(logits, axis=1)
-    items = np.arange(len(y))
     # cumsum adds in order; sum/mean would switch to pairwise summation when K = 1.
-    loss = -np.cumsum(log_p[items, y, :], axis=0)[-1] / len(y)
+    loss = -np.cumsum(log_p[np.arange(n), y, :], axis=0)[-1] / n
     accuracy = (logits.argmax(axis=1) == y[:, None]).mean(axis=0)
     return loss, accuracy
 

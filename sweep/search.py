@@ -38,6 +38,7 @@ from optuna.distributions import FloatDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from . import bulk
 from .data import load_dataset
 from .storage import sqlite_path
 from .train import train, train_many
@@ -499,18 +500,17 @@ def run_study(
             if not planned:
                 break
             tick = clock()
-            try:
-                for plan in planned:
-                    template = optuna.trial.create_trial(
-                        state=TrialState.RUNNING,
-                        params={name: (plan.learning_rate if name == "learning_rate" else plan.momentum) for name in space},
-                        distributions=space,
-                        user_attrs={TRIAL_ATTR: _trial_info(spec, plan)},
-                    )
-                    plan.trial_id = storage.create_new_trial(study_id, template_trial=template)
-            except BaseException:
-                _fail_in_flight(storage, planned)
-                raise
+            # One transaction: a worker interrupted here leaves none of the batch behind.
+            trial_ids = bulk.create_running(storage, study_id, [
+                bulk.NewTrial(
+                    params={name: (plan.learning_rate if name == "learning_rate" else plan.momentum) for name in space},
+                    distributions=space,
+                    user_attrs={TRIAL_ATTR: _trial_info(spec, plan)},
+                )
+                for plan in planned
+            ])
+            for plan, trial_id in zip(planned, trial_ids):
+                plan.trial_id = trial_id
             progress.seconds["storage"] += clock() - tick
         try:
             batch = _train_batch(spec, dataset, storage, planned, progress)
@@ -615,6 +615,12 @@ def _train_batch(spec, dataset, storage, planned: list[_Planned], progress: Prog
 
 
 def _store_results(spec, storage, planned: list[_Planned], batch) -> None:
+    """Each trial's curves, state and value, the whole batch in one transaction.
+
+    A trial another worker took for abandoned (our lease ran out: a suspended machine, or clocks
+    apart) and failed is left failed; its retry will train it again.
+    """
+    results = []
     for k, plan in enumerate(planned):
         run = batch.run(k)
         trained = run.epochs_trained
@@ -625,23 +631,18 @@ def _store_results(spec, storage, planned: list[_Planned], batch) -> None:
             "diverged_epoch": run.diverged_epoch,
             "stopped_epoch": run.stopped_epoch,
         }
-        try:
-            storage.set_trial_user_attr(plan.trial_id, CURVES_ATTR, curves)
-            if run.diverged_epoch:
-                storage.set_trial_state_values(plan.trial_id, TrialState.PRUNED)
-            elif run.stopped_epoch:
-                # A pruned trial's value is the objective so far; epochs-to-target has none yet
-                # (its pruner follows the loss), and a loss would mix units with epoch counts.
-                value = None
-                if spec.objective.name != "epochs_to_target":
-                    value = [running_objective(spec.objective, run.val_loss[:trained])]
-                storage.set_trial_state_values(plan.trial_id, TrialState.PRUNED, value)
-            else:
-                storage.set_trial_state_values(plan.trial_id, TrialState.COMPLETE, [objective_value(spec.objective, run.val_loss)])
-        except UpdateFinishedTrialError:
-            # Another worker took this trial for abandoned (our lease ran out: a suspended
-            # machine, or clocks apart) and failed it; its retry will train it again.
-            continue
+        if run.diverged_epoch:
+            state, value = TrialState.PRUNED, None
+        elif run.stopped_epoch:
+            # A pruned trial's value is the objective so far; epochs-to-target has none yet
+            # (its pruner follows the loss), and a loss would mix units with epoch counts.
+            state, value = TrialState.PRUNED, None
+            if spec.objective.name != "epochs_to_target":
+                value = running_objective(spec.objective, run.val_loss[:trained])
+        else:
+            state, value = TrialState.COMPLETE, objective_value(spec.objective, run.val_loss)
+        results.append(bulk.Finished(plan.trial_id, state, value, {CURVES_ATTR: curves}))
+    bulk.finish(storage, results)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -475,6 +475,9 @@ def run_study(
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)
     progress = Progress(total=spec.trials)
     space = distributions(spec)
+    # Optuna's read cache: each batch re-reads only new trials and ones not finished at the last
+    # read (finished trials never change), instead of every trial with its curves.
+    reader = optuna.storages._CachedStorage(storage)
     batches = 0
     while max_batches is None or batches < max_batches:
         # Counting, sampling and writing the batch as RUNNING happen under one lock, so that
@@ -482,9 +485,9 @@ def run_study(
         # TPE's constant liar knows what the others are training.
         with planning_lock(storage, study_id):
             tick = clock()
-            trials = storage.get_all_trials(study_id, deepcopy=False)
+            trials = reader.get_all_trials(study_id, deepcopy=False)
             if fail_abandoned(storage, trials):
-                trials = storage.get_all_trials(study_id, deepcopy=False)
+                trials = reader.get_all_trials(study_id, deepcopy=False)
             _count(progress, trials)
             counted = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in trials)
             remaining = spec.trials - counted

@@ -2,15 +2,17 @@
 
 The only module that drives Optuna trials. Each round it
 
-1. reads the study's trials from the storage once, fails trials whose worker is gone (their
-   parameters are retried with the same seed), and stops when the declared total is reached;
+1. reads the study's new and unfinished trials from the storage (finished ones are cached),
+   fails trials whose worker is gone (their parameters are retried with the same seed), and
+   stops when the declared total is reached;
 2. builds an in-memory mirror of the study and asks it for a batch of K trials: sampling and
    pruning decisions then cost microseconds instead of a storage round trip each;
-3. writes the K trials to the storage as RUNNING (one transaction each), so other workers see
-   them and a killed worker's trials can be recovered;
+3. writes the K trials to the storage as RUNNING, in one transaction (``sweep.bulk``), so other
+   workers see them and a killed worker's trials can be recovered;
 4. trains the K networks together with ``train_many``; the pruner is consulted in memory, only at
    the epochs it checks, and a pruned or diverged network leaves the batch while the rest go on;
-5. writes each trial's result: its curves as one JSON attribute and its state and value.
+5. writes the batch's results in one transaction: each trial's curves as one JSON attribute,
+   its state and its value.
 
 Trial states: COMPLETE with the objective value; PRUNED when the pruner stopped it; PRUNED with
 ``curves.diverged_epoch`` set when it diverged (so TPE, which learns from pruned trials, steers

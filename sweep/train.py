@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import Layout, evaluate, initial_block
+from .network import Layout, evaluate, initial_block, sum_in_order
 from .rules import RULES, keep_trials, make_rule
 
 try:
@@ -214,15 +214,13 @@ GATHER_CHUNK_NUMBERS = 1 << 21
 ORDER_EPOCHS_PER_DRAW = 10
 
 
-def _gather(columns: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """(steps, rows, K) block: [t, :, k] is column ``items[t, k]`` of ``columns`` (rows, n_items).
+def _gather(columns: np.ndarray, items: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out`` (steps, rows, K): [t, :, k] is column ``items[t, k]`` of ``columns`` (rows, n_items).
 
     A ``take`` per row: twice as fast as one fancy index over both axes.
     """
-    block = np.empty((items.shape[0], columns.shape[0], items.shape[1]), dtype=columns.dtype)
     for row in range(columns.shape[0]):
-        np.take(columns[row], items, out=block[:, row])
-    return block
+        np.take(columns[row], items, out=out[:, row])
 
 
 def _per_trial(values, n_trials: int) -> np.ndarray:
@@ -296,7 +294,6 @@ def train_many(
     x_columns = np.ones((layout.n_inputs + 1, n_items), dtype=dtype)
     x_columns[:-1] = dataset.x_train.T
     one_hot_columns = np.eye(layout.n_outputs, dtype=dtype)[:, dataset.y_train]
-    y_train = np.asarray(dataset.y_train, dtype=np.intp)
     networks = _Networks(layout, parameters, learning_rates, momenta, rule, dtype)
 
     curves = {name: np.full((n_trials, epochs), np.nan) for name in ("train", "val", "acc")}
@@ -305,19 +302,26 @@ def train_many(
     final_parameters = np.empty((layout.size, n_trials))
     active = np.arange(n_trials)
 
-    drawn_orders = np.empty((n_trials, 0, n_items), dtype=np.intp)  # (K, epochs, items) to come
+    drawn_orders = np.empty((0, n_trials, n_items), dtype=np.intp)  # (epochs, K, items) to come
+    # Chunk buffers by (steps, K), reused every epoch: fresh ones cost page faults, 2 ms an epoch
+    # at K = 1024.
+    chunk_buffers: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
     # Overflow in a diverging network is expected and recorded, not warned about per item.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for epoch in range(1, epochs + 1):
             if orders is None:
-                if drawn_orders.shape[1] == 0:
+                if len(drawn_orders) == 0:
                     # Each generator shuffles several epochs in one call: per-epoch calls cost
                     # K Python round trips, 7 % of training at K = 256.
                     span = max(1, min(ORDER_EPOCHS_PER_DRAW, epochs - epoch + 1,
                                       GATHER_CHUNK_NUMBERS // (n_items * len(active))))
                     ranks = np.broadcast_to(np.arange(n_items), (span, n_items))
-                    drawn_orders = np.stack([g.permuted(ranks, axis=1) for g in generators])
-                epoch_order, drawn_orders = drawn_orders[:, 0], drawn_orders[:, 1:]
+                    # Epoch-major, so that each epoch's (K, items) slab is contiguous: transposing
+                    # it then cost a tenth of transposing a strided one at K = 1024.
+                    drawn_orders = np.empty((span, len(active), n_items), dtype=np.intp)
+                    for k, generator in enumerate(generators):
+                        generator.permuted(ranks, axis=1, out=drawn_orders[:, k])
+                epoch_order, drawn_orders = drawn_orders[0], drawn_orders[1:]
             else:
                 epoch_order = orders[active, epoch - 1]
             epoch_order = np.ascontiguousarray(epoch_order.T)  # (items, K): step t's items in a row
@@ -325,15 +329,22 @@ def train_many(
             loss_sum = np.zeros(len(active))
             for first in range(0, n_items, chunk):
                 items = epoch_order[first : first + chunk]
-                x_chunk = _gather(x_columns, items)
-                one_hot_chunk = _gather(one_hot_columns, items)
-                probabilities = np.empty((len(items), layout.n_outputs, len(active)), dtype=dtype)
+                shape = (len(items), len(active))
+                if shape not in chunk_buffers:
+                    chunk_buffers[shape] = tuple(
+                        np.empty((len(items), rows, len(active)), dtype=dtype)
+                        for rows in (layout.n_inputs + 1, layout.n_outputs, layout.n_outputs)
+                    )
+                x_chunk, one_hot_chunk, probabilities = chunk_buffers[shape]
+                _gather(x_columns, items, out=x_chunk)
+                _gather(one_hot_columns, items, out=one_hot_chunk)
                 for t in range(len(items)):
                     networks.step(x_chunk[t], one_hot_chunk[t], probabilities[t])
-                # Each item's loss is read off afterwards, for the whole chunk in one call.
-                target_probability = np.take_along_axis(probabilities, y_train[items][:, None, :], axis=1)[:, 0]
-                # cumsum adds in item order, the same for every K (sum would go pairwise at K = 1).
-                loss_sum -= np.cumsum(np.log(target_probability), axis=0)[-1]
+                # Each item's loss is read off afterwards, for the whole chunk in one call: the
+                # one-hot product picks the target's probability exactly (the other terms are 0,
+                # and a NaN softmax is NaN in every class).
+                target_probability = _einsum("tck,tck->tk", probabilities, one_hot_chunk)
+                loss_sum -= sum_in_order(np.log(target_probability))
 
             weights64 = networks.weights.astype(np.float64, copy=False)
             train_loss = loss_sum / n_items
@@ -362,7 +373,8 @@ def train_many(
                 if stop.any():
                     networks.keep(remaining)
                     generators = [generators[k] for k in remaining]
-                    drawn_orders = drawn_orders[remaining]
+                    drawn_orders = drawn_orders[:, remaining]
+                    chunk_buffers.clear()
 
     return Batch(
         learning_rates=learning_rates,

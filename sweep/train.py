@@ -149,7 +149,6 @@ class _Networks:
         # NumPy's broadcasting set-up, about 2 us a call at K = 256.
         self.output_scale = np.repeat(self.negative_learning_rate[None, :], layout.n_outputs, axis=0)
         self.output_error = np.empty((layout.n_outputs, k), dtype)
-        self.products_ho = np.empty((layout.n_hidden, layout.n_outputs, k), dtype)
         self.hidden_with_one = np.ones((layout.n_hidden + 1, k), dtype)
         self.hidden = self.hidden_with_one[: layout.n_hidden]
         self.hidden_error = np.empty((layout.n_hidden, k), dtype)
@@ -182,9 +181,9 @@ class _Networks:
         hidden, hidden_with_one = self.hidden, self.hidden_with_one
         error, hidden_error, slope = self.output_error, self.hidden_error, self.tanh_slope
         # einsum sums the products without writing them out first: 2-2.5x faster than
-        # multiply-then-reduce at K >= 256. Its sums run in index order, so a network's numbers
-        # do not depend on its batch (tests/test_train.py checks a batch's row against the
-        # network trained alone); the one exception is below.
+        # multiply-then-reduce at K >= 256. With two or more lanes (see _lanes) its sums run in
+        # index order, so a network's numbers do not depend on its batch (tests/test_train.py
+        # checks a batch's row against the network trained alone).
         _einsum("ik,ihk->hk", x, self.w_ih, out=hidden)
         np.tanh(hidden, out=hidden)
         _einsum("hk,hok->ok", hidden_with_one, self.w_ho, out=probability)
@@ -194,13 +193,7 @@ class _Networks:
         np.subtract(probability, one_hot, out=error)  # dLoss/d(logits) = softmax - target
         error *= self.output_scale
         _einsum("hk,ok->hok", hidden_with_one, error, out=step_ho)
-        if error.shape[1] > 1:
-            _einsum("hok,ok->hk", self.w_ho_weights, error, out=hidden_error)
-        else:
-            # For K = 1 einsum sums over the outputs in another order; multiply-then-reduce
-            # sums in the order einsum uses for K >= 2.
-            np.multiply(self.w_ho_weights, error[None, :, :], out=self.products_ho)
-            np.add.reduce(self.products_ho, axis=1, out=hidden_error)
+        _einsum("hok,ok->hk", self.w_ho_weights, error, out=hidden_error)
         np.multiply(hidden, hidden, out=slope)
         np.subtract(1.0, slope, out=slope)  # tanh' = 1 - tanh^2
         hidden_error *= slope
@@ -221,6 +214,19 @@ def _gather(columns: np.ndarray, items: np.ndarray, out: np.ndarray) -> None:
     """
     for row in range(columns.shape[0]):
         np.take(columns[row], items, out=out[:, row])
+
+
+def _lanes(n_networks: int) -> np.ndarray:
+    """The columns to train ``n_networks`` networks in: lane j trains network j, and a lone
+    network gets a twin in a second lane.
+
+    NumPy sums a length-1 trial axis differently: it drops the axis and adds along another one,
+    pairwise or in SIMD lanes (softmax over 8+ classes, a single hidden unit, the losses over 8+
+    items). With two or more columns every sum runs in index order, so a network's numbers are
+    the same whatever its batch, alone included, and a stored trial replays exactly. The twin
+    costs little: at K = 1 a step is call overhead.
+    """
+    return np.arange(max(n_networks, 2)) % n_networks
 
 
 def _per_trial(values, n_trials: int) -> np.ndarray:
@@ -294,13 +300,13 @@ def train_many(
     x_columns = np.ones((layout.n_inputs + 1, n_items), dtype=dtype)
     x_columns[:-1] = dataset.x_train.T
     one_hot_columns = np.eye(layout.n_outputs, dtype=dtype)[:, dataset.y_train]
-    networks = _Networks(layout, parameters, learning_rates, momenta, rule, dtype)
-
     curves = {name: np.full((n_trials, epochs), np.nan) for name in ("train", "val", "acc")}
     diverged_epoch = np.zeros(n_trials, dtype=np.int64)
     stopped_epoch = np.zeros(n_trials, dtype=np.int64)
     final_parameters = np.empty((layout.size, n_trials))
     active = np.arange(n_trials)
+    lanes = _lanes(len(active))  # positions in ``active`` of the networks each column trains
+    networks = _Networks(layout, parameters[:, lanes], learning_rates[lanes], momenta[lanes], rule, dtype)
 
     drawn_orders = np.empty((0, n_trials, n_items), dtype=np.intp)  # (epochs, K, items) to come
     # Chunk buffers by (steps, K), reused every epoch: fresh ones cost page faults, 2 ms an epoch
@@ -322,33 +328,42 @@ def train_many(
                     for k, generator in enumerate(generators):
                         generator.permuted(ranks, axis=1, out=drawn_orders[:, k])
                 epoch_order, drawn_orders = drawn_orders[0], drawn_orders[1:]
+                if len(lanes) > len(active):
+                    epoch_order = epoch_order[lanes]  # a lone network and its twin
             else:
-                epoch_order = orders[active, epoch - 1]
-            epoch_order = np.ascontiguousarray(epoch_order.T)  # (items, K): step t's items in a row
-            chunk = max(1, GATHER_CHUNK_NUMBERS // ((layout.n_inputs + 1 + layout.n_outputs) * len(active)))
-            loss_sum = np.zeros(len(active))
+                epoch_order = orders[active[lanes], epoch - 1]
+            epoch_order = np.ascontiguousarray(epoch_order.T)  # (items, lanes): step t's items in a row
+            n_lanes = len(lanes)
+            chunk = max(1, GATHER_CHUNK_NUMBERS // ((layout.n_inputs + 1 + layout.n_outputs) * n_lanes))
+            log_likelihood = np.zeros(n_lanes)  # each lane's sum of log p(target), item by item
             for first in range(0, n_items, chunk):
                 items = epoch_order[first : first + chunk]
-                shape = (len(items), len(active))
+                shape = (len(items), n_lanes)
                 if shape not in chunk_buffers:
-                    chunk_buffers[shape] = tuple(
-                        np.empty((len(items), rows, len(active)), dtype=dtype)
-                        for rows in (layout.n_inputs + 1, layout.n_outputs, layout.n_outputs)
+                    chunk_buffers[shape] = (
+                        np.empty((len(items), layout.n_inputs + 1, n_lanes), dtype=dtype),
+                        np.empty((len(items), layout.n_outputs, n_lanes), dtype=dtype),
+                        np.empty((len(items), layout.n_outputs, n_lanes), dtype=dtype),
+                        np.empty((len(items) + 1, n_lanes)),  # running sum, then each log p(target)
                     )
-                x_chunk, one_hot_chunk, probabilities = chunk_buffers[shape]
+                x_chunk, one_hot_chunk, probabilities, log_terms = chunk_buffers[shape]
                 _gather(x_columns, items, out=x_chunk)
                 _gather(one_hot_columns, items, out=one_hot_chunk)
                 for t in range(len(items)):
                     networks.step(x_chunk[t], one_hot_chunk[t], probabilities[t])
                 # Each item's loss is read off afterwards, for the whole chunk in one call: the
                 # one-hot product picks the target's probability exactly (the other terms are 0,
-                # and a NaN softmax is NaN in every class).
-                target_probability = _einsum("tck,tck->tk", probabilities, one_hot_chunk)
-                loss_sum -= sum_in_order(np.log(target_probability))
+                # and a NaN softmax is NaN in every class). The running sum goes first, so the
+                # items are added one after another across chunks too: the chunk size depends
+                # on K, the sum must not.
+                log_terms[0] = log_likelihood
+                np.log(_einsum("tck,tck->tk", probabilities, one_hot_chunk), out=log_terms[1:])
+                log_likelihood = sum_in_order(log_terms)
 
             weights64 = networks.weights.astype(np.float64, copy=False)
-            train_loss = loss_sum / n_items
+            train_loss = -log_likelihood[: len(active)] / n_items
             val_loss, val_accuracy = evaluate(weights64, layout, dataset.x_val, dataset.y_val)
+            val_loss, val_accuracy = val_loss[: len(active)], val_accuracy[: len(active)]
             curves["train"][active, epoch - 1] = train_loss
             curves["val"][active, epoch - 1] = val_loss
             curves["acc"][active, epoch - 1] = val_accuracy
@@ -365,13 +380,15 @@ def train_many(
             diverged_epoch[active[diverged]] = epoch
             if stop.any() or epoch == epochs:
                 leaving = stop if epoch < epochs else np.ones_like(stop)
-                final_parameters[:, active[leaving]] = weights64[:, leaving]
+                final_parameters[:, active[leaving]] = weights64[:, : len(active)][:, leaving]
                 remaining = np.flatnonzero(~stop)
                 active = active[remaining]
                 if len(active) == 0:
                     break
                 if stop.any():
-                    networks.keep(remaining)
+                    # Lane j < len(active) trains network active[j]; keep the lanes of those left.
+                    lanes = _lanes(len(active))
+                    networks.keep(remaining[lanes])
                     generators = [generators[k] for k in remaining]
                     drawn_orders = drawn_orders[:, remaining]
                     chunk_buffers.clear()

@@ -1,5 +1,8 @@
 """The vectorised trainer against an independent per-item reference, and its contracts."""
 
+import sys
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -84,10 +87,24 @@ def test_trainer_matches_an_independent_per_item_reference(tiny, rule):
         np.testing.assert_allclose(run.weights[name], value, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape", [("iris", 7), ("synthetic-8x4", 10), ("synthetic-8x4", 3)])
+def assert_bit_identical(run, alone):
+    """Bit-identical, not just close: a stored trial must replay exactly, alone."""
+    for curve in ("train_loss", "val_loss", "val_accuracy"):
+        assert getattr(run, curve).tobytes() == getattr(alone, curve).tobytes(), curve
+    for name, value in alone.weights.items():
+        assert run.weights[name].tobytes() == value.tobytes(), name
+
+
+def synthetic(inputs, classes, items=120):
+    return sweep.load_dataset("synthetic", items=items, inputs=inputs, classes=classes, seed=2)
+
+
+# Iris; 8 inputs and 4 classes; a single hidden unit and 10 classes, where NumPy would sum a
+# lone network's softmax, hidden layer and losses in another order than a batch's.
+@pytest.mark.parametrize("shape", [("iris", 7), ((8, 4), 10), ((8, 4), 3), ((6, 10), 1), ((6, 10), 9)])
 def test_row_k_of_train_many_equals_train(iris, shape):
     name, hidden = shape
-    data = iris if name == "iris" else sweep.load_dataset("synthetic", items=120, inputs=8, classes=4, seed=2)
+    data = iris if name == "iris" else synthetic(*name)
     learning_rates = [0.003, 0.01, 0.05, 0.2]
     momenta = [0.0, 0.5, 0.9, 0.3]
     seeds = [10, 11, 12, 13]
@@ -95,11 +112,27 @@ def test_row_k_of_train_many_equals_train(iris, shape):
         batch = sweep.train_many(data, learning_rates, momenta, seeds, epochs=4, rule=rule, hidden=hidden)
         for k in range(4):
             alone = sweep.train(data, learning_rates[k], momenta[k], seeds[k], epochs=4, rule=rule, hidden=hidden)
-            # Bit-identical, not just close: a stored trial must replay exactly, alone.
-            assert batch.val_loss[k].tobytes() == alone.val_loss.tobytes()
-            assert batch.train_loss[k].tobytes() == alone.train_loss.tobytes()
-            for name_, value in alone.weights.items():
-                assert batch.run(k).weights[name_].tobytes() == value.tobytes()
+            assert_bit_identical(batch.run(k), alone)
+
+
+def test_rows_stay_identical_across_gather_chunks_and_a_batch_shrinking_to_one(monkeypatch):
+    # A small gather budget splits each epoch into chunks whose size depends on how many
+    # networks are left; networks stop until one trains on alone.
+    monkeypatch.setattr(sys.modules["sweep.train"], "GATHER_CHUNK_NUMBERS", 3000)
+    data = synthetic(6, 10, items=200)
+    learning_rates, momenta, seeds = [0.01, 0.03, 0.1, 0.3], [0.2, 0.9, 0.0, 0.5], [1, 2, 3, 4]
+
+    def stop_all_but_the_last(report):
+        return report.trials == report.trials.min() if len(report.trials) > 1 else None
+
+    batch = sweep.train_many(data, learning_rates, momenta, seeds, epochs=6, hidden=5, on_epoch=stop_all_but_the_last)
+    assert batch.stopped_epoch.tolist() == [1, 2, 3, 0]
+    for k in range(4):
+        epochs = batch.run(k).epochs_trained
+        alone = sweep.train(data, learning_rates[k], momenta[k], seeds[k], epochs=epochs, hidden=5)
+        run = batch.run(k)
+        trained = {c: getattr(run, c)[:epochs] for c in ("train_loss", "val_loss", "val_accuracy")}
+        assert_bit_identical(SimpleNamespace(**trained, weights=run.weights), alone)
 
 
 def test_the_same_seed_gives_bit_identical_curves_and_another_seed_does_not(iris):

@@ -14,6 +14,7 @@ A batch is all or nothing: a worker killed while writing leaves none of the batc
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -57,6 +58,11 @@ def create_running(storage, study_id: int, trials: list[NewTrial]) -> list[int]:
     """Create ``trials`` RUNNING in the study, numbered on from its last trial; their trial ids."""
     if not trials:
         return []
+    for trial in trials:  # what optuna.trial.create_trial checks: a value outside would break reads
+        for name, value in trial.params.items():
+            distribution = trial.distributions[name]
+            if not distribution._contains(distribution.to_internal_repr(value)):
+                raise ValueError(f"parameter {name} = {value!r} is outside {distribution}")
     now = _utc_now()
     with storage.engine.begin() as connection:
         # Optuna numbers a trial by counting the study's earlier ones, holding the study's row
@@ -92,6 +98,10 @@ def finish(storage, results: list[Finished]) -> list[bool]:
     which is left as it is."""
     if not results:
         return []
+    for result in results:
+        if result.value is not None and math.isnan(result.value):
+            # Optuna stores NaN as a NULL finite value, and every later read of the study fails.
+            raise ValueError(f"trial {result.trial_id}: a NaN value cannot be stored")
     now = _utc_now()
     with storage.engine.begin() as connection:
         stored = [

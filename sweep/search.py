@@ -478,8 +478,10 @@ def run_study(
     progress = Progress(total=spec.trials)
     space = distributions(spec)
     # Optuna's read cache: each batch re-reads only new trials and ones not finished at the last
-    # read (finished trials never change), instead of every trial with its curves.
-    reader = optuna.storages._CachedStorage(storage)
+    # read (finished trials never change), instead of every trial with its curves. It is what
+    # optuna.create_study wraps an RDB storage in; without it (a future Optuna), read it all.
+    cached = getattr(optuna.storages, "_CachedStorage", None)
+    reader = cached(storage) if cached else storage
     batches = 0
     while max_batches is None or batches < max_batches:
         # Counting, sampling and writing the batch as RUNNING happen under one lock, so that

@@ -111,8 +111,11 @@ def _check_sqlite_file(path: Path) -> bool:
             raise StorageError(f"{path}: unreadable SQLite database ({second})") from None
     if not tables:
         return False
-    if not tables <= OPTUNA_TABLES:
-        raise StorageError(f"{path}: a SQLite database, but not an Optuna one (tables {', '.join(sorted(tables - OPTUNA_TABLES)[:3])})")
+    # SQLite's own tables (sqlite_stat1 after ANALYZE or PRAGMA optimize, sqlite_sequence) may
+    # sit in any database.
+    foreign = {name for name in tables - OPTUNA_TABLES if not name.startswith("sqlite_")}
+    if foreign:
+        raise StorageError(f"{path}: a SQLite database, but not an Optuna one (tables {', '.join(sorted(foreign)[:3])})")
     if "alembic_version" not in tables:
         return True  # another worker is creating Optuna's tables right now: Optuna finishes them
     expected = _head_schema_version()

@@ -85,3 +85,15 @@ def test_a_batch_that_fails_writes_nothing(tmp_path):
     with pytest.raises(sqlalchemy.exc.IntegrityError):
         bulk.finish(storage, [bulk.Finished(trial_id, TrialState.COMPLETE, 0.3, {"curves": CURVES})])
     assert [fields(t) for t in storage.get_all_trials(study_id)] == before
+
+
+def test_values_optuna_could_not_read_back_are_refused_before_writing(tmp_path):
+    storage, study_id = new_study(tmp_path, "s")
+    before = [fields(t) for t in storage.get_all_trials(study_id)]
+    with pytest.raises(ValueError, match="momentum = 1.5 is outside"):
+        bulk.create_running(storage, study_id, [bulk.NewTrial({"learning_rate": 0.1, "momentum": 1.5}, SPACE)])
+    (trial_id,) = bulk.create_running(storage, study_id, [bulk.NewTrial(TRIALS[0][0], SPACE)])
+    with pytest.raises(ValueError, match="NaN"):
+        bulk.finish(storage, [bulk.Finished(trial_id, TrialState.COMPLETE, math.nan)])
+    assert [fields(t) for t in storage.get_all_trials(study_id)][:-1] == before
+    assert storage.get_trial(trial_id).state == TrialState.RUNNING

@@ -112,3 +112,15 @@ def test_a_database_whose_optuna_tables_are_still_being_created_is_opened_not_re
     storage = open_storage(f"sqlite:///{db}")
     run_study(parse_study(TINY, str(tmp_path / "t.toml")), storage)
     assert len(storage.get_all_trials(storage.get_study_id_from_name("tiny"))) == 4
+
+
+def test_a_database_sqlite_has_analysed_is_still_ours(tmp_path, capsys):
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    run_study(parse_study(TINY, str(tmp_path / "t.toml")), open_storage(url))
+    connection = sqlite3.connect(tmp_path / "sweep.db")
+    connection.execute("ANALYZE")  # SQLite adds its own sqlite_stat1 table
+    connection.close()
+    assert main(["best", "tiny", "--storage", url]) == 0
+    assert "learning_rate" in capsys.readouterr().out

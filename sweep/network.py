@@ -120,10 +120,11 @@ def initial_block(layout: Layout, generators, init: str = "glorot") -> np.ndarra
     return block
 
 
-def log_softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+def log_softmax(logits: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarray:
     """log of softmax along ``axis``, shifted by the maximum so it cannot overflow."""
-    shifted = logits - logits.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted = np.subtract(logits, logits.max(axis=axis, keepdims=True), out=out)
+    log_sum = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return np.subtract(shifted, log_sum, out=shifted)
 
 
 def sum_in_order(values: np.ndarray) -> np.ndarray:
@@ -138,30 +139,50 @@ def sum_in_order(values: np.ndarray) -> np.ndarray:
     return np.cumsum(values, axis=0)[-1]
 
 
+class Evaluation:
+    """Evaluates K networks on one data set (x, y), epoch after epoch, in buffers it keeps.
+
+    Fresh buffers each epoch cost page faults: a third of an evaluation at K = 1024.
+    x: (N, n_inputs); y: (N,) class indices.
+    """
+
+    def __init__(self, layout: Layout, x: np.ndarray, y: np.ndarray, k: int):
+        n = len(y)
+        self.layout, self.y, self.items = layout, y, np.arange(n)
+        # Each layer's bias is its first input, a constant 1: einsum then adds bias, then each
+        # input's product, in index order, for every K (a Python loop over the inputs adding the
+        # same terms in the same order was a third slower).
+        self.inputs = np.ones((n, layout.n_inputs + 1))
+        self.inputs[:, 1:] = x
+        self.hidden = np.ones((n, layout.n_hidden + 1, k))
+        self.w_ih = np.empty((layout.n_inputs + 1, layout.n_hidden, k))
+        self.w_ho = np.empty((layout.n_hidden + 1, layout.n_outputs, k))
+        self.logits = np.empty((n, layout.n_outputs, k))
+        self.log_p = np.empty_like(self.logits)
+
+    def __call__(self, flat: np.ndarray):
+        """Mean cross-entropy loss and accuracy of each network of the (P, K) block: two (K,) arrays."""
+        p = self.layout.views(flat)
+        self.w_ih[0], self.w_ih[1:] = p["h_biases"], p["ih_weights"]
+        self.w_ho[0], self.w_ho[1:] = p["o_biases"], p["ho_weights"]
+        hidden = self.hidden[:, 1:]
+        np.einsum("ni,ihk->nhk", self.inputs, self.w_ih, out=hidden)
+        np.tanh(hidden, out=hidden)
+        np.einsum("nhk,hok->nok", self.hidden, self.w_ho, out=self.logits)
+        log_softmax(self.logits, axis=1, out=self.log_p)
+        loss = -sum_in_order(self.log_p[self.items, self.y, :]) / len(self.y)
+        accuracy = (self.logits.argmax(axis=1) == self.y[:, None]).mean(axis=0)
+        return loss, accuracy
+
+
 def evaluate(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):
     """Mean cross-entropy loss and accuracy of each of K networks on the whole set (x, y).
 
     flat: (P, K) parameters; x: (N, n_inputs); y: (N,) class indices. Returns two (K,) arrays.
-    Sums run term by term along the trial axis (no BLAS), so network k's figures are
-    bit-identical whatever else shares its batch: a stored trial replays exactly.
+    Sums run term by term along the trial axis (no BLAS), so network k's figures are the same
+    whatever else shares its batch (for K >= 2: see ``sweep.train._lanes``).
     """
-    p = layout.views(flat)
-    n, k = len(y), flat.shape[1]
-    # Each layer's bias is its first input, a constant 1: einsum then adds bias, then each
-    # input's product, in index order, for every K (a Python loop over the inputs adding the
-    # same terms in the same order was a third slower).
-    inputs = np.ones((n, layout.n_inputs + 1))
-    inputs[:, 1:] = x
-    hidden = np.ones((n, layout.n_hidden + 1, k))
-    w_ih = np.concatenate([p["h_biases"][None], p["ih_weights"]])
-    np.einsum("ni,ihk->nhk", inputs, w_ih, out=hidden[:, 1:])
-    np.tanh(hidden[:, 1:], out=hidden[:, 1:])
-    w_ho = np.concatenate([p["o_biases"][None], p["ho_weights"]])
-    logits = np.einsum("nhk,hok->nok", hidden, w_ho)
-    log_p = log_softmax(logits, axis=1)
-    loss = -sum_in_order(log_p[np.arange(n), y, :]) / n
-    accuracy = (logits.argmax(axis=1) == y[:, None]).mean(axis=0)
-    return loss, accuracy
+    return Evaluation(layout, x, y, flat.shape[1])(flat)
 
 
 def loss_and_gradients(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import Layout, evaluate, initial_block, sum_in_order
+from .network import Evaluation, Layout, initial_block, sum_in_order
 from .rules import RULES, keep_trials, make_rule
 
 try:
@@ -309,9 +309,10 @@ def train_many(
     networks = _Networks(layout, parameters[:, lanes], learning_rates[lanes], momenta[lanes], rule, dtype)
 
     drawn_orders = np.empty((0, n_trials, n_items), dtype=np.intp)  # (epochs, K, items) to come
-    # Chunk buffers by (steps, K), reused every epoch: fresh ones cost page faults, 2 ms an epoch
+    # Chunk buffers by (steps, K), reused every epoch: fresh ones cost page faults, 5 ms an epoch
     # at K = 1024.
     chunk_buffers: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+    evaluation = None  # its buffers too, made again when the batch shrinks
     # Overflow in a diverging network is expected and recorded, not warned about per item.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for epoch in range(1, epochs + 1):
@@ -362,7 +363,9 @@ def train_many(
 
             weights64 = networks.weights.astype(np.float64, copy=False)
             train_loss = -log_likelihood[: len(active)] / n_items
-            val_loss, val_accuracy = evaluate(weights64, layout, dataset.x_val, dataset.y_val)
+            if evaluation is None:
+                evaluation = Evaluation(layout, dataset.x_val, dataset.y_val, n_lanes)
+            val_loss, val_accuracy = evaluation(weights64)
             val_loss, val_accuracy = val_loss[: len(active)], val_accuracy[: len(active)]
             curves["train"][active, epoch - 1] = train_loss
             curves["val"][active, epoch - 1] = val_loss
@@ -392,6 +395,7 @@ def train_many(
                     generators = [generators[k] for k in remaining]
                     drawn_orders = drawn_orders[:, remaining]
                     chunk_buffers.clear()
+                    evaluation = None
 
     return Batch(
         learning_rates=learning_rates,

@@ -180,9 +180,13 @@ def evaluate(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):
 
     flat: (P, K) parameters; x: (N, n_inputs); y: (N,) class indices. Returns two (K,) arrays.
     Sums run term by term along the trial axis (no BLAS), so network k's figures are the same
-    whatever else shares its batch (for K >= 2: see ``sweep.train._lanes``).
+    whatever else shares its batch, and the same as the trainer records. A lone network is
+    evaluated beside a copy of itself, as the trainer trains it (see ``sweep.train._lanes``).
     """
-    return Evaluation(layout, x, y, flat.shape[1])(flat)
+    k = flat.shape[1]
+    columns = flat if k > 1 else np.repeat(flat, 2, axis=1)
+    loss, accuracy = Evaluation(layout, x, y, columns.shape[1])(columns)
+    return loss[:k], accuracy[:k]
 
 
 def loss_and_gradients(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):

@@ -273,6 +273,8 @@ def train_many(
         raise ValueError("hidden and epochs must be at least 1")
     seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
     n_trials = len(seeds)
+    if n_trials == 0:
+        raise ValueError("no networks to train: give at least one seed")
     learning_rates = _per_trial(learning_rates, n_trials)
     momenta = _per_trial(momenta, n_trials)
     if np.any(~(learning_rates > 0)):

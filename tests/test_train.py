@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import sweep
+from sweep.network import Layout, evaluate
 from sweep.train import DIVERGENCE_FACTOR
 
 
@@ -115,6 +116,15 @@ def test_row_k_of_train_many_equals_train(iris, shape):
             assert_bit_identical(batch.run(k), alone)
 
 
+def test_evaluate_gives_a_lone_network_the_validation_loss_the_trainer_recorded():
+    data, layout = synthetic(6, 10, items=400), Layout(6, 1, 10)
+    for seed in range(10):
+        run = sweep.train(data, 0.05, 0.5, seed=seed, epochs=2, hidden=1)
+        loss, accuracy = evaluate(layout.flatten(run.weights), layout, data.x_val, data.y_val)
+        assert loss.tobytes() == run.val_loss[-1:].tobytes()
+        assert accuracy.tobytes() == run.val_accuracy[-1:].tobytes()
+
+
 def test_rows_stay_identical_across_gather_chunks_and_a_batch_shrinking_to_one(monkeypatch):
     # A small gather budget splits each epoch into chunks whose size depends on how many
     # networks are left; networks stop until one trains on alone.
@@ -189,6 +199,7 @@ def test_on_epoch_can_stop_networks_and_the_rest_match_an_unstopped_run(iris):
         ({"momenta": 1.0}, r"momentum must be in \[0, 1\)"),
         ({"rule": "adam"}, "unknown momentum rule"),
         ({"epochs": 0}, "at least 1"),
+        ({"seeds": []}, "at least one seed"),
     ],
 )
 def test_bad_settings_are_refused(tiny, kwargs, message):

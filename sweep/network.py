@@ -127,28 +127,32 @@ def log_softmax(logits: np.ndarray, axis: int, out: np.ndarray | None = None) ->
     return np.subtract(shifted, log_sum, out=shifted)
 
 
-def sum_in_order(values: np.ndarray) -> np.ndarray:
-    """Column sums of (N, K) ``values``, adding rows first to last whatever K is.
+def lanes(n_networks: int) -> np.ndarray:
+    """The columns to compute ``n_networks`` networks in: lane j is network j, and a lone
+    network gets a twin in a second lane.
 
-    Network k's sums must not depend on its batch, or a stored trial would not replay exactly.
-    ``add.reduce`` adds the rows in order when K >= 2, but one column is a contiguous reduction
-    that NumPy sums pairwise, so K = 1 takes cumsum (in order; 7x slower at K = 1024).
+    NumPy sums a length-1 trial axis differently: it drops the axis and adds along another one,
+    pairwise or in SIMD lanes (softmax over 8+ classes, a single hidden unit, the losses over 8+
+    items). With two or more columns every sum runs in index order, so a network's numbers are
+    the same whatever its batch, alone included, and a stored trial replays exactly. The twin
+    costs little: at K = 1 a step is call overhead.
     """
-    if values.shape[1] > 1:
-        return np.add.reduce(values, axis=0)
-    return np.cumsum(values, axis=0)[-1]
+    return np.arange(max(n_networks, 2)) % n_networks
 
 
 class Evaluation:
     """Evaluates K networks on one data set (x, y), epoch after epoch, in buffers it keeps.
 
     Fresh buffers each epoch cost page faults: a third of an evaluation at K = 1024.
-    x: (N, n_inputs); y: (N,) class indices.
+    x: (N, n_inputs); y: (N,) class indices. A lone network is evaluated beside a twin, as the
+    trainer trains it (see ``lanes``), so its figures are the ones the trainer records.
     """
 
     def __init__(self, layout: Layout, x: np.ndarray, y: np.ndarray, k: int):
         n = len(y)
         self.layout, self.y, self.items = layout, y, np.arange(n)
+        self.k, self.lanes = k, lanes(k)
+        k = len(self.lanes)
         # Each layer's bias is its first input, a constant 1: einsum then adds bias, then each
         # input's product, in index order, for every K (a Python loop over the inputs adding the
         # same terms in the same order was a third slower).
@@ -162,7 +166,7 @@ class Evaluation:
 
     def __call__(self, flat: np.ndarray):
         """Mean cross-entropy loss and accuracy of each network of the (P, K) block: two (K,) arrays."""
-        p = self.layout.views(flat)
+        p = self.layout.views(flat if flat.shape[1] == len(self.lanes) else flat[:, self.lanes])
         self.w_ih[0], self.w_ih[1:] = p["h_biases"], p["ih_weights"]
         self.w_ho[0], self.w_ho[1:] = p["o_biases"], p["ho_weights"]
         hidden = self.hidden[:, 1:]
@@ -170,9 +174,10 @@ class Evaluation:
         np.tanh(hidden, out=hidden)
         np.einsum("nhk,hok->nok", self.hidden, self.w_ho, out=self.logits)
         log_softmax(self.logits, axis=1, out=self.log_p)
-        loss = -sum_in_order(self.log_p[self.items, self.y, :]) / len(self.y)
+        # add.reduce adds the items in order over two or more columns (see ``lanes``).
+        loss = -np.add.reduce(self.log_p[self.items, self.y, :], axis=0) / len(self.y)
         accuracy = (self.logits.argmax(axis=1) == self.y[:, None]).mean(axis=0)
-        return loss, accuracy
+        return loss[: self.k], accuracy[: self.k]
 
 
 def evaluate(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):
@@ -180,13 +185,9 @@ def evaluate(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):
 
     flat: (P, K) parameters; x: (N, n_inputs); y: (N,) class indices. Returns two (K,) arrays.
     Sums run term by term along the trial axis (no BLAS), so network k's figures are the same
-    whatever else shares its batch, and the same as the trainer records. A lone network is
-    evaluated beside a copy of itself, as the trainer trains it (see ``sweep.train._lanes``).
+    whatever else shares its batch, and the same as the trainer records.
     """
-    k = flat.shape[1]
-    columns = flat if k > 1 else np.repeat(flat, 2, axis=1)
-    loss, accuracy = Evaluation(layout, x, y, columns.shape[1])(columns)
-    return loss[:k], accuracy[:k]
+    return Evaluation(layout, x, y, flat.shape[1])(flat)
 
 
 def loss_and_gradients(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import Evaluation, Layout, initial_block, sum_in_order
+from .network import Evaluation, Layout, initial_block, lanes as _lanes
 from .rules import RULES, keep_trials, make_rule
 
 try:
@@ -181,9 +181,9 @@ class _Networks:
         hidden, hidden_with_one = self.hidden, self.hidden_with_one
         error, hidden_error, slope = self.output_error, self.hidden_error, self.tanh_slope
         # einsum sums the products without writing them out first: 2-2.5x faster than
-        # multiply-then-reduce at K >= 256. With two or more lanes (see _lanes) its sums run in
-        # index order, so a network's numbers do not depend on its batch (tests/test_train.py
-        # checks a batch's row against the network trained alone).
+        # multiply-then-reduce at K >= 256. With two or more lanes (see network.lanes) its sums
+        # run in index order, so a network's numbers do not depend on its batch
+        # (tests/test_train.py checks a batch's row against the network trained alone).
         _einsum("ik,ihk->hk", x, self.w_ih, out=hidden)
         np.tanh(hidden, out=hidden)
         _einsum("hk,hok->ok", hidden_with_one, self.w_ho, out=probability)
@@ -214,19 +214,6 @@ def _gather(columns: np.ndarray, items: np.ndarray, out: np.ndarray) -> None:
     """
     for row in range(columns.shape[0]):
         np.take(columns[row], items, out=out[:, row])
-
-
-def _lanes(n_networks: int) -> np.ndarray:
-    """The columns to train ``n_networks`` networks in: lane j trains network j, and a lone
-    network gets a twin in a second lane.
-
-    NumPy sums a length-1 trial axis differently: it drops the axis and adds along another one,
-    pairwise or in SIMD lanes (softmax over 8+ classes, a single hidden unit, the losses over 8+
-    items). With two or more columns every sum runs in index order, so a network's numbers are
-    the same whatever its batch, alone included, and a stored trial replays exactly. The twin
-    costs little: at K = 1 a step is call overhead.
-    """
-    return np.arange(max(n_networks, 2)) % n_networks
 
 
 def _per_trial(values, n_trials: int) -> np.ndarray:
@@ -361,14 +348,13 @@ def train_many(
                 # on K, the sum must not.
                 log_terms[0] = log_likelihood
                 np.log(_einsum("tck,tck->tk", probabilities, one_hot_chunk), out=log_terms[1:])
-                log_likelihood = sum_in_order(log_terms)
+                log_likelihood = np.add.reduce(log_terms, axis=0)  # in order: 2+ lanes
 
             weights64 = networks.weights.astype(np.float64, copy=False)
             train_loss = -log_likelihood[: len(active)] / n_items
             if evaluation is None:
-                evaluation = Evaluation(layout, dataset.x_val, dataset.y_val, n_lanes)
-            val_loss, val_accuracy = evaluation(weights64)
-            val_loss, val_accuracy = val_loss[: len(active)], val_accuracy[: len(active)]
+                evaluation = Evaluation(layout, dataset.x_val, dataset.y_val, len(active))
+            val_loss, val_accuracy = evaluation(weights64[:, : len(active)])
             curves["train"][active, epoch - 1] = train_loss
             curves["val"][active, epoch - 1] = val_loss
             curves["acc"][active, epoch - 1] = val_accuracy

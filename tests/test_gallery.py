@@ -101,6 +101,25 @@ def browser_args(binary: str, profile) -> list[str]:
     ]
 
 
+def rendered(binary: str, page, profile) -> tuple[str, dict[str, str]]:
+    """The DOM headless Chromium builds from ``page`` with PROBE added, and the data-*
+    attributes PROBE's load handler set on its body."""
+    probe = page.with_name("probe-" + page.name)
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    done = subprocess.run(
+        [*browser_args(binary, profile), "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    body = re.search(r"<body([^>]*)>", done.stdout)
+    assert body, f"no DOM from chromium (exit {done.returncode}): {done.stderr[-2000:]}"
+    attributes = dict(re.findall(r'data-(\w+)="([^"]*)"', body.group(1)))
+    assert attributes.get("done") == "yes", f"the load handler did not run: {body.group(0)}"
+    return done.stdout, attributes
+
+
 def test_gallery_renders_every_study_with_no_broken_image(tmp_path, monkeypatch):
     binary = chromium()
     storage = open_storage(f"sqlite:///{tmp_path / 'sweep.db'}")
@@ -110,21 +129,7 @@ def test_gallery_renders_every_study_with_no_broken_image(tmp_path, monkeypatch)
     monkeypatch.setenv(RESULTS_ENV, str(results))
     write_reports(storage, None)
 
-    page = (results / "index.html").read_text(encoding="utf-8")
-    probe = results / "probe-index.html"
-    probe.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    done = subprocess.run(
-        [*browser_args(binary, tmp_path / "profile"), "--dump-dom", probe.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    dom = done.stdout
-    body = re.search(r"<body([^>]*)>", dom)
-    assert body, f"no DOM from chromium (exit {done.returncode}): {done.stderr[-2000:]}"
-    attributes = dict(re.findall(r'data-(\w+)="([^"]*)"', body.group(1)))
-    assert attributes.get("done") == "yes", f"the load handler did not run: {body.group(0)}"
+    dom, attributes = rendered(binary, results / "index.html", tmp_path / "profile")
     assert int(attributes["studies"]) == len(STUDIES)
     assert int(attributes["images"]) == 3 * len(STUDIES)  # curves, landscape, momentum-vs-none each
     assert int(attributes["broken"]) == 0
@@ -140,18 +145,5 @@ def test_study_page_renders_with_no_broken_image(tmp_path, monkeypatch):
     run_study(parse_study(data, str(tmp_path / "grid.toml")), storage)
     monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
     write_reports(storage, [data["name"]])
-    folder = tmp_path / "results" / data["name"]
-    probe = folder / "probe-index.html"
-    probe.write_text((folder / "index.html").read_text().replace("</body>", PROBE + "</body>"))
-    done = subprocess.run(
-        [*browser_args(binary, tmp_path / "profile"), "--dump-dom", probe.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    body = re.search(r"<body([^>]*)>", done.stdout)
-    assert body, f"no DOM from chromium (exit {done.returncode}): {done.stderr[-2000:]}"
-    attributes = dict(re.findall(r'data-(\w+)="([^"]*)"', body.group(1)))
-    assert attributes.get("done") == "yes"
+    _, attributes = rendered(binary, tmp_path / "results" / data["name"] / "index.html", tmp_path / "profile")
     assert int(attributes["images"]) >= 3 and int(attributes["broken"]) == 0

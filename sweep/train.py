@@ -350,11 +350,11 @@ def train_many(
                 np.log(_einsum("tck,tck->tk", probabilities, one_hot_chunk), out=log_terms[1:])
                 log_likelihood = np.add.reduce(log_terms, axis=0)  # in order: 2+ lanes
 
-            weights64 = networks.weights.astype(np.float64, copy=False)
+            weights64 = networks.weights[:, : len(active)].astype(np.float64, copy=False)  # no twin
             train_loss = -log_likelihood[: len(active)] / n_items
             if evaluation is None:
                 evaluation = Evaluation(layout, dataset.x_val, dataset.y_val, len(active))
-            val_loss, val_accuracy = evaluation(weights64[:, : len(active)])
+            val_loss, val_accuracy = evaluation(weights64)
             curves["train"][active, epoch - 1] = train_loss
             curves["val"][active, epoch - 1] = val_loss
             curves["acc"][active, epoch - 1] = val_accuracy
@@ -371,7 +371,7 @@ def train_many(
             diverged_epoch[active[diverged]] = epoch
             if stop.any() or epoch == epochs:
                 leaving = stop if epoch < epochs else np.ones_like(stop)
-                final_parameters[:, active[leaving]] = weights64[:, : len(active)][:, leaving]
+                final_parameters[:, active[leaving]] = weights64[:, leaving]
                 remaining = np.flatnonzero(~stop)
                 active = active[remaining]
                 if len(active) == 0:

@@ -208,6 +208,15 @@ def test_bad_settings_are_refused(tiny, kwargs, message):
         sweep.train_many(tiny, **arguments)
 
 
+@pytest.mark.parametrize("bad_item", [-1, "n_items"])
+def test_an_item_order_out_of_range_is_refused(tiny, bad_item):
+    n_items = len(tiny.y_train)
+    order = np.tile(np.arange(n_items), (2, 1))
+    order[1, 3] = n_items if bad_item == "n_items" else bad_item
+    with pytest.raises(ValueError, match=f"item indices from 0 to {n_items - 1}"):
+        sweep.train(tiny, 0.1, 0.5, seed=1, epochs=2, order=order)
+
+
 def test_float32_option_stays_close_to_float64(iris):
     wide = sweep.train(iris, 0.01, 0.5, seed=1, epochs=5)
     narrow = sweep.train(iris, 0.01, 0.5, seed=1, epochs=5, dtype=np.float32)

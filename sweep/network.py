@@ -159,25 +159,44 @@ class Evaluation:
         self.inputs = np.ones((n, layout.n_inputs + 1))
         self.inputs[:, 1:] = x
         self.hidden = np.ones((n, layout.n_hidden + 1, k))
+        # The hidden units' inputs, contiguous: tanh from here into the strided hidden units
+        # took 40 % less time than tanh in place on them.
+        self.hidden_inputs = np.empty((n, layout.n_hidden, k))
         self.w_ih = np.empty((layout.n_inputs + 1, layout.n_hidden, k))
         self.w_ho = np.empty((layout.n_hidden + 1, layout.n_outputs, k))
         self.logits = np.empty((n, layout.n_outputs, k))
-        self.log_p = np.empty_like(self.logits)
+        self.top = np.empty((n, k))
+        self.shifted = np.empty_like(self.logits)
+        self.exps = np.empty_like(self.logits)
+        self.at_top = np.empty(self.logits.shape, dtype=bool)
 
     def __call__(self, flat: np.ndarray):
         """Mean cross-entropy loss and accuracy of each network of the (P, K) block: two (K,) arrays."""
         p = self.layout.views(flat if flat.shape[1] == len(self.lanes) else flat[:, self.lanes])
         self.w_ih[0], self.w_ih[1:] = p["h_biases"], p["ih_weights"]
         self.w_ho[0], self.w_ho[1:] = p["o_biases"], p["ho_weights"]
-        hidden = self.hidden[:, 1:]
-        np.einsum("ni,ihk->nhk", self.inputs, self.w_ih, out=hidden)
-        np.tanh(hidden, out=hidden)
+        np.einsum("ni,ihk->nhk", self.inputs, self.w_ih, out=self.hidden_inputs)
+        np.tanh(self.hidden_inputs, out=self.hidden[:, 1:])
         np.einsum("nhk,hok->nok", self.hidden, self.w_ho, out=self.logits)
-        log_softmax(self.logits, axis=1, out=self.log_p)
+        # log softmax (as ``log_softmax``), taken at the targets only: the loss needs no more.
+        top = np.maximum.reduce(self.logits, axis=1, out=self.top)
+        np.subtract(self.logits, top[:, None], out=self.shifted)
+        log_sum = np.log(np.exp(self.shifted, out=self.exps).sum(axis=1))
+        target_logit = self.logits[self.items, self.y, :]
+        log_p = self.shifted[self.items, self.y, :] - log_sum
         # add.reduce adds the items in order over two or more columns (see ``lanes``).
-        loss = -np.add.reduce(self.log_p[self.items, self.y, :], axis=0) / len(self.y)
-        accuracy = (self.logits.argmax(axis=1) == self.y[:, None]).mean(axis=0)
-        return loss[: self.k], accuracy[: self.k]
+        loss = -np.add.reduce(log_p, axis=0) / len(self.y)
+        return loss[: self.k], self._accuracy(target_logit, top)[: self.k]
+
+    def _accuracy(self, target_logit: np.ndarray, top: np.ndarray) -> np.ndarray:
+        """The fraction of items whose target has the largest logit: argmax's answer, a third of
+        its time. Where one class alone holds the maximum, argmax names the target exactly when
+        the target's logit is the maximum; ties and NaN (argmax takes the first) go to argmax.
+        """
+        at_top = np.equal(self.logits, top[:, None], out=self.at_top)
+        if np.count_nonzero(at_top) == top.size and not np.isnan(top).any():
+            return np.add.reduce(target_logit == top, axis=0) / len(self.y)
+        return (self.logits.argmax(axis=1) == self.y[:, None]).mean(axis=0)
 
 
 def evaluate(flat: np.ndarray, layout: Layout, x: np.ndarray, y: np.ndarray):

@@ -51,6 +51,35 @@ def test_evaluate_agrees_with_the_per_item_loss(layout):
     assert np.all((accuracy >= 0) & (accuracy <= 1))
 
 
+def _argmax_accuracy(flat, layout, x, y):
+    """Accuracy the plain way: argmax of each network's logits, item by item."""
+    p = layout.views(flat)
+    accuracy = []
+    for k in range(flat.shape[1]):
+        hidden = np.tanh(x @ p["ih_weights"][..., k] + p["h_biases"][..., k])
+        logits = hidden @ p["ho_weights"][..., k] + p["o_biases"][..., k]
+        accuracy.append(np.mean(logits.argmax(axis=1) == y))
+    return np.array(accuracy)
+
+
+@pytest.mark.parametrize("odd_network", ["none", "nan", "tied", "nan and tied"])
+def test_evaluate_accuracy_is_argmax_accuracy_with_ties_and_nan(layout, odd_network):
+    rng = np.random.default_rng(4)
+    flat = rng.normal(size=(layout.size, 5))
+    if "nan" in odd_network:  # argmax takes the first NaN class
+        flat[:, 2] = np.nan
+    if "tied" in odd_network:  # logits (1, 1, 0): argmax takes class 0
+        tied = 3 if "nan" in odd_network else 2
+        flat[:, tied] = 0.0
+        layout.views(flat)["o_biases"][:2, tied] = 1.0
+    x = rng.normal(size=(40, layout.n_inputs))
+    y = rng.integers(0, 3, size=40)
+    _, accuracy = evaluate(flat, layout, x, y)
+    np.testing.assert_array_equal(accuracy, _argmax_accuracy(flat, layout, x, y))
+    if odd_network != "none":
+        assert accuracy[2] == np.mean(y == 0)
+
+
 def test_glorot_and_small_uniform_initialisation(layout):
     glorot = initial_parameters(layout, np.random.default_rng(0), "glorot")
     views = layout.views(glorot[:, None])

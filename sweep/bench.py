@@ -2,7 +2,10 @@
 
 Trainer: microseconds per item-step of ``train`` (K = 1) and per network-step of ``train_many``
 at K = 16 ... 1024 on Iris 4-7-3, with the speed-up per network over K = 1. Each figure is the
-best of a few repeats, since the minimum is the least noisy estimate of what the code costs.
+best of five repeats, since the minimum is the least noisy estimate of what the code costs: on
+a shared machine a whole run now and then takes up to twice as long (K = 1 measured 16.8 and
+31 us per item-step minutes apart on the 2-core machine this was built on), and three repeats
+were too few to be sure of one clean run.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def best_seconds(function, repeats: int) -> float:
     return min(times)
 
 
-def trainer_figures(epochs: int = 20, sizes=(1, 16, 64, 256, 1024), repeats: int = 3):
+def trainer_figures(epochs: int = 20, sizes=(1, 16, 64, 256, 1024), repeats: int = 5):
     """Microseconds per network-step of training K Iris 4-7-3 networks for ``epochs`` epochs."""
     iris = load_dataset("iris")
     steps = epochs * len(iris.y_train)

@@ -149,6 +149,9 @@ class Evaluation:
     """
 
     def __init__(self, layout: Layout, x: np.ndarray, y: np.ndarray, k: int):
+        y = np.asarray(y)
+        if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= layout.n_outputs:
+            raise ValueError(f"classes must be integers from 0 to {layout.n_outputs - 1}")
         n = len(y)
         self.layout, self.y, self.items = layout, y, np.arange(n)
         self.k, self.lanes = k, lanes(k)

@@ -280,11 +280,12 @@ def train_many(
     else:
         parameters = np.asarray(initial_weights, dtype=np.float64).reshape(layout.size, n_trials)
     if orders is not None:
-        orders = np.asarray(orders, dtype=np.intp)
+        orders = np.asarray(orders)
         if orders.shape != (n_trials, epochs, n_items):
             raise ValueError(f"orders has shape {orders.shape}; expected {(n_trials, epochs, n_items)}")
-        if orders.min() < 0 or orders.max() >= n_items:
-            raise ValueError(f"orders must hold item indices from 0 to {n_items - 1}")
+        if orders.dtype.kind not in "iu" or orders.min() < 0 or orders.max() >= n_items:
+            raise ValueError(f"orders must hold integer item indices from 0 to {n_items - 1}")
+        orders = orders.astype(np.intp, copy=False)
     if divergence_loss is None:
         divergence_loss = DIVERGENCE_FACTOR * np.log(layout.n_outputs)
 

@@ -80,6 +80,14 @@ def test_evaluate_accuracy_is_argmax_accuracy_with_ties_and_nan(layout, odd_netw
         assert accuracy[2] == np.mean(y == 0)
 
 
+@pytest.mark.parametrize("bad_class", [-1, 3, 0.5])
+def test_evaluate_refuses_classes_the_network_does_not_have(layout, bad_class):
+    rng = np.random.default_rng(5)
+    y = np.array([0, 1, 2, bad_class])
+    with pytest.raises(ValueError, match="classes must be integers from 0 to 2"):
+        evaluate(rng.normal(size=(layout.size, 2)), layout, rng.normal(size=(4, layout.n_inputs)), y)
+
+
 def test_glorot_and_small_uniform_initialisation(layout):
     glorot = initial_parameters(layout, np.random.default_rng(0), "glorot")
     views = layout.views(glorot[:, None])

@@ -208,12 +208,15 @@ def test_bad_settings_are_refused(tiny, kwargs, message):
         sweep.train_many(tiny, **arguments)
 
 
-@pytest.mark.parametrize("bad_item", [-1, "n_items"])
+@pytest.mark.parametrize("bad_item", [-1, "n_items", "a float"])
 def test_an_item_order_out_of_range_is_refused(tiny, bad_item):
     n_items = len(tiny.y_train)
     order = np.tile(np.arange(n_items), (2, 1))
-    order[1, 3] = n_items if bad_item == "n_items" else bad_item
-    with pytest.raises(ValueError, match=f"item indices from 0 to {n_items - 1}"):
+    if bad_item == "a float":
+        order = order + 0.5  # used to be truncated to the item below
+    else:
+        order[1, 3] = n_items if bad_item == "n_items" else bad_item
+    with pytest.raises(ValueError, match=f"integer item indices from 0 to {n_items - 1}"):
         sweep.train(tiny, 0.1, 0.5, seed=1, epochs=2, order=order)
 
 

@@ -310,8 +310,14 @@ def train_many(
     networks = _Networks(layout, parameters[:, lanes], learning_rates[lanes], momenta[lanes], rule, dtype)
 
     drawn_orders = np.empty((0, n_trials, n_items), dtype=np.intp)  # (epochs, K, items) to come
-    # Chunk buffers by (steps, K), reused every epoch: fresh ones cost page faults, 5 ms an epoch
-    # at K = 1024.
+    # Buffers are made once and reused: fresh ones cost page faults, 5 ms an epoch at K = 1024
+    # for the chunk buffers, and 1-2 ms a call at K = 256 for the item orders. The orders' one
+    # holds the most epochs of orders a draw below can make.
+    order_buffer = np.empty(
+        min(min(ORDER_EPOCHS_PER_DRAW, epochs) * n_trials * n_items,
+            max(GATHER_CHUNK_NUMBERS, n_trials * n_items)),
+        dtype=np.intp,
+    )
     chunk_buffers: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
     evaluation = None  # its buffers too, made again when the batch shrinks
     # Overflow in a diverging network is expected and recorded, not warned about per item.
@@ -326,7 +332,8 @@ def train_many(
                     ranks = np.broadcast_to(np.arange(n_items), (span, n_items))
                     # Epoch-major, so that each epoch's (K, items) slab is contiguous: transposing
                     # it then cost a tenth of transposing a strided one at K = 1024.
-                    drawn_orders = np.empty((span, len(active), n_items), dtype=np.intp)
+                    drawn_orders = order_buffer[: span * len(active) * n_items]
+                    drawn_orders = drawn_orders.reshape(span, len(active), n_items)
                     for k, generator in enumerate(generators):
                         generator.permuted(ranks, axis=1, out=drawn_orders[:, k])
                 epoch_order, drawn_orders = drawn_orders[0], drawn_orders[1:]
@@ -365,7 +372,8 @@ def train_many(
                 # items are added one after another across chunks too: the chunk size depends
                 # on K, the sum must not.
                 log_terms[0] = log_likelihood
-                np.log(_einsum("tck,ctk->tk", probabilities, one_hot_chunk), out=log_terms[1:])
+                _einsum("tck,ctk->tk", probabilities, one_hot_chunk, out=log_terms[1:])
+                np.log(log_terms[1:], out=log_terms[1:])
                 log_likelihood = np.add.reduce(log_terms, axis=0)  # in order: 2+ lanes
 
             weights64 = networks.weights[:, : len(active)].astype(np.float64, copy=False)  # no twin

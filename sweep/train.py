@@ -314,7 +314,7 @@ def train_many(
     # for the chunk buffers, and 1-2 ms a call at K = 256 for the item orders. The orders' one
     # holds the most epochs of orders a draw below can make.
     order_buffer = np.empty(
-        min(min(ORDER_EPOCHS_PER_DRAW, epochs) * n_trials * n_items,
+        min(max(1, min(ORDER_EPOCHS_PER_DRAW, epochs)) * n_trials * n_items,
             max(GATHER_CHUNK_NUMBERS, n_trials * n_items)),
         dtype=np.intp,
     )
@@ -354,13 +354,15 @@ def train_many(
                         np.empty((layout.n_outputs, len(items), n_lanes), dtype=dtype),
                         np.empty((len(items), layout.n_outputs, n_lanes), dtype=dtype),
                         np.empty((len(items) + 1, n_lanes)),  # running sum, then each log p(target)
+                        np.empty((len(items), n_lanes), dtype=dtype),  # each p(target)
                     )
                     # Each step's (x, one_hot, probability) views, made once: slicing three
                     # arrays every step cost 2 % of it at K = 64 to 256.
                     x_steps, one_hot_steps = (b.transpose(1, 0, 2) for b in buffers[:2])
                     step_views = list(zip(x_steps, one_hot_steps, buffers[2]))
                     chunk_buffers[shape] = (*buffers, step_views)
-                x_chunk, one_hot_chunk, probabilities, log_terms, step_views = chunk_buffers[shape]
+                x_chunk, one_hot_chunk, probabilities, log_terms, targets, step_views = (
+                    chunk_buffers[shape])
                 _gather(x_columns, items, out=x_chunk)
                 _gather(one_hot_columns, items, out=one_hot_chunk)
                 step = networks.step
@@ -372,8 +374,9 @@ def train_many(
                 # items are added one after another across chunks too: the chunk size depends
                 # on K, the sum must not.
                 log_terms[0] = log_likelihood
-                _einsum("tck,ctk->tk", probabilities, one_hot_chunk, out=log_terms[1:])
-                np.log(log_terms[1:], out=log_terms[1:])
+                # The log is taken in the networks' dtype (float32 runs too), then summed in float64.
+                _einsum("tck,ctk->tk", probabilities, one_hot_chunk, out=targets)
+                np.log(targets, out=log_terms[1:])
                 log_likelihood = np.add.reduce(log_terms, axis=0)  # in order: 2+ lanes
 
             weights64 = networks.weights[:, : len(active)].astype(np.float64, copy=False)  # no twin

@@ -120,11 +120,10 @@ def initial_block(layout: Layout, generators, init: str = "glorot") -> np.ndarra
     return block
 
 
-def log_softmax(logits: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarray:
+def log_softmax(logits: np.ndarray, axis: int) -> np.ndarray:
     """log of softmax along ``axis``, shifted by the maximum so it cannot overflow."""
-    shifted = np.subtract(logits, logits.max(axis=axis, keepdims=True), out=out)
-    log_sum = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-    return np.subtract(shifted, log_sum, out=shifted)
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def lanes(n_networks: int) -> np.ndarray:

@@ -118,7 +118,7 @@ def _progress_printer(name: str, quiet: bool):
 def _check_searches(specs, storage) -> None:
     """Refuse, before any study runs, a study file whose search differs from its stored study
     or from another file of this command with the same name (as open_study would, too late)."""
-    from .search import FINGERPRINT_ATTR, SweepError
+    from .search import FINGERPRINT_ATTR, SweepError, changed_search_error
 
     seen = {}
     for spec in specs:
@@ -133,10 +133,7 @@ def _check_searches(specs, storage) -> None:
         except KeyError:
             continue
         if stored is not None and stored != spec.search_fingerprint():
-            raise SweepError(
-                f"{spec.path}: study {spec.name!r} was stored with a different data set, network or "
-                "search space; give it a new name, or pass --allow-spec-change to add trials anyway"
-            )
+            raise changed_search_error(spec)
 
 
 def cmd_run(args) -> int:
@@ -155,7 +152,8 @@ def cmd_run(args) -> int:
         if args.workers > 1:
             from .workers import run_workers
 
-            progress = run_workers(spec, args.storage, args.workers, allow_spec_change=args.allow_spec_change,
+            progress = run_workers(spec, args.storage, args.workers, dataset=dataset,
+                                   allow_spec_change=args.allow_spec_change,
                                    on_progress=_progress_printer(spec.name, args.quiet))
         else:
             progress = run_study(spec, storage, dataset=dataset, allow_spec_change=args.allow_spec_change,

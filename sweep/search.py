@@ -60,6 +60,14 @@ class SweepError(Exception):
     """A problem the user can fix; the message is one line."""
 
 
+def changed_search_error(spec) -> SweepError:
+    """The refusal of a study file whose search differs from the study stored under its name."""
+    return SweepError(
+        f"{spec.path}: study {spec.name!r} was stored with a different data set, network or "
+        "search space; give it a new name, or pass --allow-spec-change to add trials anyway"
+    )
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """One stored trial as plain data: what the analysis and the report work from."""
@@ -161,10 +169,7 @@ def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
             raise SweepError(f"study {spec.name!r} exists in the storage but was not made by momentum-sweep; give the study a new name")
         if stored != spec.search_fingerprint():
             if not allow_spec_change:
-                raise SweepError(
-                    f"{spec.path}: study {spec.name!r} was stored with a different data set, network or "
-                    "search space; give it a new name, or pass --allow-spec-change to add trials anyway"
-                )
+                raise changed_search_error(spec)
             storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_dict())
             storage.set_study_user_attr(study_id, FINGERPRINT_ATTR, spec.search_fingerprint())
         return study_id
@@ -537,8 +542,6 @@ def _fail_in_flight(storage, planned: list[_Planned]) -> None:
     """Interrupted (Ctrl-C) or broken mid-batch: fail the batch's trials so that the next run
     retries them; trials already finished stay as they are."""
     for plan in planned:
-        if plan.trial_id is None:
-            continue
         try:
             storage.set_trial_state_values(plan.trial_id, TrialState.FAIL)
         except Exception:  # already finished, or the storage itself is what broke

@@ -18,17 +18,13 @@ from .search import Progress, SweepError, _count, dataset_for, fail_abandoned, o
 from .storage import open_storage
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _worker(study_file: str, storage_url: str, allow_spec_change: bool) -> None:
-    from .cli import EXIT_INTERRUPTED, EXIT_USAGE, USER_ERRORS
+    from .cli import EXIT_INTERRUPTED, EXIT_USAGE, USER_ERRORS, _interrupt_on_terminate
     from .spec import load_study
 
     # Explicitly: a process started from a background shell inherits SIGINT ignored.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt_on_terminate)
+    signal.signal(signal.SIGTERM, _interrupt_on_terminate)
     try:
         run_study(load_study(study_file), open_storage(storage_url), allow_spec_change=allow_spec_change)
     except USER_ERRORS as error:
@@ -38,10 +34,14 @@ def _worker(study_file: str, storage_url: str, allow_spec_change: bool) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def run_workers(spec, storage_url: str, workers: int, *, allow_spec_change: bool = False,
+def run_workers(spec, storage_url: str, workers: int, *, dataset=None, allow_spec_change: bool = False,
                 on_progress=None, poll_seconds: float = 0.5) -> Progress:
-    """Run ``workers`` processes on ``spec``'s study until it reaches its declared total."""
-    dataset_for(spec)  # bad data fails here, before anything is written
+    """Run ``workers`` processes on ``spec``'s study until it reaches its declared total.
+
+    ``dataset``: the spec's data if already loaded (and so checked).
+    """
+    if dataset is None:
+        dataset_for(spec)  # bad data fails here, before anything is written
     storage = open_storage(storage_url)
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)
     before = len(storage.get_all_trials(study_id, deepcopy=False))

@@ -167,18 +167,14 @@ def cmd_run(args) -> int:
 def cmd_list(args) -> int:
     import optuna
 
-    from .storage import open_storage
+    from .storage import StorageError, open_storage, sqlite_path
 
-    from .storage import StorageError, sqlite_path
-
-    path = sqlite_path(args.storage)
-    if path is not None and path.parent.is_dir() and not path.exists():  # nothing run yet
-        print("no studies yet: run `sweep run studies/NAME.toml`")
-        return 0
     try:
         storage = open_storage(args.storage, create=False)
     except StorageError:
-        if path is not None and path.exists() and path.stat().st_size == 0:
+        # A SQLite file that no run has written yet (none, or empty) holds no studies.
+        path = sqlite_path(args.storage)
+        if path is not None and path.parent.is_dir() and (not path.exists() or path.stat().st_size == 0):
             print("no studies yet: run `sweep run studies/NAME.toml`")
             return 0
         raise

@@ -21,6 +21,7 @@ server and no network. Every study name and description is HTML-escaped.
 from __future__ import annotations
 
 import datetime
+import functools
 import html
 import json
 import math
@@ -199,9 +200,9 @@ def _still_current(robust, records: list[TrialRecord]) -> bool:
 
 
 def _write_best(folder: Path, entry: dict, robust: dict | None = None,
-                records: list[TrialRecord] | None = None) -> None:
-    """Write best.json. Without ``robust``, keep the "robust" section of an earlier `sweep
-    robust` while it is still current for ``records``."""
+                records: list[TrialRecord] | None = None) -> dict:
+    """Write best.json and return what it holds. Without ``robust``, keep the "robust" section
+    of an earlier `sweep robust` while it is still current for ``records``."""
     if robust is None:
         earlier = _read_json(folder / "best.json").get("robust")
         robust = earlier if records is not None and _still_current(earlier, records) else None
@@ -210,6 +211,7 @@ def _write_best(folder: Path, entry: dict, robust: dict | None = None,
     (folder / "best.json").write_text(
         json.dumps(entry, indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
+    return entry
 
 
 def _save(figure, path: Path) -> None:
@@ -255,13 +257,15 @@ def _write_plots(storage, study: _Study, others: dict[str, _Study], folder: Path
         }
         complete = len(analysis.completed(records))
         searched = len(spec.searched()) if spec is not None else 0
+        # Optuna's own plots share one loaded study: each load reads every trial again.
+        optuna_study = functools.cache(lambda: _optuna_study(storage, name))
         if complete >= 2 and (spec is None or spec.sampler != "grid"):
             figures["history.png"] = lambda: plots.history_figure(
-                _optuna_study(storage, name), title=f"{name}: optimisation history"
+                optuna_study(), title=f"{name}: optimisation history"
             )
         if searched >= 2 and complete >= MIN_TRIALS_FOR_IMPORTANCE:
             figures["importances.png"] = lambda: plots.importance_figure(
-                _optuna_study(storage, name), title=f"{name}: hyper-parameter importances"
+                optuna_study(), title=f"{name}: hyper-parameter importances"
             )
         for file, draw in figures.items():
             _save(draw(), folder / file)
@@ -297,10 +301,11 @@ def tuned_pick(best: dict) -> dict | None:
     return {**{k: best[k] for k in ("trial", "learning_rate", "momentum")}, "source": "best"}
 
 
-def _write_tuned(folder: Path, spec) -> bool:
-    """Write tuned.toml fixed at the recommended parameters; False (and no file) if none."""
+def _write_tuned(folder: Path, spec, best: dict) -> bool:
+    """Write tuned.toml fixed at the parameters recommended by ``best`` (what best.json holds);
+    False (and no file) if none."""
     tuned = folder / "tuned.toml"
-    pick = tuned_pick(_read_json(folder / "best.json"))
+    pick = tuned_pick(best)
     if spec is None or pick is None:
         tuned.unlink(missing_ok=True)
         return False
@@ -313,9 +318,9 @@ def _write_study(storage, study: _Study, others: dict[str, _Study]) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     written = _write_plots(storage, study, others, folder)
     entry = _best_entry(study)
-    _write_best(folder, entry, records=study.records)
+    best = _write_best(folder, entry, records=study.records)
     written.append("best.json")
-    if _write_tuned(folder, study.spec):
+    if _write_tuned(folder, study.spec, best):
         written.append("tuned.toml")
     (folder / "index.html").write_text(_study_page(study, folder, written), encoding="utf-8")
     written.append("index.html")
@@ -375,8 +380,7 @@ def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str
 
     if top < 1 or seeds < 2:
         raise SweepError("robust needs top >= 1 and seeds >= 2")
-    study = _load(storage, name)
-    study.spec = spec
+    study = _Study(name, spec, read_records(storage, name))  # the spec given, not the stored one
     chosen = analysis.top_trials(study.records, top)
     if not chosen:
         raise SweepError(f"study {name!r} has no completed trial yet: nothing to re-train")
@@ -416,8 +420,7 @@ def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str
         "ranked_by": "fewest diverged seeds, then lowest upper 95% bound of the objective",
         "file": "robust.csv",
     }
-    _write_best(folder, _best_entry(study), robust)
-    _write_tuned(folder, spec)
+    _write_tuned(folder, spec, _write_best(folder, _best_entry(study), robust))
     return _robust_table(name, spec, ranked, folder)
 
 

@@ -609,14 +609,19 @@ def _top_table(study: _Study) -> str:
             _num(r.val_accuracy[-1], 3),
             str(r.seed),
         )
-        rows.append("<tr>" + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>")
-    return (
-        "<table>\n<tr>"
-        + "".join(f"<th>{_e(h)}</th>" for h in head)
-        + "</tr>\n"
-        + "\n".join(rows)
-        + "\n</table>"
-    )
+        rows.append(_number_row(cells))
+    return _table(head, rows)
+
+
+def _table(head, rows: list[str]) -> str:
+    """An HTML table: a header row of ``head`` (escaped) over the rows given as markup."""
+    header = "".join(f"<th>{_e(h)}</th>" for h in head)
+    return f"<table>\n<tr>{header}</tr>\n" + "\n".join(rows) + "\n</table>"
+
+
+def _number_row(cells) -> str:
+    """A table row of already formatted numbers."""
+    return "<tr>" + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>"
 
 
 def _robust_section(folder: Path) -> str:
@@ -653,18 +658,13 @@ def _robust_section(folder: Path) -> str:
             f"{row.reached_target}/{row.seeds}",
             f"{row.diverged}/{row.seeds}",
         )
-        rows.append("<tr>" + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>")
+        rows.append(_number_row(cells))
     return (
         "<h2>Robustness to the seed</h2>\n"
         f"<p>The top trials re-trained with {_e(robust.get('seeds', '?'))} fresh seeds each (95% t-intervals; "
         f'<a href="robust.csv">robust.csv</a>; a seed that never reaches the target loss counts '
         f"as epochs + 1). Most robust: trial {_e(robust.get('trial'))}, "
-        f"ranked by {_e(robust.get('ranked_by', ''))}.</p>\n"
-        "<table>\n<tr>"
-        + "".join(f"<th>{_e(h)}</th>" for h in head)
-        + "</tr>\n"
-        + "\n".join(rows)
-        + "\n</table>"
+        f"ranked by {_e(robust.get('ranked_by', ''))}.</p>\n" + _table(head, rows)
     )
 
 
@@ -792,11 +792,7 @@ def _gallery_page(studies: list[_Study]) -> str:
             "parameters.</p>"
         ),
         (
-            "<table>\n<tr>"
-            + "".join(f"<th>{_e(h)}</th>" for h in head)
-            + "</tr>\n"
-            + "\n".join(rows)
-            + "\n</table>"
+            _table(head, rows)
             if rows
             else f'<p class="note">No studies in the storage yet: run sweep run studies/NAME.toml. ({_e(root)})</p>'
         ),

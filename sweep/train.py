@@ -29,16 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import Evaluation, Layout, initial_block, lanes as _lanes
+from .network import Evaluation, Layout, einsum, initial_block, lanes as _lanes
 from .rules import RULES, keep_trials, make_rule
-
-try:
-    # np.einsum(..., optimize=False) only forwards to this C function. Calling it directly skips
-    # the Python wrapper and NumPy's __array_function__ dispatch: 1.2 us a call, 9 % of a step
-    # at K = 256.
-    from numpy._core.multiarray import c_einsum as _einsum
-except ImportError:  # a NumPy that moved it: the public function does the same, a little slower
-    _einsum = np.einsum
+from .seeding import generators as seeded_generators
 
 DIVERGENCE_FACTOR = 5.0
 
@@ -190,20 +183,20 @@ class _Networks:
         # multiply-then-reduce at K >= 256. With two or more lanes (see network.lanes) its sums
         # run in index order, so a network's numbers do not depend on its batch
         # (tests/test_train.py checks a batch's row against the network trained alone).
-        _einsum("ik,ihk->hk", x, self.w_ih, out=hidden)
+        einsum("ik,ihk->hk", x, self.w_ih, out=hidden)
         np.tanh(hidden, out=hidden)
-        _einsum("hk,hok->ok", hidden_with_one, self.w_ho, out=probability)
+        einsum("hk,hok->ok", hidden_with_one, self.w_ho, out=probability)
         probability -= np.maximum.reduce(probability, axis=0, out=per_network)
         np.exp(probability, out=probability)
         probability /= np.add.reduce(probability, axis=0, out=per_network)
         np.subtract(probability, one_hot, out=error)  # dLoss/d(logits) = softmax - target
         error *= self.output_scale
-        _einsum("hk,ok->hok", hidden_with_one, error, out=step_ho)
-        _einsum("hok,ok->hk", self.w_ho_weights, error, out=hidden_error)
+        einsum("hk,ok->hok", hidden_with_one, error, out=step_ho)
+        einsum("hok,ok->hk", self.w_ho_weights, error, out=hidden_error)
         np.multiply(hidden, hidden, out=slope)
         np.subtract(self.ones, slope, out=slope)  # tanh' = 1 - tanh^2
         hidden_error *= slope
-        _einsum("ik,hk->ihk", x, hidden_error, out=step_ih)
+        einsum("ik,hk->ihk", x, hidden_error, out=step_ih)
         self.sgd_step = self.rule.step(self.weights, buffer, self.momentum)
 
 
@@ -280,7 +273,7 @@ def train_many(
 
     layout = Layout(dataset.x_train.shape[1], hidden, int(dataset.n_classes))
     n_items = len(dataset.y_train)
-    generators = [np.random.default_rng(int(seed)) for seed in seeds]
+    generators = seeded_generators(seeds)  # default_rng(seed) for each, made in one pass
     if initial_weights is None:
         parameters = initial_block(layout, generators, init)
     else:
@@ -375,7 +368,7 @@ def train_many(
                 # on K, the sum must not.
                 log_terms[0] = log_likelihood
                 # The log is taken in the networks' dtype (float32 runs too), then summed in float64.
-                _einsum("tck,ctk->tk", probabilities, one_hot_chunk, out=targets)
+                einsum("tck,ctk->tk", probabilities, one_hot_chunk, out=targets)
                 np.log(targets, out=log_terms[1:])
                 log_likelihood = np.add.reduce(log_terms, axis=0)  # in order: 2+ lanes
 

@@ -3,6 +3,7 @@ tuned.toml name the best trial, pages escape what they show, and names cannot le
 
 import importlib
 import json
+import shutil
 import struct
 import tomllib
 
@@ -81,9 +82,13 @@ def gallery(tmp_path_factory):
 
 
 @pytest.fixture
-def results_env(gallery, monkeypatch):
-    monkeypatch.setenv(RESULTS_ENV, str(gallery["results"]))
-    return gallery["results"]
+def results_env(gallery, monkeypatch, tmp_path):
+    """A copy of the gallery's results for one test: what a test writes there (robust.csv, a
+    changed best.json) stays its own, so no test depends on which ran before it."""
+    results = tmp_path / "results"
+    shutil.copytree(gallery["results"], results)
+    monkeypatch.setenv(RESULTS_ENV, str(results))
+    return results
 
 
 # --- study folders ---------------------------------------------------------------------------

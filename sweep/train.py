@@ -166,10 +166,10 @@ class _Networks:
             views = self._step_views[id(buffer)] = (buffer, *self.layout.augmented_views(buffer))
         return views
 
-    def train_on(self, items) -> None:
-        """One online update of every network on each of ``items`` in turn.
+    def train_on(self, steps) -> None:
+        """One online update of every network for each of ``steps`` in turn.
 
-        items: (x, one_hot, probability) per step. x: (I+1, K) items with a 1 appended;
+        steps: (x, one_hot, probability) per step. x: (I+1, K) items with a 1 appended;
         one_hot: (C, K) their classes; each network's softmax output for its item, before the
         update, is written into probability (C, K). Back-propagation of softmax + cross-entropy
         through a tanh layer writes -learning_rate * dLoss/dw straight into the step buffer (the
@@ -186,7 +186,7 @@ class _Networks:
         maximum, add = np.maximum.reduce, np.add.reduce
         views_of = self._views_of
         sgd_step = self.sgd_step
-        for x, one_hot, probability in items:
+        for x, one_hot, probability in steps:
             buffer, step_ih, step_ho = views_of(sgd_step)
             # einsum sums the products without writing them out first: 2-2.5x faster than
             # multiply-then-reduce at K >= 256. With two or more lanes (see network.lanes) its
@@ -253,7 +253,7 @@ def train_many(
 
     dataset: a ``sweep.data.Dataset`` (standardised train and validation splits).
     learning_rates, momenta, seeds: K values each (scalars broadcast). learning rate > 0;
-        momentum in [0, 1); seed: any non-negative int, drawing the network's initial weights
+        momentum in [0, 1); seed: an int in [0, 2**63), drawing the network's initial weights
         and then its item order for every epoch from ``numpy.random.default_rng(seed)``.
     hidden: hidden units (>= 1). epochs: passes over the training items (>= 1).
     rule: momentum rule, one of ``sweep.rules.RULES``: "seed" (the article's), "heavy-ball",
@@ -271,6 +271,8 @@ def train_many(
     if hidden < 1 or epochs < 1:
         raise ValueError("hidden and epochs must be at least 1")
     seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
+    if seeds.ndim != 1:
+        raise ValueError(f"seeds must be one integer or a 1-D sequence of them, not shape {seeds.shape}")
     n_trials = len(seeds)
     if n_trials == 0:
         raise ValueError("no networks to train: give at least one seed")

@@ -28,6 +28,8 @@ def test_one_seed_and_numpy_integers():
     assert made.bit_generator.state == np.random.default_rng(42).bit_generator.state
 
 
-def test_negative_seed_is_refused():
+def test_negative_and_nested_seeds_are_refused():
     with pytest.raises(ValueError, match="non-negative"):
         generators([3, -1])
+    with pytest.raises(ValueError, match="1-D sequence"):
+        generators([[1, 2], [3, 4]])

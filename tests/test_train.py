@@ -200,6 +200,8 @@ def test_on_epoch_can_stop_networks_and_the_rest_match_an_unstopped_run(iris):
         ({"rule": "adam"}, "unknown momentum rule"),
         ({"epochs": 0}, "at least 1"),
         ({"seeds": []}, "at least one seed"),
+        ({"seeds": [[1], [2]]}, "1-D sequence"),
+        ({"seeds": [4, -1]}, "non-negative"),
     ],
 )
 def test_bad_settings_are_refused(tiny, kwargs, message):

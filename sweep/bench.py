@@ -2,10 +2,11 @@
 
 Trainer: microseconds per item-step of ``train`` (K = 1) and per network-step of ``train_many``
 at K = 16 ... 1024 on Iris 4-7-3, with the speed-up per network over K = 1. Each figure is the
-best of five repeats, since the minimum is the least noisy estimate of what the code costs: on
-a shared machine a whole run now and then takes up to twice as long (K = 1 measured 16.8 and
-31 us per item-step minutes apart on the 2-core machine this was built on), and three repeats
-were too few to be sure of one clean run.
+best of five repeats, since the minimum is the least noisy estimate of what the code costs. On
+a shared machine a busy spell can last a second or more (K = 1 measured 16.8 and 31 us per
+item-step minutes apart on the 2-core machine this was built on, and K = 256 0.249 and 0.332
+in consecutive runs), so the repeats go round the sizes in turn: each size's five are spread
+over the whole run, not bunched into one spell.
 """
 
 from __future__ import annotations
@@ -19,29 +20,27 @@ from .data import load_dataset
 from .train import train_many
 
 
-def best_seconds(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def seconds_taken(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
 
 
 def trainer_figures(epochs: int = 20, sizes=(1, 16, 64, 256, 1024), repeats: int = 5):
     """Microseconds per network-step of training K Iris 4-7-3 networks for ``epochs`` epochs."""
     iris = load_dataset("iris")
     steps = epochs * len(iris.y_train)
-    figures = {}
+    runs = {}
     for k in sizes:
         rng = np.random.default_rng(k)
         learning_rates = 10 ** rng.uniform(-3, -1, k)
         momenta = rng.uniform(0, 0.9, k)
-        seconds = best_seconds(
-            lambda: train_many(iris, learning_rates, momenta, np.arange(k), epochs=epochs), repeats
-        )
-        figures[k] = seconds / (steps * k) * 1e6
-    return figures
+        runs[k] = lambda k=k, lr=learning_rates, m=momenta: train_many(iris, lr, m, np.arange(k), epochs=epochs)
+    seconds = {k: float("inf") for k in sizes}
+    for _ in range(repeats):
+        for k, run in runs.items():
+            seconds[k] = min(seconds[k], seconds_taken(run))
+    return {k: seconds[k] / (steps * k) * 1e6 for k in sizes}
 
 
 def main(argv=None) -> None:

@@ -141,10 +141,8 @@ class _Networks:
         # The learning rate repeated down each output column: a same-shape product skips
         # NumPy's broadcasting set-up, about 2 us a call at K = 256.
         self.output_scale = np.repeat(self.negative_learning_rate[None, :], layout.n_outputs, axis=0)
-        self.output_error = np.empty((layout.n_outputs, k), dtype)
         self.hidden_with_one = np.ones((layout.n_hidden + 1, k), dtype)
         self.hidden = self.hidden_with_one[: layout.n_hidden]
-        self.hidden_error = np.empty((layout.n_hidden, k), dtype)
         self.tanh_slope = np.empty((layout.n_hidden, k), dtype)
         # An operand for 1 - tanh^2 and an output for the softmax's reductions, made once: a
         # Python float converted on every call, and a fresh (K,) array on every reduction,
@@ -161,24 +159,31 @@ class _Networks:
         self._allocate()
 
     def _views_of(self, buffer: np.ndarray):
+        """A step buffer and its parts: the input and hidden weights' steps, and the hidden and
+        output biases' steps, which are the back-propagated errors themselves (a bias's input is
+        1), so the errors are written there and no product makes them again."""
         views = self._step_views.get(id(buffer))
         if views is None:
-            views = self._step_views[id(buffer)] = (buffer, *self.layout.augmented_views(buffer))
+            step_ih, step_ho = self.layout.augmented_views(buffer)
+            n_inputs, n_hidden = self.layout.n_inputs, self.layout.n_hidden
+            views = (buffer, step_ih[:n_inputs], step_ho[:n_hidden], step_ih[n_inputs], step_ho[n_hidden])
+            self._step_views[id(buffer)] = views
         return views
 
     def train_on(self, steps) -> None:
         """One online update of every network for each of ``steps`` in turn.
 
-        steps: (x, one_hot, probability) per step. x: (I+1, K) items with a 1 appended;
-        one_hot: (C, K) their classes; each network's softmax output for its item, before the
-        update, is written into probability (C, K). Back-propagation of softmax + cross-entropy
-        through a tanh layer writes -learning_rate * dLoss/dw straight into the step buffer (the
-        learning rate scales the small output error, not the gradient block); then the momentum
-        rule. The loop runs here, over names bound once: 1 us a step less than a method call
-        that looks them up every step.
+        steps: (x, x_inputs, one_hot, probability) per step. x: (I+1, K) items with a 1
+        appended, x_inputs its first I rows; one_hot: (C, K) their classes; each network's
+        softmax output for its item, before the update, is written into probability (C, K).
+        Back-propagation of softmax + cross-entropy through a tanh layer writes
+        -learning_rate * dLoss/dw straight into the step buffer (the learning rate scales the
+        small output error, not the gradient block); then the momentum rule. The loop runs
+        here, over names bound once: 1 us a step less than a method call that looks them up
+        every step.
         """
         hidden, hidden_with_one = self.hidden, self.hidden_with_one
-        error, hidden_error, slope = self.output_error, self.hidden_error, self.tanh_slope
+        slope = self.tanh_slope
         per_network, ones, output_scale = self.per_network, self.ones, self.output_scale
         w_ih, w_ho, w_ho_weights = self.w_ih, self.w_ho, self.w_ho_weights
         weights, momentum, rule_step = self.weights, self.momentum, self.rule.step
@@ -186,8 +191,8 @@ class _Networks:
         maximum, add = np.maximum.reduce, np.add.reduce
         views_of = self._views_of
         sgd_step = self.sgd_step
-        for x, one_hot, probability in steps:
-            buffer, step_ih, step_ho = views_of(sgd_step)
+        for x, x_inputs, one_hot, probability in steps:
+            buffer, step_ih, step_ho, hidden_error, error = views_of(sgd_step)
             # einsum sums the products without writing them out first: 2-2.5x faster than
             # multiply-then-reduce at K >= 256. With two or more lanes (see network.lanes) its
             # sums run in index order, so a network's numbers do not depend on its batch
@@ -200,12 +205,12 @@ class _Networks:
             probability /= add(probability, axis=0, out=per_network)
             subtract(probability, one_hot, out=error)  # dLoss/d(logits) = softmax - target
             error *= output_scale
-            einsum("hk,ok->hok", hidden_with_one, error, out=step_ho)
+            einsum("hk,ok->hok", hidden, error, out=step_ho)
             einsum("hok,ok->hk", w_ho_weights, error, out=hidden_error)
             multiply(hidden, hidden, out=slope)
             subtract(ones, slope, out=slope)  # tanh' = 1 - tanh^2
             hidden_error *= slope
-            einsum("ik,hk->ihk", x, hidden_error, out=step_ih)
+            einsum("ik,hk->ihk", x_inputs, hidden_error, out=step_ih)
             sgd_step = rule_step(weights, buffer, momentum)
         self.sgd_step = sgd_step
 
@@ -361,10 +366,10 @@ def train_many(
                         np.empty((len(items) + 1, n_lanes)),  # running sum, then each log p(target)
                         np.empty((len(items), n_lanes), dtype=dtype),  # each p(target)
                     )
-                    # Each step's (x, one_hot, probability) views, made once: slicing three
-                    # arrays every step cost 2 % of it at K = 64 to 256.
+                    # Each step's (x, x's inputs, one_hot, probability) views, made once:
+                    # slicing the arrays every step cost 2 % of it at K = 64 to 256.
                     x_steps, one_hot_steps = (b.transpose(1, 0, 2) for b in buffers[:2])
-                    step_views = list(zip(x_steps, one_hot_steps, buffers[2]))
+                    step_views = list(zip(x_steps, x_steps[:, : layout.n_inputs], one_hot_steps, buffers[2]))
                     chunk_buffers[shape] = (*buffers, step_views)
                 x_chunk, one_hot_chunk, probabilities, log_terms, targets, step_views = (
                     chunk_buffers[shape])

@@ -194,8 +194,8 @@ class Evaluation:
         top = np.maximum.reduce(self.logits, axis=1, out=self.top)
         shifted = np.subtract(self.logits, top[:, None], out=self.shifted)
         target_logit = self.logits[self.items, self.y, :]
-        target_shifted = shifted[self.items, self.y, :]
-        log_p = target_shifted - np.log(np.add.reduce(np.exp(shifted, out=shifted), axis=1))
+        # The shifted target logit is the same subtraction as its entry of ``shifted``.
+        log_p = (target_logit - top) - np.log(np.add.reduce(np.exp(shifted, out=shifted), axis=1))
         # add.reduce adds the items in order over two or more columns (see ``lanes``).
         loss = -np.add.reduce(log_p, axis=0) / len(self.y)
         return loss[: self.k], self._accuracy(target_logit, top)[: self.k]

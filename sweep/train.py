@@ -276,8 +276,8 @@ def train_many(
     if hidden < 1 or epochs < 1:
         raise ValueError("hidden and epochs must be at least 1")
     seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
-    if seeds.ndim != 1:
-        raise ValueError(f"seeds must be one integer or a 1-D sequence of them, not shape {seeds.shape}")
+    # default_rng(seed) for each, made in one pass; it refuses seeds that are negative or not 1-D.
+    generators = seeded_generators(seeds)
     n_trials = len(seeds)
     if n_trials == 0:
         raise ValueError("no networks to train: give at least one seed")
@@ -290,7 +290,6 @@ def train_many(
 
     layout = Layout(dataset.x_train.shape[1], hidden, int(dataset.n_classes))
     n_items = len(dataset.y_train)
-    generators = seeded_generators(seeds)  # default_rng(seed) for each, made in one pass
     if initial_weights is None:
         parameters = initial_block(layout, generators, init)
     else:
@@ -324,7 +323,7 @@ def train_many(
     # for the chunk buffers, and 1-2 ms a call at K = 256 for the item orders. The orders' one
     # holds the most epochs of orders a draw below can make.
     order_buffer = np.empty(
-        min(max(1, min(ORDER_EPOCHS_PER_DRAW, epochs)) * n_trials * n_items,
+        min(min(ORDER_EPOCHS_PER_DRAW, epochs) * n_trials * n_items,
             max(GATHER_CHUNK_NUMBERS, n_trials * n_items)),
         dtype=np.intp,
     )

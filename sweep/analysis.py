@@ -16,10 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.stats
-import pandas as pd
 
-from .search import TrialRecord, objective_value
+from .records import TrialRecord, epochs_to_target, objective_value
 
 # States whose trial trained at least one epoch and stored its curves.
 TRAINED_STATES = ("complete", "pruned", "diverged")
@@ -61,12 +59,6 @@ def state_counts(records: Iterable[TrialRecord]) -> dict[str, int]:
     return counts
 
 
-def epochs_to_target(val_loss: np.ndarray, target_loss: float) -> int | None:
-    """The first epoch (1-based) whose validation loss is <= ``target_loss``; None if never."""
-    reached = np.flatnonzero(np.asarray(val_loss, dtype=float) <= target_loss)
-    return int(reached[0]) + 1 if len(reached) else None
-
-
 def _last(values: np.ndarray) -> float:
     return float(values[-1]) if len(values) else math.nan
 
@@ -92,13 +84,15 @@ TRIAL_COLUMNS = (
 CURVE_COLUMNS = ("number", "epoch", "train_loss", "val_loss", "val_accuracy")
 
 
-def records_frames(records: Sequence[TrialRecord]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def records_frames(records: Sequence[TrialRecord]):
     """(trials, curves) as pandas frames.
 
     trials: one row per trial with ``TRIAL_COLUMNS``; ``final_*`` are the last epoch trained
     (NaN when nothing was trained), ``diverged_epoch``/``stopped_epoch`` are nullable integers.
     curves: long format, one row per (trial, epoch trained) with ``CURVE_COLUMNS``.
     """
+    import pandas as pd  # only `sweep export` needs frames: the rest loads faster without it
+
     trials = pd.DataFrame(
         [
             {
@@ -441,6 +435,8 @@ def mean_interval(values: Iterable[float], confidence: float = 0.95) -> Interval
     mean = float(x.mean())
     if n == 1:
         return Interval(mean, -math.inf, math.inf, 1, confidence)
+    import scipy.stats  # a second or more to import: only where an interval is computed
+
     quantile = float(scipy.stats.t.ppf(0.5 + confidence / 2, n - 1))
     half = quantile * float(x.std(ddof=1)) / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n, confidence)

@@ -22,7 +22,7 @@ from .data import load_dataset
 from .network import Layout, initial_parameters
 from .search import run_study
 from .spec import load_study
-from .storage import open_storage
+from .store.connect import open_storage
 
 STUDY_FILE = Path(__file__).resolve().parent.parent / "studies" / "iris-tpe.toml"
 

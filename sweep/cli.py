@@ -11,25 +11,20 @@ import sys
 import threading
 from pathlib import Path
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """A bad command-line value."""
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, interrupt_on_terminate, user_errors
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the default prints the whole usage first)."""
 
     def error(self, message):
-        from .storage import redact_text  # argparse echoes arguments: a storage URL among them
+        from .store.connect import redact_text  # argparse echoes arguments: a storage URL among them
 
         self.exit(EXIT_USAGE, f"{self.prog}: error: {redact_text(message)} (see {self.prog} --help)\n")
 
 
 def _add_storage(parser):
-    from .storage import DEFAULT_STORAGE
+    from .store.connect import DEFAULT_STORAGE
 
     parser.add_argument(
         "--storage", default=DEFAULT_STORAGE, metavar="URL",
@@ -88,16 +83,6 @@ def study_name(argument: str) -> str:
     return argument
 
 
-def stored_spec(storage, name: str):
-    """The study spec stored with the study ``name``; SweepError if there is none."""
-    from .search import SweepError, stored_spec as spec_of
-
-    spec = spec_of(storage, name)
-    if spec is None:
-        raise SweepError(f"study {name!r} was not made by momentum-sweep")
-    return spec
-
-
 def _progress_printer(name: str, quiet: bool):
     # A progress line redrawn in place suits a terminal; a log file gets the summary line only.
     def show(progress):
@@ -118,7 +103,8 @@ def _progress_printer(name: str, quiet: bool):
 def _check_searches(specs, storage) -> None:
     """Refuse, before any study runs, a study file whose search differs from its stored study
     or from another file of this command with the same name (as open_study would, too late)."""
-    from .search import FINGERPRINT_ATTR, SweepError, changed_search_error
+    from .errors import SweepError
+    from .store.studies import changed_search_error, stored_fingerprint
 
     seen = {}
     for spec in specs:
@@ -128,23 +114,20 @@ def _check_searches(specs, storage) -> None:
                 f"{spec.path}: study {spec.name!r} is also in {other.path} with a different data set, "
                 "network or search space; give one of them a new name"
             )
-        try:
-            stored = storage.get_study_user_attrs(storage.get_study_id_from_name(spec.name)).get(FINGERPRINT_ATTR)
-        except KeyError:
-            continue
+        stored = stored_fingerprint(storage, spec.name)
         if stored is not None and stored != spec.search_fingerprint():
             raise changed_search_error(spec)
 
 
 def cmd_run(args) -> int:
-    from .search import dataset_for, run_study
+    from .search import run_study
     from .spec import load_study
-    from .storage import open_storage, redact
+    from .store.connect import open_storage, redact
 
     specs = [load_study(path) for path in args.studies]  # every file is checked before any run
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    datasets = [dataset_for(spec) for spec in specs]  # so is its data, before anything is written
+    datasets = [spec.data.load() for spec in specs]  # so is its data, before anything is written
     storage = open_storage(args.storage)
     if not args.allow_spec_change:
         _check_searches(specs, storage)
@@ -165,9 +148,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_list(args) -> int:
-    import optuna
-
-    from .storage import StorageError, open_storage, sqlite_path
+    from .errors import StorageError
+    from .store.connect import open_storage, sqlite_path
+    from .store.studies import summaries
 
     try:
         storage = open_storage(args.storage, create=False)
@@ -178,21 +161,22 @@ def cmd_list(args) -> int:
             print("no studies yet: run `sweep run studies/NAME.toml`")
             return 0
         raise
-    summaries = optuna.get_all_study_summaries(storage, include_best_trial=True)
-    if not summaries:
+    studies = summaries(storage)
+    if not studies:
         print("no studies yet: run `sweep run studies/NAME.toml`")
         return 0
     print(f"{'study':28s} {'trials':>7s} {'best value':>12s}")
-    for summary in sorted(summaries, key=lambda s: s.study_name):
-        best = f"{summary.best_trial.value:12.5g}" if summary.best_trial else f"{'-':>12s}"
-        print(f"{summary.study_name:28s} {summary.n_trials:7d} {best}")
+    for name, n_trials, best_value in studies:
+        best = f"{best_value:12.5g}" if best_value is not None else f"{'-':>12s}"
+        print(f"{name:28s} {n_trials:7d} {best}")
     return 0
 
 
 def cmd_best(args) -> int:
     from .analysis import best_trial
-    from .search import SweepError, read_records
-    from .storage import open_storage
+    from .errors import SweepError
+    from .store.connect import open_storage
+    from .store.studies import read_records
 
     storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
@@ -209,8 +193,10 @@ def cmd_best(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from .search import SweepError, read_records, replay
-    from .storage import open_storage
+    from .errors import SweepError
+    from .search import replay
+    from .store.connect import open_storage
+    from .store.studies import read_records, stored_spec
 
     storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
@@ -231,13 +217,13 @@ def cmd_replay(args) -> int:
 
 def cmd_export(args) -> int:
     from .analysis import records_frames
-    from .search import read_records
-    from .storage import open_storage
+    from .folders import study_folder
+    from .store.connect import open_storage
+    from .store.studies import read_records
 
     storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
     records = read_records(storage, name)
-    from .report import study_folder
 
     out = Path(args.out) if args.out else study_folder(name)
     trials, curves = records_frames(records)
@@ -253,8 +239,7 @@ def cmd_export(args) -> int:
 
 def cmd_report(args) -> int:
     from .report import write_reports
-
-    from .storage import open_storage
+    from .store.connect import open_storage
 
     storage = open_storage(args.storage, create=False)
     names = None if args.all or not args.studies else [study_name(s) for s in args.studies]
@@ -264,12 +249,10 @@ def cmd_report(args) -> int:
 
 
 def cmd_robust(args) -> int:
-    import optuna
-
     from .analysis import best_trial
     from .report import write_robust
-    from .search import FINGERPRINT_ATTR, read_records
-    from .storage import open_storage
+    from .store.connect import open_storage
+    from .store.studies import made_here, read_records, stored_spec, study_names
 
     if args.top < 1 or args.seeds < 2:
         raise UsageError("--top must be at least 1 and --seeds at least 2")
@@ -280,9 +263,8 @@ def cmd_robust(args) -> int:
         # Studies with nothing completed yet have nothing to re-train, and studies that other
         # tools made have no spec to re-train from: both skipped, not an error.
         names = [
-            n for n in sorted(optuna.get_all_study_names(storage))
-            if FINGERPRINT_ATTR in storage.get_study_user_attrs(storage.get_study_id_from_name(n))
-            and best_trial(read_records(storage, n))
+            n for n in study_names(storage)
+            if made_here(storage, n) and best_trial(read_records(storage, n))
         ]
     else:
         names = [study_name(s) for s in args.studies]
@@ -297,31 +279,17 @@ COMMANDS = {
 }
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    from .data import DataError
-    from .search import SweepError
-    from .spec import SpecError
-    from .storage import StorageError
-
-    return (SpecError, DataError, StorageError, SweepError, UsageError)
-
-
-def _interrupt_on_terminate(signum, frame):
-    # `kill` and a closing terminal end a run as Ctrl-C does: in-flight trials failed, resumable.
-    raise KeyboardInterrupt
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt_on_terminate)
+        signal.signal(signal.SIGTERM, interrupt_on_terminate)
         # Ctrl-C raises KeyboardInterrupt even if this process inherited SIGINT ignored (as
         # anything started from a background shell does), so that it always stops cleanly.
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return COMMANDS[args.verb](args)
-    except USER_ERRORS as error:
-        from .storage import redact_text
+    except user_errors() as error:
+        from .store.connect import redact_text
 
         print(f"sweep: error: {redact_text(str(error))}", file=sys.stderr)
         return EXIT_USAGE
@@ -329,8 +297,6 @@ def main(argv=None) -> int:
         print("\nsweep: interrupted; the batch in flight was failed and will be retried: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
 
-
-USER_ERRORS = _user_errors()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -176,122 +176,156 @@ def landscape_figure(
     best: int | None = None,
     grid: GridLandscape | None = None,
 ) -> Figure:
-    """The objective over log learning rate x momentum.
+    """The objective over the searched parameters, drawn the way the trials allow.
 
-    Without ``grid``: a scatter of the trials, COMPLETE ones coloured by their objective (log
-    colour scale clipped at the 95th percentile), pruned ones as grey rings, diverged ones as
-    red x. With ``grid``: every cell of the grid filled with its objective, diverged cells
-    hatched red so the stability boundary shows. ``best`` (a trial number) is starred.
+    With ``grid``: :func:`grid_landscape_figure`. Otherwise, when one parameter never varies:
+    :func:`line_landscape_figure` along the other; else :func:`scatter_landscape_figure`.
+    ``best`` (a trial number) is starred.
     """
+    if grid is not None:
+        return grid_landscape_figure(grid, points, title=title, objective=objective, best=best)
+    if points and len({p.momentum for p in points}) == 1:
+        return line_landscape_figure(points, title=title, objective=objective, best=best, along="learning_rate")
+    if points and len({p.learning_rate for p in points}) == 1:
+        return line_landscape_figure(points, title=title, objective=objective, best=best, along="momentum")
+    return scatter_landscape_figure(points, title=title, objective=objective, best=best)
+
+
+def _objective_colours(points: Sequence[LandscapePoint]):
+    """(colour map, log norm or None, colour limits or None) over the COMPLETE trials' values:
+    logarithmic, clipped at the 95th percentile (see ``analysis.colour_limits``)."""
+    limits = colour_limits([p.value for p in points if p.value is not None])
+    cmap = matplotlib.colormaps[OBJECTIVE_COLOURS].copy()
+    norm = colors.LogNorm(*limits, clip=False) if limits else None
+    return cmap, norm, limits
+
+
+def grid_landscape_figure(
+    grid: GridLandscape,
+    points: Sequence[LandscapePoint],
+    *,
+    title: str,
+    objective: str,
+    best: int | None = None,
+) -> Figure:
+    """Every cell of a grid study filled with its objective over log learning rate x momentum,
+    diverged cells hatched red so the stability boundary shows, pruned ones grey."""
     figure, ax = _figure()
     ax.set_title(title)
     if not points:
         _empty(ax, "no trained trials yet")
         return figure
-    label = OBJECTIVE_LABELS.get(objective, objective)
-    values = [p.value for p in points if p.value is not None]
-    limits = colour_limits(values)
-    cmap = matplotlib.colormaps[OBJECTIVE_COLOURS].copy()
-    norm = colors.LogNorm(*limits, clip=False) if limits else None
-    handles = []
-    if grid is None and len({p.momentum for p in points}) == 1:
-        return _line_landscape(figure, ax, points, label, best, "learning_rate")
-    if grid is None and len({p.learning_rate for p in points}) == 1:
-        return _line_landscape(figure, ax, points, label, best, "momentum")
-    if grid is not None:
-        x_edges = 10**grid.log10_learning_rate_edges
-        cmap = cmap.with_extremes(bad="0.85")
-        mesh = ax.pcolormesh(
-            x_edges,
-            grid.momentum_edges,
-            np.ma.masked_invalid(grid.value),
+    cmap, norm, limits = _objective_colours(points)
+    x_edges = 10**grid.log10_learning_rate_edges
+    cmap = cmap.with_extremes(bad="0.85")
+    mesh = ax.pcolormesh(
+        x_edges,
+        grid.momentum_edges,
+        np.ma.masked_invalid(grid.value),
+        cmap=cmap,
+        norm=norm,
+        shading="flat",
+    )
+    for (i, j), state in np.ndenumerate(grid.state):
+        if state in ("diverged", "pruned"):
+            ax.add_patch(
+                Rectangle(
+                    (x_edges[j], grid.momentum_edges[i]),
+                    x_edges[j + 1] - x_edges[j],
+                    grid.momentum_edges[i + 1] - grid.momentum_edges[i],
+                    facecolor="#f4c7c3" if state == "diverged" else "0.75",
+                    edgecolor=DIVERGED_COLOUR if state == "diverged" else "0.5",
+                    hatch="xxx" if state == "diverged" else "...",
+                    lw=0,
+                    zorder=2,
+                )
+            )
+    handles = [Patch(facecolor="#f4c7c3", edgecolor=DIVERGED_COLOUR, hatch="xxx", label="diverged")]
+    if (grid.state == "pruned").any():
+        handles.append(Patch(facecolor="0.75", edgecolor="0.5", hatch="...", label="pruned"))
+    if (grid.state == "").any():
+        handles.append(Patch(facecolor="0.85", label="not trained yet"))
+    ax.set_xlim(x_edges[0], x_edges[-1])
+    ax.set_ylim(grid.momentum_edges[0], grid.momentum_edges[-1])
+    return _finish_plane(figure, ax, points, objective, best, handles, mesh if limits else None, limits)
+
+
+def scatter_landscape_figure(
+    points: Sequence[LandscapePoint],
+    *,
+    title: str,
+    objective: str,
+    best: int | None = None,
+) -> Figure:
+    """The trials over log learning rate x momentum: COMPLETE ones coloured by their objective,
+    pruned ones as grey rings, diverged ones as red x."""
+    figure, ax = _figure()
+    ax.set_title(title)
+    if not points:
+        _empty(ax, "no trained trials yet")
+        return figure
+    cmap, norm, limits = _objective_colours(points)
+    done = [p for p in points if p.value is not None]
+    pruned = [p for p in points if p.state == "pruned"]
+    diverged = [p for p in points if p.state == "diverged"]
+    mappable = None
+    if pruned:
+        ax.scatter(
+            [p.learning_rate for p in pruned],
+            [p.momentum for p in pruned],
+            s=22,
+            facecolors="none",
+            edgecolors="0.55",
+            lw=0.9,
+            zorder=2,
+            label=f"pruned ({len(pruned)})",
+        )
+    if done:
+        mappable = ax.scatter(
+            [p.learning_rate for p in done],
+            [p.momentum for p in done],
+            c=[p.value for p in done],
             cmap=cmap,
             norm=norm,
-            shading="flat",
+            s=30,
+            edgecolors="0.25",
+            lw=0.4,
+            zorder=3,
+            label=f"complete ({len(done)})",
         )
-        for (i, j), state in np.ndenumerate(grid.state):
-            if state in ("diverged", "pruned"):
-                ax.add_patch(
-                    Rectangle(
-                        (x_edges[j], grid.momentum_edges[i]),
-                        x_edges[j + 1] - x_edges[j],
-                        grid.momentum_edges[i + 1] - grid.momentum_edges[i],
-                        facecolor="#f4c7c3" if state == "diverged" else "0.75",
-                        edgecolor=DIVERGED_COLOUR if state == "diverged" else "0.5",
-                        hatch="xxx" if state == "diverged" else "...",
-                        lw=0,
-                        zorder=2,
-                    )
-                )
-        handles.append(
-            Patch(facecolor="#f4c7c3", edgecolor=DIVERGED_COLOUR, hatch="xxx", label="diverged")
+    if diverged:
+        ax.scatter(
+            [p.learning_rate for p in diverged],
+            [p.momentum for p in diverged],
+            marker="x",
+            s=32,
+            color=DIVERGED_COLOUR,
+            lw=1.4,
+            zorder=3,
+            label=f"diverged ({len(diverged)})",
         )
-        if (grid.state == "pruned").any():
-            handles.append(Patch(facecolor="0.75", edgecolor="0.5", hatch="...", label="pruned"))
-        if (grid.state == "").any():
-            handles.append(Patch(facecolor="0.85", label="not trained yet"))
-        ax.set_xlim(x_edges[0], x_edges[-1])
-        ax.set_ylim(grid.momentum_edges[0], grid.momentum_edges[-1])
-        mappable = mesh if limits else None
-    else:
-        done = [p for p in points if p.value is not None]
-        pruned = [p for p in points if p.state == "pruned"]
-        diverged = [p for p in points if p.state == "diverged"]
-        mappable = None
-        if pruned:
-            ax.scatter(
-                [p.learning_rate for p in pruned],
-                [p.momentum for p in pruned],
-                s=22,
-                facecolors="none",
-                edgecolors="0.55",
-                lw=0.9,
-                zorder=2,
-                label=f"pruned ({len(pruned)})",
-            )
-        if done:
-            mappable = ax.scatter(
-                [p.learning_rate for p in done],
-                [p.momentum for p in done],
-                c=[p.value for p in done],
-                cmap=cmap,
-                norm=norm,
-                s=30,
-                edgecolors="0.25",
-                lw=0.4,
-                zorder=3,
-                label=f"complete ({len(done)})",
-            )
-        if diverged:
-            ax.scatter(
-                [p.learning_rate for p in diverged],
-                [p.momentum for p in diverged],
-                marker="x",
-                s=32,
-                color=DIVERGED_COLOUR,
-                lw=1.4,
-                zorder=3,
-                label=f"diverged ({len(diverged)})",
-            )
-        handles = ax.get_legend_handles_labels()[0]
-        if done:
-            handles[[h.get_label() for h in handles].index(f"complete ({len(done)})")] = Line2D(
-                [],
-                [],
-                ls="",
-                marker="o",
-                color=cmap(0.45),
-                mec="0.25",
-                label=f"complete ({len(done)}; colour: objective)",
-            )
-        ax.margins(0.04)
+    handles = ax.get_legend_handles_labels()[0]
+    if done:
+        # The legend's marker for the coloured points: one mid-scale colour, not the first point's.
+        handles[[h.get_label() for h in handles].index(f"complete ({len(done)})")] = Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            color=cmap(0.45),
+            mec="0.25",
+            label=f"complete ({len(done)}; colour: objective)",
+        )
+    ax.margins(0.04)
+    return _finish_plane(figure, ax, points, objective, best, handles, mappable, limits)
+
+
+def _finish_plane(figure, ax, points, objective: str, best, handles, mappable, limits) -> Figure:
+    """What both plane landscapes share: the best trial's star, the log learning-rate axis, the
+    legend below and the objective's colour bar."""
     chosen = [p for p in points if p.number == best]
     if chosen:
-        ax.scatter(
-            [chosen[0].learning_rate],
-            [chosen[0].momentum],
-            **BEST_STAR,
-        )
+        ax.scatter([chosen[0].learning_rate], [chosen[0].momentum], **BEST_STAR)
         handles.append(
             Line2D(
                 [],
@@ -319,20 +353,36 @@ def landscape_figure(
             frameon=False,
         )
     if mappable is not None:
+        values = [p.value for p in points if p.value is not None]
         bar = figure.colorbar(
             mappable, ax=ax, pad=0.01, extend="max" if max(values) > limits[1] else "neither"
         )
+        label = OBJECTIVE_LABELS.get(objective, objective)
         bar.set_label(f"{label} (log scale, top 5% clipped)")
         _plain_log_ticks(bar.ax.yaxis)
     return figure
 
 
-def _line_landscape(figure, ax, points, label: str, best: int | None, along: str) -> Figure:
+def line_landscape_figure(
+    points: Sequence[LandscapePoint],
+    *,
+    title: str,
+    objective: str,
+    best: int | None = None,
+    along: str = "learning_rate",
+) -> Figure:
     """One parameter varies (the other is fixed): the objective against it, log y.
 
-    Pruned trials sit as rings on the bottom edge and diverged ones as red x on the top edge:
-    they have no comparable objective value, only a place on the x axis.
+    along: "learning_rate" or "momentum", the parameter that varies. Pruned trials sit as rings
+    on the bottom edge and diverged ones as red x on the top edge: they have no comparable
+    objective value, only a place on the x axis.
     """
+    figure, ax = _figure()
+    ax.set_title(title)
+    if not points:
+        _empty(ax, "no trained trials yet")
+        return figure
+    label = OBJECTIVE_LABELS.get(objective, objective)
 
     def x(p):
         return getattr(p, along)

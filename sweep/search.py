@@ -1,18 +1,18 @@
 """The sweep: Optuna search over learning rate and momentum, trained in vectorised batches.
 
-The only module that drives Optuna trials. Each round it
+The search plans, trains and classifies; everything it keeps goes through the storage seam
+(:mod:`sweep.store`). Each round it
 
-1. reads the study's new and unfinished trials from the storage (finished ones are cached),
-   fails trials whose worker is gone (their parameters are retried with the same seed), and
-   stops when the declared total is reached;
+1. reads the study's new and unfinished trials (finished ones are cached), fails trials whose
+   worker is gone (their parameters are retried with the same seed), and stops when the
+   declared total is reached;
 2. builds an in-memory mirror of the study and asks it for a batch of K trials: sampling and
    pruning decisions then cost microseconds instead of a storage round trip each;
-3. writes the K trials to the storage as RUNNING, in one transaction (``sweep.bulk``), so other
-   workers see them and a killed worker's trials can be recovered;
+3. writes the K trials to the storage as RUNNING, in one transaction, so other workers see them
+   and a killed worker's trials can be recovered;
 4. trains the K networks together with ``train_many``; the pruner is consulted in memory, only at
    the epochs it checks, and a pruned or diverged network leaves the batch while the rest go on;
-5. writes the batch's results in one transaction: each trial's curves as one JSON attribute,
-   its state and its value.
+5. writes the batch's results in one transaction: each trial's curves, its state and its value.
 
 Trial states: COMPLETE with the objective value; PRUNED when the pruner stopped it; PRUNED with
 ``curves.diverged_epoch`` set when it diverged (so TPE, which learns from pruned trials, steers
@@ -22,11 +22,7 @@ worker died or was interrupted, and those are retried.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import math
-import os
-import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -35,55 +31,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import optuna
 import scipy.stats
-import sqlalchemy
 from optuna.distributions import FloatDistribution
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from . import bulk
-from .data import load_dataset
-from .storage import sqlite_path
+from .errors import SweepError
+from .records import TrialRecord, objective_value, running_objective
+from .store import running as leases
+from .store.studies import open_study, read_frozen, to_record, trial_reader
 from .train import train, train_many
 
-# A RUNNING trial whose worker has not renewed its lease for this long is taken as dead.
-LEASE_SECONDS = 300.0
-SPEC_ATTR, FINGERPRINT_ATTR = "spec", "search_fingerprint"
-FINGERPRINT_WAIT_SECONDS = 30.0
-TRIAL_ATTR, CURVES_ATTR = "sweep", "curves"
 # Stands in for a non-finite loss in the in-memory mirror, which must hold finite numbers.
 WORST_LOSS = 1e300
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-class SweepError(Exception):
-    """A problem the user can fix; the message is one line."""
-
-
-def changed_search_error(spec) -> SweepError:
-    """The refusal of a study file whose search differs from the study stored under its name."""
-    return SweepError(
-        f"{spec.path}: study {spec.name!r} was stored with a different data set, network or "
-        "search space; give it a new name, or pass --allow-spec-change to add trials anyway"
-    )
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """One stored trial as plain data: what the analysis and the report work from."""
-
-    number: int
-    state: str  # "complete" | "pruned" | "diverged" | "failed" | "running"
-    learning_rate: float
-    momentum: float
-    seed: int
-    value: float | None
-    baseline: bool
-    diverged_epoch: int | None
-    stopped_epoch: int | None
-    train_loss: np.ndarray
-    val_loss: np.ndarray
-    val_accuracy: np.ndarray
 
 
 @dataclass
@@ -102,30 +60,13 @@ class Progress:
     def done(self) -> int:
         return self.complete + self.pruned + self.diverged
 
-
-# ---------------------------------------------------------------------------------------------
-# Objectives
-
-
-def objective_value(objective, val_loss: np.ndarray) -> float:
-    """The study's objective for a finished curve (lower is better)."""
-    if objective.name == "final_val_loss":
-        return float(val_loss[-1])
-    if objective.name == "auc_val_loss":
-        return float(np.mean(val_loss))
-    reached = np.flatnonzero(val_loss <= objective.target_loss)
-    # Never reaching the target counts as one epoch more than the budget.
-    return float(reached[0] + 1 if len(reached) else len(val_loss) + 1)
-
-
-def running_objective(objective, val_loss_so_far: np.ndarray) -> float:
-    """What the pruner is told after an epoch: the objective's value if training stopped now.
-
-    For epochs-to-target the current validation loss stands in (lower is closer).
-    """
-    if objective.name == "auc_val_loss":
-        return float(np.mean(val_loss_so_far))
-    return float(val_loss_so_far[-1])
+    def count(self, records: list[TrialRecord]) -> None:
+        """Set the state counts from the study's trials."""
+        states = [r.state for r in records]
+        self.complete = states.count("complete")
+        self.pruned = states.count("pruned")
+        self.diverged = states.count("diverged")
+        self.failed = states.count("failed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,65 +80,13 @@ def distributions(spec) -> dict[str, FloatDistribution]:
     }
 
 
-def dataset_for(spec):
-    data = spec.data
-    if data.source == "csv":
-        return load_dataset(data.path, target=data.target, validation_fraction=data.validation_fraction, seed=data.seed)
-    if data.source == "synthetic":
-        return load_dataset(
-            "synthetic", validation_fraction=data.validation_fraction, seed=data.seed,
-            items=data.items, inputs=data.inputs, classes=data.classes, noise=data.noise,
-        )
-    return load_dataset("iris", validation_fraction=data.validation_fraction, seed=data.seed)
-
-
-def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
-    """The study's id in ``storage``, creating it if new; refuses a study whose search changed."""
-    try:
-        study_id = storage.get_study_id_from_name(spec.name)
-    except KeyError:
-        study_id = None
-    if study_id is not None:
-        stored = storage.get_study_user_attrs(study_id).get(FINGERPRINT_ATTR)
-        # Another worker may have created the study an instant ago and not yet stored its
-        # fingerprint: give a study with no trials yet a moment before calling it foreign.
-        deadline = time.monotonic() + (FINGERPRINT_WAIT_SECONDS if storage.get_n_trials(study_id) == 0 else 0)
-        while stored is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-            stored = storage.get_study_user_attrs(study_id).get(FINGERPRINT_ATTR)
-        if stored is None:
-            raise SweepError(f"study {spec.name!r} exists in the storage but was not made by momentum-sweep; give the study a new name")
-        if stored != spec.search_fingerprint():
-            if not allow_spec_change:
-                raise changed_search_error(spec)
-            storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_dict())
-            storage.set_study_user_attr(study_id, FINGERPRINT_ATTR, spec.search_fingerprint())
-        return study_id
-    study = optuna.create_study(storage=storage, study_name=spec.name, direction="minimize", load_if_exists=True)
-    study.set_user_attr(SPEC_ATTR, spec.to_dict())
-    study.set_user_attr(FINGERPRINT_ATTR, spec.search_fingerprint())
-    return study._study_id
-
-
-def stored_spec(storage, study_name: str):
-    """The StudySpec stored with a study when it was created, or None for a study that
-    momentum-sweep did not make; SweepError for a study that does not exist."""
-    from .spec import spec_from_dict
-
-    try:
-        study_id = storage.get_study_id_from_name(study_name)
-    except KeyError:
-        raise SweepError(f"no study named {study_name!r} in the storage") from None
-    stored = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
-    return spec_from_dict(stored) if stored else None
-
-
 def make_sampler(spec, n_existing: int):
-    """A sampler seeded from (study seed, trials so far), so a resumed study samples as a fresh one would."""
+    """A sampler seeded from (study seed, trials so far), so a resumed study samples as a fresh
+    one would."""
     seed = int(np.random.SeedSequence([spec.seed, n_existing]).generate_state(1)[0])
     if spec.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
-    # grid and qmc: every ask is an enqueued point (see _planned_points); the random sampler only
+    # grid and qmc: every ask is an enqueued point (see _plan_batch); the random sampler only
     # fills what is left.
     return optuna.samplers.RandomSampler(seed=seed)
 
@@ -220,7 +109,8 @@ def qmc_points(spec, first: int, count: int) -> list[dict[str, float]]:
         point = {}
         for (name, param), u in zip(searched.items(), row):
             if param.log:
-                point[name] = float(np.exp(np.log(param.low) + u * (np.log(param.high) - np.log(param.low))))
+                low, high = np.log(param.low), np.log(param.high)
+                point[name] = float(np.exp(low + u * (high - low)))
             else:
                 point[name] = float(param.low + u * (param.high - param.low))
             point[name] = min(max(point[name], param.low), param.high)  # exp/log rounding
@@ -231,10 +121,13 @@ def qmc_points(spec, first: int, count: int) -> list[dict[str, float]]:
 def make_pruner(spec):
     pruner = spec.pruner
     if pruner.name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_steps)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_steps
+        )
     if pruner.name == "percentile":
         return optuna.pruners.PercentilePruner(
-            pruner.percentile, n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_steps
+            pruner.percentile, n_startup_trials=pruner.startup_trials,
+            n_warmup_steps=pruner.warmup_steps,
         )
     if pruner.name == "threshold":
         return optuna.pruners.ThresholdPruner(upper=pruner.threshold, n_warmup_steps=pruner.warmup_steps)
@@ -248,106 +141,24 @@ def checks_pruning(spec, epoch: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading stored trials
-
-
-def _curve(values) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=float)
-
-
-def _json_curve(values: np.ndarray, epochs: int) -> list:
-    """A curve as JSON: its epochs trained, non-finite values as null (JSON has no NaN)."""
-    return [float(v) if math.isfinite(v) else None for v in values[:epochs]]
-
-
-def to_record(trial: FrozenTrial) -> TrialRecord:
-    info = trial.user_attrs.get(TRIAL_ATTR, {})
-    curves = trial.user_attrs.get(CURVES_ATTR, {})
-    diverged = curves.get("diverged_epoch")
-    state = {
-        TrialState.COMPLETE: "complete",
-        TrialState.PRUNED: "diverged" if diverged else "pruned",
-        TrialState.FAIL: "failed",
-        TrialState.RUNNING: "running",
-        TrialState.WAITING: "waiting",
-    }[trial.state]
-    return TrialRecord(
-        number=trial.number,
-        state=state,
-        learning_rate=float(info.get("learning_rate", math.nan)),
-        momentum=float(info.get("momentum", math.nan)),
-        seed=int(info.get("seed", -1)),
-        value=trial.value if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else None,
-        baseline=bool(info.get("baseline", False)),
-        diverged_epoch=diverged,
-        stopped_epoch=curves.get("stopped_epoch"),
-        train_loss=_curve(curves.get("train_loss", [])),
-        val_loss=_curve(curves.get("val_loss", [])),
-        val_accuracy=_curve(curves.get("val_accuracy", [])),
-    )
-
-
-def read_records(storage, study_name: str) -> list[TrialRecord]:
-    """Every trial of the study ``study_name`` as a TrialRecord, in trial-number order."""
-    try:
-        study_id = storage.get_study_id_from_name(study_name)
-    except KeyError:
-        raise SweepError(f"no study named {study_name!r} in the storage") from None
-    return [to_record(t) for t in storage.get_all_trials(study_id, deepcopy=False)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Recovery
-
-
-def _alive(host: str, pid: int) -> bool | None:
-    """Whether process ``pid`` on ``host`` runs; None when it is on another machine."""
-    if host != socket.gethostname():
-        return None
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def fail_abandoned(storage, trials: list[FrozenTrial]) -> int:
-    """Fail RUNNING trials whose worker is gone (dead process here, or an expired lease)."""
-    now = time.time()
-    failed = 0
-    for trial in trials:
-        if trial.state != TrialState.RUNNING:
-            continue
-        info = trial.user_attrs.get(TRIAL_ATTR, {})
-        alive = _alive(info.get("host", ""), int(info.get("pid", -1)))
-        # The lease also covers this host: a dead worker whose process id was reused.
-        if not info or alive is False or info.get("lease_until", 0) < now:
-            try:
-                if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                    failed += 1
-            except UpdateFinishedTrialError:
-                pass  # another worker finished or failed it first
-    return failed
-
-
-def pending_retries(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """FAIL trials that no later trial has retried yet, oldest first."""
-    retried = {t.user_attrs.get(TRIAL_ATTR, {}).get("retry_of") for t in trials}
-    return [t for t in trials if t.state == TrialState.FAIL and t.number not in retried and TRIAL_ATTR in t.user_attrs]
-
-
-# ---------------------------------------------------------------------------------------------
 # The in-memory mirror
 
 
-def mirror_trial(trial: FrozenTrial, spec) -> FrozenTrial:
+def pending_retries(
+    trials: list[FrozenTrial], records: list[TrialRecord]
+) -> list[tuple[FrozenTrial, TrialRecord]]:
+    """FAIL trials of momentum-sweep's that no later trial has retried yet, oldest first, each
+    with its record (``records[i]`` is ``trials[i]``'s)."""
+    retried = {r.retry_of for r in records}
+    return [
+        (t, r) for t, r in zip(trials, records)
+        if r.state == "failed" and t.number not in retried and r.seed >= 0
+    ]
+
+
+def mirror_trial(trial: FrozenTrial, record: TrialRecord, spec) -> FrozenTrial:
     """A copy of a stored trial for the in-memory mirror, with its curve as intermediate values."""
-    curves = trial.user_attrs.get(CURVES_ATTR, {})
-    val_loss = _curve(curves.get("val_loss", []))
+    val_loss = record.val_loss
     if spec.objective.name == "auc_val_loss":  # running_objective for every epoch at once
         val_loss = np.cumsum(val_loss) / np.arange(1, len(val_loss) + 1)
     # Only what the pruner compares (its check epochs) and what TPE reads of a pruned trial (its
@@ -367,10 +178,15 @@ def mirror_trial(trial: FrozenTrial, spec) -> FrozenTrial:
     )
 
 
-def build_mirror(spec, trials: list[FrozenTrial]) -> optuna.Study:
-    kept = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)]
-    mirror = optuna.create_study(sampler=make_sampler(spec, len(kept)), pruner=make_pruner(spec), direction="minimize")
-    mirror.add_trials([mirror_trial(t, spec) for t in kept])
+def build_mirror(spec, trials: list[FrozenTrial], records: list[TrialRecord]) -> optuna.Study:
+    kept = [
+        (t, r) for t, r in zip(trials, records)
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    ]
+    mirror = optuna.create_study(
+        sampler=make_sampler(spec, len(kept)), pruner=make_pruner(spec), direction="minimize"
+    )
+    mirror.add_trials([mirror_trial(t, r, spec) for t, r in kept])
     return mirror
 
 
@@ -379,7 +195,9 @@ def grid_points(spec) -> list[dict[str, float]]:
     searched = spec.searched()
     names = list(searched)
     axes = [searched[name].grid() for name in names]
-    points = [dict(zip(names, values)) for values in np.array(np.meshgrid(*axes, indexing="ij")).reshape(len(names), -1).T.tolist()]
+    # Row i of the stacked mesh is parameter i's value at every point, first parameter slowest.
+    mesh = np.array(np.meshgrid(*axes, indexing="ij")).reshape(len(names), -1)
+    points = [dict(zip(names, column)) for column in mesh.T.tolist()]
     order = np.random.default_rng(spec.seed).permutation(len(points))
     return [points[i] for i in order]
 
@@ -399,65 +217,87 @@ class _Planned:
     trial_id: int | None = None
 
 
-def _plan_batch(spec, mirror, trials, size) -> list[_Planned]:
+@dataclass(frozen=True)
+class _Enqueued:
+    """A point the mirror is told to ask next: a retry (its failed trial and seed), the
+    momentum-0 baseline, or a grid or QMC point."""
+
+    params: dict
+    retry_of: int | None = None
+    seed: int | None = None
+    baseline: bool = False
+
+
+def _within(space: dict[str, FloatDistribution], params: dict) -> bool:
+    return set(params) == set(space) and all(
+        space[name].low <= value <= space[name].high for name, value in params.items()
+    )
+
+
+def _plan_batch(spec, mirror, trials, records, size) -> list[_Planned]:
     """Ask the mirror for ``size`` trials: retries first, then the baseline, then grid or QMC
     points, then whatever the sampler proposes."""
-    enqueued: list[tuple[dict, int | None, int | None, bool]] = []  # params, retry_of, seed, baseline
+    enqueued: list[_Enqueued] = []
     space = distributions(spec)
-    for failed in pending_retries(trials):
+    for failed, record in pending_retries(trials, records):
         if len(enqueued) >= size:
             break
         # A retry must fit the current search space (--allow-spec-change may have narrowed it).
-        if set(failed.params) != set(space) or not all(space[n]._contains(v) for n, v in failed.params.items()):
+        if not _within(space, failed.params):
             continue
-        info = failed.user_attrs[TRIAL_ATTR]
-        enqueued.append((dict(failed.params), failed.number, int(info["seed"]), bool(info.get("baseline"))))
-    has_baseline = any(t.user_attrs.get(TRIAL_ATTR, {}).get("baseline") for t in trials if t.state != TrialState.FAIL)
-    if spec.baseline and not has_baseline and not any(e[3] for e in enqueued) and len(enqueued) < size:
-        enqueued.append(({"momentum": 0.0}, None, None, True))
+        enqueued.append(_Enqueued(dict(failed.params), failed.number, record.seed, record.baseline))
+    has_baseline = any(r.baseline for r in records if r.state != "failed")
+    if spec.baseline and not has_baseline and not any(e.baseline for e in enqueued) and len(enqueued) < size:
+        enqueued.append(_Enqueued({"momentum": 0.0}, baseline=True))
     if spec.sampler == "grid":
         taken = {tuple(sorted(t.params.items())) for t in trials if t.state != TrialState.FAIL}
-        taken |= {tuple(sorted(e[0].items())) for e in enqueued}
+        taken |= {tuple(sorted(e.params.items())) for e in enqueued}
         for point in grid_points(spec):
             if len(enqueued) >= size:
                 break
             if tuple(sorted(point.items())) not in taken:
-                enqueued.append((point, None, None, False))
+                enqueued.append(_Enqueued(point))
         size = min(size, len(enqueued))
     elif spec.sampler == "qmc":
         # The sequence continues after the points already used (retries re-use theirs).
-        used = sum(1 for t in trials if t.state != TrialState.FAIL and not t.user_attrs.get(TRIAL_ATTR, {}).get("baseline"))
+        used = sum(1 for r in records if r.state != "failed" and not r.baseline)
         fresh = size - len(enqueued)
-        enqueued += [(point, None, None, False) for point in qmc_points(spec, used, fresh)]
-    for params, *_ in enqueued:
-        mirror.enqueue_trial(params)
-    fixed = {name: param.fixed for name, param in (("learning_rate", spec.learning_rate), ("momentum", spec.momentum)) if param.fixed is not None}
+        enqueued += [_Enqueued(point) for point in qmc_points(spec, used, fresh)]
+    for entry in enqueued:
+        mirror.enqueue_trial(entry.params)
+    fixed = {
+        name: param.fixed
+        for name, param in (("learning_rate", spec.learning_rate), ("momentum", spec.momentum))
+        if param.fixed is not None
+    }
     planned = []
     for index in range(size):
         trial = mirror.ask(space)
         values = fixed | trial.params
-        retry_of, seed, baseline = (enqueued[index][1:] if index < len(enqueued) else (None, None, False))
+        entry = enqueued[index] if index < len(enqueued) else _Enqueued({})
+        seed = entry.seed
         if seed is None:
             seed = int(np.random.SeedSequence([spec.seed, trial.number]).generate_state(1)[0] & 0x7FFFFFFF)
-        planned.append(_Planned(trial, float(values["learning_rate"]), float(values["momentum"]), seed, baseline, retry_of))
+        planned.append(_Planned(
+            trial, float(values["learning_rate"]), float(values["momentum"]), seed,
+            entry.baseline, entry.retry_of,
+        ))
     return planned
 
 
-def _trial_info(spec, plan: _Planned) -> dict:
-    info = {
+def _settings(spec, plan: _Planned) -> dict:
+    """What a trial stores of its own: enough to find it again, replay it and retry it."""
+    settings = {
         "learning_rate": plan.learning_rate,
         "momentum": plan.momentum,
         "seed": plan.seed,
         "rule": spec.rule,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "lease_until": time.time() + LEASE_SECONDS,
     }
     if plan.baseline:
-        info["baseline"] = True
+        settings["baseline"] = True
     if plan.retry_of is not None:
-        info["retry_of"] = plan.retry_of
-    return info
+        settings["retry_of"] = plan.retry_of
+    return settings
 
 
 def run_study(
@@ -476,28 +316,25 @@ def run_study(
     ``max_batches`` stops early (tests, benchmarks).
     """
     if dataset is None:
-        dataset = dataset_for(spec)
+        dataset = spec.data.load()
     clock = time.perf_counter
     started = clock()
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)
     progress = Progress(total=spec.trials)
     space = distributions(spec)
-    # Optuna's read cache: each batch re-reads only new trials and ones not finished at the last
-    # read (finished trials never change), instead of every trial with its curves. It is what
-    # optuna.create_study wraps an RDB storage in; without it (a future Optuna), read it all.
-    cached = getattr(optuna.storages, "_CachedStorage", None)
-    reader = cached(storage) if cached else storage
+    reader = trial_reader(storage)
     batches = 0
     while max_batches is None or batches < max_batches:
         # Counting, sampling and writing the batch as RUNNING happen under one lock, so that
         # workers sharing the study see each other's batches: the total is reached exactly and
         # TPE's constant liar knows what the others are training.
-        with planning_lock(storage, study_id):
+        with leases.planning_lock(storage, study_id):
             tick = clock()
-            trials = reader.get_all_trials(study_id, deepcopy=False)
-            if fail_abandoned(storage, trials):
-                trials = reader.get_all_trials(study_id, deepcopy=False)
-            _count(progress, trials)
+            trials = read_frozen(reader, study_id)
+            if leases.fail_abandoned(storage, trials):
+                trials = read_frozen(reader, study_id)
+            records = [to_record(t) for t in trials]
+            progress.count(records)
             counted = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in trials)
             remaining = spec.trials - counted
             progress.seconds["storage"] += clock() - tick
@@ -506,81 +343,33 @@ def run_study(
             if remaining <= 0:
                 break
             tick = clock()
-            mirror = build_mirror(spec, trials)
-            planned = _plan_batch(spec, mirror, trials, min(spec.batch_size, remaining))
+            mirror = build_mirror(spec, trials, records)
+            planned = _plan_batch(spec, mirror, trials, records, min(spec.batch_size, remaining))
             progress.seconds["sampler"] += clock() - tick
             if not planned:
                 break
             tick = clock()
-            # One transaction: a worker interrupted here leaves none of the batch behind.
-            trial_ids = bulk.create_running(storage, study_id, [
-                bulk.NewTrial(
-                    params={name: (plan.learning_rate if name == "learning_rate" else plan.momentum) for name in space},
-                    distributions=space,
-                    user_attrs={TRIAL_ATTR: _trial_info(spec, plan)},
-                )
-                for plan in planned
-            ])
+            trial_ids = leases.create_running(
+                storage, study_id,
+                [{name: getattr(plan, name) for name in space} for plan in planned],
+                space,
+                [_settings(spec, plan) for plan in planned],
+            )
             for plan, trial_id in zip(planned, trial_ids):
                 plan.trial_id = trial_id
             progress.seconds["storage"] += clock() - tick
         try:
             batch = _train_batch(spec, dataset, storage, planned, progress)
             tick = clock()
-            _store_results(spec, storage, planned, batch)
+            leases.finish(storage, _outcomes(spec, planned, batch))
             progress.seconds["storage"] += clock() - tick
         except BaseException:
-            _fail_in_flight(storage, planned)
+            leases.fail(storage, [plan.trial_id for plan in planned])
             raise
         progress.added += len(planned)
         batches += 1
     progress.seconds["total"] = clock() - started
     return progress
-
-
-def _fail_in_flight(storage, planned: list[_Planned]) -> None:
-    """Interrupted (Ctrl-C) or broken mid-batch: fail the batch's trials so that the next run
-    retries them; trials already finished stay as they are."""
-    for plan in planned:
-        try:
-            storage.set_trial_state_values(plan.trial_id, TrialState.FAIL)
-        except Exception:  # already finished, or the storage itself is what broke
-            pass
-
-
-@contextlib.contextmanager
-def planning_lock(storage, study_id: int):
-    """Hold the study's planning lock: a file lock beside a SQLite database (workers on one
-    machine), a PostgreSQL advisory lock on PostgreSQL (workers on many). Other back ends get no
-    lock; workers there may overshoot the total by up to one batch each.
-    """
-    path = sqlite_path(str(storage.url))
-    if path is not None:
-        with open(f"{path}.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-    elif storage.engine.dialect.name == "postgresql":
-        key = 0x5357_0000 + study_id  # "SW" + study: one lock per study
-        with storage.engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            try:
-                yield
-            finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
-    else:
-        yield
-
-
-def _count(progress: Progress, trials) -> None:
-    records = [to_record(t) for t in trials]
-    progress.complete = sum(r.state == "complete" for r in records)
-    progress.pruned = sum(r.state == "pruned" for r in records)
-    progress.diverged = sum(r.state == "diverged" for r in records)
-    progress.failed = sum(r.state == "failed" for r in records)
 
 
 def _train_batch(spec, dataset, storage, planned: list[_Planned], progress: Progress):
@@ -589,19 +378,19 @@ def _train_batch(spec, dataset, storage, planned: list[_Planned], progress: Prog
     momenta = [p.momentum for p in planned]
     seeds = [p.seed for p in planned]
     val_sums = np.zeros(len(planned))
-    renew_at = time.time() + LEASE_SECONDS / 3
+    renew_at = time.time() + leases.LEASE_SECONDS / 3
     sampler_seconds = 0.0
 
     def on_epoch(report):
         nonlocal renew_at, sampler_seconds
         val_sums[report.trials] += report.val_loss
         if time.time() > renew_at:
-            renew_at = time.time() + LEASE_SECONDS / 3
-            for k in report.trials:
-                try:
-                    storage.set_trial_user_attr(planned[k].trial_id, TRIAL_ATTR, _trial_info(spec, planned[k]))
-                except UpdateFinishedTrialError:
-                    pass  # already failed by another worker; _store_results skips it too
+            renew_at = time.time() + leases.LEASE_SECONDS / 3
+            training = [planned[k] for k in report.trials]
+            leases.renew_leases(
+                storage, [plan.trial_id for plan in training],
+                [_settings(spec, plan) for plan in training],
+            )
         if not checks_pruning(spec, report.epoch):
             return None
         tick = clock()
@@ -624,23 +413,12 @@ def _train_batch(spec, dataset, storage, planned: list[_Planned], progress: Prog
     return batch
 
 
-def _store_results(spec, storage, planned: list[_Planned], batch) -> None:
-    """Each trial's curves, state and value, the whole batch in one transaction.
-
-    A trial another worker took for abandoned (our lease ran out: a suspended machine, or clocks
-    apart) and failed is left failed; its retry will train it again.
-    """
-    results = []
+def _outcomes(spec, planned: list[_Planned], batch) -> list[leases.Outcome]:
+    """Each trained trial's state and value: COMPLETE with the objective, PRUNED with the
+    objective so far, or PRUNED without a value when it diverged."""
+    outcomes = []
     for k, plan in enumerate(planned):
         run = batch.run(k)
-        trained = run.epochs_trained
-        curves = {
-            "train_loss": _json_curve(run.train_loss, trained),
-            "val_loss": _json_curve(run.val_loss, trained),
-            "val_accuracy": _json_curve(run.val_accuracy, trained),
-            "diverged_epoch": run.diverged_epoch,
-            "stopped_epoch": run.stopped_epoch,
-        }
         if run.diverged_epoch:
             state, value = TrialState.PRUNED, None
         elif run.stopped_epoch:
@@ -648,11 +426,11 @@ def _store_results(spec, storage, planned: list[_Planned], batch) -> None:
             # (its pruner follows the loss), and a loss would mix units with epoch counts.
             state, value = TrialState.PRUNED, None
             if spec.objective.name != "epochs_to_target":
-                value = running_objective(spec.objective, run.val_loss[:trained])
+                value = running_objective(spec.objective, run.val_loss[: run.epochs_trained])
         else:
             state, value = TrialState.COMPLETE, objective_value(spec.objective, run.val_loss)
-        results.append(bulk.Finished(plan.trial_id, state, value, {CURVES_ATTR: curves}))
-    bulk.finish(storage, results)
+        outcomes.append(leases.Outcome(plan.trial_id, state, value, run))
+    return outcomes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -668,18 +446,20 @@ def replay(spec, record: TrialRecord):
     if record.seed < 0:
         raise SweepError(f"trial {record.number} has no stored seed to replay")
     run = train(
-        dataset_for(spec), record.learning_rate, record.momentum, record.seed,
+        spec.data.load(), record.learning_rate, record.momentum, record.seed,
         hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init,
     )
     n = len(record.val_loss)
-    identical = all(
-        np.array_equal(stored, fresh[:n], equal_nan=True)
-        for stored, fresh in ((record.train_loss, run.train_loss), (record.val_loss, run.val_loss), (record.val_accuracy, run.val_accuracy))
+    pairs = (
+        (record.train_loss, run.train_loss),
+        (record.val_loss, run.val_loss),
+        (record.val_accuracy, run.val_accuracy),
     )
+    identical = all(np.array_equal(stored, fresh[:n], equal_nan=True) for stored, fresh in pairs)
     # Non-finite values are stored as null: a diverged epoch's inf compares equal to NaN.
     if not identical and record.diverged_epoch:
         identical = all(
             np.array_equal(np.where(np.isfinite(fresh[:n]), fresh[:n], np.nan), stored, equal_nan=True)
-            for stored, fresh in ((record.train_loss, run.train_loss), (record.val_loss, run.val_loss))
+            for stored, fresh in pairs[:2]
         )
     return identical, run

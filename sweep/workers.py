@@ -14,20 +14,22 @@ import signal
 import sys
 import time
 
-from .search import Progress, SweepError, _count, dataset_for, fail_abandoned, open_study, run_study
-from .storage import open_storage
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, SweepError, interrupt_on_terminate, user_errors
+from .search import Progress, run_study
+from .store.connect import open_storage
+from .store.running import fail_abandoned
+from .store.studies import open_study, read_frozen, to_record
 
 
 def _worker(study_file: str, storage_url: str, allow_spec_change: bool) -> None:
-    from .cli import EXIT_INTERRUPTED, EXIT_USAGE, USER_ERRORS, _interrupt_on_terminate
     from .spec import load_study
 
     # Explicitly: a process started from a background shell inherits SIGINT ignored.
-    signal.signal(signal.SIGINT, _interrupt_on_terminate)
-    signal.signal(signal.SIGTERM, _interrupt_on_terminate)
+    signal.signal(signal.SIGINT, interrupt_on_terminate)
+    signal.signal(signal.SIGTERM, interrupt_on_terminate)
     try:
         run_study(load_study(study_file), open_storage(storage_url), allow_spec_change=allow_spec_change)
-    except USER_ERRORS as error:
+    except user_errors() as error:
         print(f"sweep: worker error: {error}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
@@ -41,11 +43,11 @@ def run_workers(spec, storage_url: str, workers: int, *, dataset=None, allow_spe
     ``dataset``: the spec's data if already loaded (and so checked).
     """
     if dataset is None:
-        dataset_for(spec)  # bad data fails here, before anything is written
+        spec.data.load()  # bad data fails here, before anything is written
     storage = open_storage(storage_url)
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)
-    before = len(storage.get_all_trials(study_id, deepcopy=False))
-    fail_abandoned(storage, storage.get_all_trials(study_id, deepcopy=False))
+    before = len(read_frozen(storage, study_id))
+    fail_abandoned(storage, read_frozen(storage, study_id))
     context = multiprocessing.get_context("spawn")  # no inherited database connections
     processes = [
         context.Process(target=_worker, args=(spec.path, storage_url, allow_spec_change), daemon=False)
@@ -57,7 +59,7 @@ def run_workers(spec, storage_url: str, workers: int, *, dataset=None, allow_spe
     try:
         while any(p.is_alive() for p in processes):
             time.sleep(poll_seconds)
-            _count(progress, storage.get_all_trials(study_id, deepcopy=False))
+            progress.count([to_record(t) for t in read_frozen(storage, study_id)])
             if on_progress:
                 on_progress(progress)
     except KeyboardInterrupt:
@@ -71,8 +73,8 @@ def run_workers(spec, storage_url: str, workers: int, *, dataset=None, allow_spe
         raise
     for process in processes:
         process.join()
-    trials = storage.get_all_trials(study_id, deepcopy=False)
-    _count(progress, trials)
+    trials = read_frozen(storage, study_id)
+    progress.count([to_record(t) for t in trials])
     progress.added = len(trials) - before
     failed = [p.exitcode for p in processes if p.exitcode != 0]
     if failed:

@@ -20,7 +20,7 @@ from sweep.analysis import (
     state_counts,
     top_trials,
 )
-from sweep.search import TrialRecord
+from sweep.records import TrialRecord
 from sweep.spec import ObjectiveSpec
 
 

@@ -12,10 +12,10 @@ import pytest
 from optuna.trial import TrialState
 
 from sweep.cli import main
-from sweep.report import RESULTS_ENV
+from sweep.folders import RESULTS_ENV
 from sweep.search import run_study
 from sweep.spec import parse_study
-from sweep.storage import open_storage
+from sweep.store.connect import open_storage
 
 TINY = {
     "name": "tiny", "trials": 4, "batch_size": 4, "seed": 1,

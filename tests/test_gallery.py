@@ -13,10 +13,11 @@ import subprocess
 
 import pytest
 
-from sweep.report import RESULTS_ENV, write_reports
+from sweep.folders import RESULTS_ENV
+from sweep.report import write_reports
 from sweep.search import run_study
 from sweep.spec import parse_study
-from sweep.storage import open_storage
+from sweep.store.connect import open_storage
 
 pytestmark = pytest.mark.slow
 

@@ -21,9 +21,9 @@ pytest.importorskip("psycopg", reason="PostgreSQL driver missing: pip install -e
 from postgres_server import PostgresServer, Unavailable  # noqa: E402 (tests/ is on sys.path)
 from optuna.trial import TrialState  # noqa: E402
 
-from sweep.search import TRIAL_ATTR, open_study  # noqa: E402
+from sweep.store.studies import TRIAL_ATTR, open_study  # noqa: E402
 from sweep.spec import load_study  # noqa: E402
-from sweep.storage import open_storage  # noqa: E402
+from sweep.store.connect import open_storage  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -10,15 +10,13 @@ import tomllib
 import pytest
 
 from sweep.analysis import best_trial, top_trials
-from sweep.report import (
-    RESULTS_ENV,
-    study_folder,
-    write_reports,
-    write_robust,
-)
-from sweep.search import SweepError, open_study, read_records, run_study
+from sweep.errors import SweepError
+from sweep.folders import RESULTS_ENV, study_folder
+from sweep.report import write_reports, write_robust
+from sweep.search import run_study
+from sweep.store.studies import open_study, read_records
 from sweep.spec import parse_study
-from sweep.storage import open_storage
+from sweep.store.connect import open_storage
 
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
 TINY = {
@@ -219,14 +217,14 @@ def test_study_page_shows_the_top_trials(gallery):
 
 def test_write_robust_retrains_top_trials_in_one_batch(results_env, gallery, monkeypatch):
     calls = []
-    trainer = importlib.import_module("sweep.train")  # `sweep.train` the attribute is the function
-    real = trainer.train_many
+    retraining = importlib.import_module("sweep.robust")
+    real = retraining.train_many
 
     def counting(*args, **kwargs):
         calls.append(len(args[3]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "train_many", counting)
+    monkeypatch.setattr(retraining, "train_many", counting)
     table = write_robust(gallery["storage"], "tiny", gallery["specs"]["tiny"], top=3, seeds=4)
     assert calls == [12]  # 3 trials x 4 seeds, one call
     folder = results_env / "tiny"
@@ -252,7 +250,7 @@ def test_write_robust_retrains_top_trials_in_one_batch(results_env, gallery, mon
 
 
 def test_robust_seeds_are_fresh(results_env, gallery):
-    from sweep.report import robust_seeds
+    from sweep.robust import robust_seeds
 
     stored = {r.seed for r in read_records(gallery["storage"], "tiny")}
     fresh = robust_seeds(5, 0, 10)

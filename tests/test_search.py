@@ -12,11 +12,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sweep.search import (
-    CURVES_ATTR, TRIAL_ATTR, SweepError, objective_value, read_records, replay, run_study,
-)
+from sweep.errors import SweepError
+from sweep.records import objective_value
+from sweep.search import replay, run_study
+from sweep.store.studies import CURVES_ATTR, TRIAL_ATTR, read_records
 from sweep.spec import ObjectiveSpec, parse_study
-from sweep.storage import open_storage
+from sweep.store.connect import open_storage
 
 TINY = {
     "name": "tiny",

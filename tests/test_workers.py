@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from sweep.search import TRIAL_ATTR, run_study
+from sweep.search import run_study
+from sweep.store.studies import TRIAL_ATTR
 from sweep.spec import load_study
-from sweep.storage import open_storage
+from sweep.store.connect import open_storage
 from sweep.workers import run_workers
 
 STUDY = """

@@ -18,6 +18,8 @@ import optuna
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
+from ..errors import StorageError
+
 DEFAULT_STORAGE = "sqlite:///results/sweep.db"
 # Workers on one SQLite file wait this long for each other's write locks before giving up.
 SQLITE_LOCK_TIMEOUT_SECONDS = 120
@@ -28,10 +30,6 @@ OPTUNA_TABLES = frozenset({
     "trial_user_attributes", "trial_system_attributes", "trial_params", "trial_values",
     "trial_intermediate_values", "trial_heartbeats", "version_info", "alembic_version",
 })
-
-
-class StorageError(Exception):
-    """A storage that cannot be used; the message is one line with any password masked."""
 
 
 # A password in a URL's user part (scheme://user:password@host) or its query (?password=...).

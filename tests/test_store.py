@@ -1,15 +1,23 @@
-"""Batches written by sweep.bulk read back exactly as the same trials written by Optuna's API."""
+"""The storage seam: batches written by sweep.store.bulk read back exactly as the same trials
+written by Optuna's API, and the Optuna behaviour the seam relies on (stored datetimes, the read
+cache, leases) is pinned, so that a new Optuna release that changes it fails here."""
 
 import math
+import os
+import socket
+import time
+from datetime import datetime, timedelta, timezone
 
 import optuna
 import pytest
 import sqlalchemy
 from optuna.distributions import FloatDistribution
+from optuna.storages._rdb import models
 from optuna.trial import TrialState
 
-from sweep import bulk
-from sweep.storage import open_storage
+from sweep.errors import SweepError
+from sweep.store import bulk, running, studies
+from sweep.store.connect import open_storage
 
 SPACE = {"learning_rate": FloatDistribution(1e-3, 1.0, log=True), "momentum": FloatDistribution(0.0, 0.95)}
 CURVES = {"train_loss": [0.9, 0.5, None], "val_loss": [1.0, 0.6, None], "diverged_epoch": 3}
@@ -97,3 +105,73 @@ def test_values_optuna_could_not_read_back_are_refused_before_writing(tmp_path):
         bulk.finish(storage, [bulk.Finished(trial_id, TrialState.COMPLETE, math.nan)])
     assert [fields(t) for t in storage.get_all_trials(study_id)][:-1] == before
     assert storage.get_trial(trial_id).state == TrialState.RUNNING
+
+
+# --- what a new Optuna release could break ----------------------------------------------------
+
+
+def raw_datetimes(storage, trial_id):
+    table = models.TrialModel.__table__
+    query = sqlalchemy.select(table.c.datetime_start, table.c.datetime_complete).where(table.c.trial_id == trial_id)
+    with storage.engine.connect() as connection:
+        return connection.execute(query).one()
+
+
+def test_stored_datetimes_are_naive_utc_like_optunas_own(tmp_path, monkeypatch):
+    # Away from UTC, so that local time and UTC differ by hours: a write in local time would show.
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        storage, study_id = new_study(tmp_path, "s")
+        before = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=1)
+        (by_bulk,) = bulk.create_running(storage, study_id, [bulk.NewTrial(TRIALS[0][0], SPACE)])
+        bulk.finish(storage, [bulk.Finished(by_bulk, TrialState.COMPLETE, 0.1)])
+        by_api = storage.create_new_trial(study_id)
+        storage.set_trial_state_values(by_api, TrialState.COMPLETE, [0.2])
+        after = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=1)
+        for trial_id in (by_bulk, by_api):
+            start, complete = raw_datetimes(storage, trial_id)
+            assert start.tzinfo is None and complete.tzinfo is None
+            assert before <= start <= complete <= after  # naive UTC, not local time
+            # Optuna reads them back as naive local time, both ways alike.
+            read = storage.get_trial(trial_id)
+            assert read.datetime_start - start == timedelta(hours=5, minutes=30)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_the_cached_reader_sees_trials_finished_by_another_handle(tmp_path):
+    storage, study_id = new_study(tmp_path, "s")
+    reader = studies.trial_reader(storage)
+    (trial_id,) = bulk.create_running(storage, study_id, [bulk.NewTrial(TRIALS[0][0], SPACE)])
+    assert [t.state for t in studies.read_frozen(reader, study_id)] == [TrialState.WAITING, TrialState.RUNNING]
+    other = open_storage(str(storage.url))
+    bulk.finish(other, [bulk.Finished(trial_id, TrialState.COMPLETE, 0.5, {"curves": CURVES})])
+    again = studies.read_frozen(reader, study_id)
+    assert again[1].state == TrialState.COMPLETE and again[1].value == 0.5
+
+
+def test_running_trials_carry_a_lease_and_dead_workers_trials_are_failed(tmp_path, monkeypatch):
+    storage, study_id = new_study(tmp_path, "s")
+    settings = [{"learning_rate": 0.01, "momentum": 0.5, "seed": 1, "rule": "seed"}] * 3
+    ids = running.create_running(storage, study_id, [TRIALS[0][0]] * 3, SPACE, settings)
+    info = studies.trial_info(storage.get_trial(ids[0]))
+    assert info["pid"] == os.getpid() and info["host"] == socket.gethostname()
+    assert info["lease_until"] > time.time() + running.LEASE_SECONDS - 60
+    assert {k: info[k] for k in settings[0]} == settings[0]
+    # Trial 1's worker is gone (a process id no process has); trial 2's lease ran out.
+    storage.set_trial_user_attr(ids[1], studies.TRIAL_ATTR, {**info, "pid": 2**22 + 17})
+    storage.set_trial_user_attr(ids[2], studies.TRIAL_ATTR, {**info, "lease_until": time.time() - 1})
+    assert running.fail_abandoned(storage, studies.read_frozen(storage, study_id)) == 2
+    states = [storage.get_trial(i).state for i in ids]
+    assert states == [TrialState.RUNNING, TrialState.FAIL, TrialState.FAIL]
+
+
+def test_stored_spec_refuses_foreign_studies_unless_asked(tmp_path):
+    storage, _ = new_study(tmp_path, "foreign")
+    with pytest.raises(SweepError, match="was not made by momentum-sweep"):
+        studies.stored_spec(storage, "foreign")
+    assert studies.stored_spec(storage, "foreign", foreign_ok=True) is None
+    with pytest.raises(SweepError, match="no study named 'missing'"):
+        studies.stored_spec(storage, "missing", foreign_ok=True)

@@ -1,0 +1,42 @@
+"""Errors a user can fix, and the exit codes the command line ends with.
+
+The command line and its worker processes both turn these errors into one line on stderr and
+exit code 2, and an interrupt into exit code 130. This module imports nothing heavy, so both can
+use it without importing each other, and ``sweep --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class SweepError(Exception):
+    """A problem the user can fix; the message is one line."""
+
+
+class UsageError(Exception):
+    """A bad command-line value."""
+
+
+class StorageError(Exception):
+    """A storage that cannot be used; the message is one line with any password masked."""
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Every error that ends a command with one line and exit code 2.
+
+    A function rather than a constant: the data and study-file errors live beside the code
+    that raises them, and importing that code (pandas among it) is only worth it once an
+    error has happened.
+    """
+    from .data import DataError
+    from .spec import SpecError
+
+    return (SpecError, DataError, StorageError, SweepError, UsageError)
+
+
+def interrupt_on_terminate(signum, frame):
+    """A SIGTERM handler: `kill` and a closing terminal end a run as Ctrl-C does (in-flight
+    trials failed, resumable)."""
+    raise KeyboardInterrupt

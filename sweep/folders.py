@@ -1,0 +1,111 @@
+"""The results folder: where each study's files live, and what the report and its pages share.
+
+Layout under the results root (``results/`` in the current folder, or ``$MOMENTUM_SWEEP_RESULTS``)::
+
+    index.html                 every study in the storage: a table and its main plots
+    <study>/index.html         the study's plots, best trial and top-10 table
+    <study>/curves.png         validation loss per epoch of every trial
+    <study>/landscape.png      objective over learning rate x momentum
+    <study>/momentum-vs-none.png   best momentum trial beside the best momentum-0 trial
+    <study>/history.png        Optuna's optimisation history (not for grid studies)
+    <study>/importances.png    Optuna's parameter importances (two searched parameters)
+    <study>/best.json          the best trial, plus the most robust one after `sweep robust`
+    <study>/tuned.toml         a study file that trains once at the recommended parameters:
+                               the most robust candidate after `sweep robust`, else the best
+    <study>/robust.csv         `sweep robust`: top trials re-trained with fresh seeds
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SweepError
+from .records import TrialRecord
+
+RESULTS_ENV = "MOMENTUM_SWEEP_RESULTS"
+# (file, caption) of the plots a study page can show, in page order.
+PLOTS = (
+    ("curves.png", "Validation loss per epoch of every trial; the best five highlighted"),
+    ("landscape.png", "The objective over learning rate and momentum"),
+    ("momentum-vs-none.png", "The best momentum trial beside the best trial without momentum"),
+    ("history.png", "Optuna: optimisation history"),
+    ("importances.png", "Optuna: hyper-parameter importances"),
+)
+GALLERY_PLOTS = ("curves.png", "landscape.png", "momentum-vs-none.png")
+NO_TRIALS = (
+    "No completed trials yet: run the study (sweep run STUDY.toml), then write the report again."
+)
+
+
+
+class FolderNameError(SweepError, ValueError):
+    """A study name that cannot be a folder under the results root."""
+
+
+def results_root() -> Path:
+    """``$MOMENTUM_SWEEP_RESULTS`` when set, else ``results`` in the current folder."""
+    return Path(os.environ.get(RESULTS_ENV) or "results")
+
+
+def study_folder(name: str) -> Path:
+    """``<results root>/<name>``; FolderNameError (a ValueError) for any name that could escape it.
+
+    Refused: empty names, a leading '.', '..', path separators, NUL and other control
+    characters, and anything that does not resolve to a direct child of the root.
+    """
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(".")
+        or ".." in name
+        or "/" in name
+        or "\\" in name
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)
+    ):
+        raise FolderNameError(f"study name {name!r} cannot be a folder under {results_root()}/")
+    root = results_root()
+    folder = root / name
+    if folder.resolve().parent != root.resolve():
+        raise FolderNameError(f"study name {name!r} cannot be a folder under {root}/")
+    return folder
+
+
+@dataclass
+class Study:
+    """A stored study as the report reads it: its name, its spec and its trials."""
+
+    name: str
+    spec: object | None  # StudySpec; None for a study not made by momentum-sweep
+    records: list[TrialRecord]
+
+    @property
+    def objective(self):
+        from .spec import ObjectiveSpec
+
+        return self.spec.objective if self.spec else ObjectiveSpec()
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def tuned_pick(best: dict) -> dict | None:
+    """The parameters to recommend from a best.json: the most robust candidate once `sweep
+    robust` has named one (the single best trial is partly a lucky seed), else the best trial.
+    Returns {"trial", "learning_rate", "momentum", "source"} or None without completed trials.
+    """
+    robust = best.get("robust")
+    if isinstance(robust, dict) and robust.get("trial") is not None:
+        return {**{k: robust[k] for k in ("trial", "learning_rate", "momentum")}, "source": "most robust"}
+    if best.get("trial") is None:
+        return None
+    return {**{k: best[k] for k in ("trial", "learning_rate", "momentum")}, "source": "best"}
+
+

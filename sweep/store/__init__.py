@@ -1,0 +1,14 @@
+"""The storage seam: the only code that touches Optuna's storage.
+
+- :mod:`.connect`: opening and checking a storage URL (SQLite under results/, or PostgreSQL),
+  passwords masked in every message;
+- :mod:`.bulk`: a batch of trials written in one transaction through Optuna's own tables;
+- :mod:`.studies`: creating and finding studies, their stored spec, and reading their trials
+  into plain :class:`sweep.records.TrialRecord`;
+- :mod:`.running`: the planning lock, leases on RUNNING trials, finishing and failing them, and
+  recovering the trials of workers that died.
+
+Every private Optuna name the project relies on is used in this package and nowhere else, so a
+new Optuna release that changes them breaks here, where ``tests/test_store.py`` pins them. The
+package's ``__init__`` imports nothing: commands that only need a URL masked stay quick.
+"""

@@ -4,7 +4,16 @@ Public API: ``load_dataset`` (Iris, synthetic, or a CSV), ``train`` (one network
 ``train_many`` (K networks at once, vectorised across trials).
 """
 
-from .data import Dataset, DataError, load_dataset
+from .data import DataError, Dataset, load_dataset
 from .train import Batch, EpochReport, Run, train, train_many
 
-__all__ = ["Batch", "DataError", "Dataset", "EpochReport", "Run", "load_dataset", "train", "train_many"]
+__all__ = [
+    "Batch",
+    "DataError",
+    "Dataset",
+    "EpochReport",
+    "Run",
+    "load_dataset",
+    "train",
+    "train_many",
+]

@@ -33,7 +33,10 @@ def completed(records: Iterable[TrialRecord]) -> list[TrialRecord]:
     return [
         r
         for r in records
-        if r.state == "complete" and r.value is not None and math.isfinite(r.value) and len(r.val_loss)
+        if r.state == "complete"
+        and r.value is not None
+        and math.isfinite(r.value)
+        and len(r.val_loss)
     ]
 
 

@@ -100,7 +100,9 @@ def run_ours(seed: int, folder: Path):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sweep.bench_search", description=__doc__)
-    parser.add_argument("--seeds", type=int, default=3, help="seeds for the median best value (default 3)")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="seeds for the median best value (default 3)"
+    )
     parser.add_argument("--tutorial-seeds", type=int, default=None,
                         help="seeds to run the slow tutorial way for (default: as --seeds)")
     args = parser.parse_args(argv)
@@ -111,18 +113,24 @@ def main(argv=None) -> None:
         folder = Path(folder)
         ours = [run_ours(seed, folder) for seed in seeds]
         spec = ours[0][3]
-        print(f"\nSearch: {spec.trials}-trial TPE Iris study, {spec.epochs} epochs, SQLite, batches of "
-              f"{spec.batch_size}, median pruner")
+        print(
+            f"\nSearch: {spec.trials}-trial TPE Iris study, {spec.epochs} epochs, SQLite, batches of "
+            f"{spec.batch_size}, median pruner"
+        )
         for seed, (seconds, best, progress, _) in zip(seeds, ours):
             shares = {k: progress.seconds[k] / seconds for k in ("storage", "sampler", "training")}
-            print(f"  momentum-sweep seed {seed}: {seconds:6.2f} s, {spec.trials / seconds:6.1f} trials/s, "
-                  f"best {best:.4f}; storage {shares['storage']:.0%}, sampler {shares['sampler']:.0%}, "
-                  f"training {shares['training']:.0%}; pruned {progress.pruned}, diverged {progress.diverged}")
+            print(
+                f"  momentum-sweep seed {seed}: {seconds:6.2f} s, {spec.trials / seconds:6.1f} trials/s, "
+                f"best {best:.4f}; storage {shares['storage']:.0%}, sampler {shares['sampler']:.0%}, "
+                f"training {shares['training']:.0%}; pruned {progress.pruned}, diverged {progress.diverged}"
+            )
         tutorial = []
         for seed in tutorial_seeds:
             seconds, best = run_tutorial(seed, spec.trials, spec.epochs, folder)
             tutorial.append((seconds, best))
-            print(f"  tutorial way  seed {seed}: {seconds:6.2f} s, {spec.trials / seconds:6.1f} trials/s, best {best:.4f}")
+            print(
+                f"  tutorial way  seed {seed}: {seconds:6.2f} s, {spec.trials / seconds:6.1f} trials/s, best {best:.4f}"
+            )
     ours_rate = statistics.median(spec.trials / s for s, *_ in ours)
     tutorial_rate = statistics.median(spec.trials / s for s, _ in tutorial)
     print(f"  median trials/s: momentum-sweep {ours_rate:.1f}, tutorial way {tutorial_rate:.2f}: "
@@ -131,10 +139,12 @@ def main(argv=None) -> None:
     tutorial_best = [b for _, b in tutorial]
     # The best of 200 single trainings, each scored on 30 validation items, moves by about 0.01
     # from seed to seed: the range says how far apart two medians can be by chance.
-    print(f"  median best value: momentum-sweep {statistics.median(ours_best):.4f} "
-          f"(range {min(ours_best):.4f}-{max(ours_best):.4f}), tutorial way "
-          f"{statistics.median(tutorial_best):.4f} (range {min(tutorial_best):.4f}-{max(tutorial_best):.4f}); "
-          "lower is better")
+    print(
+        f"  median best value: momentum-sweep {statistics.median(ours_best):.4f} "
+        f"(range {min(ours_best):.4f}-{max(ours_best):.4f}), tutorial way "
+        f"{statistics.median(tutorial_best):.4f} (range {min(tutorial_best):.4f}-{max(tutorial_best):.4f}); "
+        "lower is better"
+    )
 
 
 if __name__ == "__main__":

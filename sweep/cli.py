@@ -18,46 +18,67 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the default prints the whole usage first)."""
 
     def error(self, message):
-        from .store.connect import redact_text  # argparse echoes arguments: a storage URL among them
+        from .store.connect import (
+            redact_text,
+        )  # argparse echoes arguments: a storage URL among them
 
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {redact_text(message)} (see {self.prog} --help)\n")
+        self.exit(
+            EXIT_USAGE, f"{self.prog}: error: {redact_text(message)} (see {self.prog} --help)\n"
+        )
 
 
 def _add_storage(parser):
     from .store.connect import DEFAULT_STORAGE
 
     parser.add_argument(
-        "--storage", default=DEFAULT_STORAGE, metavar="URL",
+        "--storage",
+        default=DEFAULT_STORAGE,
+        metavar="URL",
         help=f"Optuna storage URL (default {DEFAULT_STORAGE}; postgresql://user:pass@host/db for many machines)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sweep", description="Find a network's learning rate and momentum by systematic trial and error.")
+    parser = _Parser(
+        prog="sweep",
+        description="Find a network's learning rate and momentum by systematic trial and error.",
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
 
     run = verbs.add_parser("run", help="run studies: top each up to its declared number of trials")
     run.add_argument("studies", nargs="+", metavar="STUDY.toml")
-    run.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes per study (default 1)")
-    run.add_argument("--allow-spec-change", action="store_true", help="add trials even if the study file's search changed since the stored trials")
+    run.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="worker processes per study (default 1)"
+    )
+    run.add_argument(
+        "--allow-spec-change",
+        action="store_true",
+        help="add trials even if the study file's search changed since the stored trials",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress line")
     _add_storage(run)
 
-    listing = verbs.add_parser("list", help="studies in the storage with trial counts and best value")
+    listing = verbs.add_parser(
+        "list", help="studies in the storage with trial counts and best value"
+    )
     _add_storage(listing)
 
     best = verbs.add_parser("best", help="the best trial's parameters, value and number")
     best.add_argument("study", metavar="STUDY", help="study name or its .toml file")
     _add_storage(best)
 
-    replay = verbs.add_parser("replay", help="re-train one stored trial and check its curves are identical")
+    replay = verbs.add_parser(
+        "replay", help="re-train one stored trial and check its curves are identical"
+    )
     replay.add_argument("study", metavar="STUDY", help="study name or its .toml file")
     replay.add_argument("trial", type=int, metavar="TRIAL", help="trial number")
     _add_storage(replay)
 
     export = verbs.add_parser("export", help="write the study's trials and curves as CSV")
     export.add_argument("study", metavar="STUDY", help="study name or its .toml file")
-    export.add_argument("--out", metavar="DIR", help="folder for trials.csv and curves.csv (default results/STUDY)")
+    export.add_argument(
+        "--out", metavar="DIR", help="folder for trials.csv and curves.csv (default results/STUDY)"
+    )
     _add_storage(export)
 
     report = verbs.add_parser("report", help="write plots, best.json and results/index.html")
@@ -65,10 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--all", action="store_true", help="every study in the storage")
     _add_storage(report)
 
-    robust = verbs.add_parser("robust", help="re-train the top trials with fresh seeds and rank them by mean and interval")
+    robust = verbs.add_parser(
+        "robust", help="re-train the top trials with fresh seeds and rank them by mean and interval"
+    )
     robust.add_argument("studies", nargs="*", metavar="STUDY", help="study names or .toml files")
-    robust.add_argument("--all", action="store_true", help="every study in the storage with a completed trial")
-    robust.add_argument("--top", type=int, default=5, help="how many of the best trials (default 5)")
+    robust.add_argument(
+        "--all", action="store_true", help="every study in the storage with a completed trial"
+    )
+    robust.add_argument(
+        "--top", type=int, default=5, help="how many of the best trials (default 5)"
+    )
     robust.add_argument("--seeds", type=int, default=10, help="fresh seeds per trial (default 10)")
     _add_storage(robust)
     return parser
@@ -139,11 +166,18 @@ def cmd_run(args) -> int:
                                    allow_spec_change=args.allow_spec_change,
                                    on_progress=_progress_printer(spec.name, args.quiet))
         else:
-            progress = run_study(spec, storage, dataset=dataset, allow_spec_change=args.allow_spec_change,
-                                 on_progress=_progress_printer(spec.name, args.quiet))
+            progress = run_study(
+                spec,
+                storage,
+                dataset=dataset,
+                allow_spec_change=args.allow_spec_change,
+                on_progress=_progress_printer(spec.name, args.quiet),
+            )
         if not args.quiet and sys.stderr.isatty():
             sys.stderr.write("\n")
-        print(f"{spec.name}: {progress.done} trials finished ({progress.added} added this run) in {redact(args.storage)}")
+        print(
+            f"{spec.name}: {progress.done} trials finished ({progress.added} added this run) in {redact(args.storage)}"
+        )
     return 0
 
 
@@ -157,7 +191,11 @@ def cmd_list(args) -> int:
     except StorageError:
         # A SQLite file that no run has written yet (none, or empty) holds no studies.
         path = sqlite_path(args.storage)
-        if path is not None and path.parent.is_dir() and (not path.exists() or path.stat().st_size == 0):
+        if (
+            path is not None
+            and path.parent.is_dir()
+            and (not path.exists() or path.stat().st_size == 0)
+        ):
             print("no studies yet: run `sweep run studies/NAME.toml`")
             return 0
         raise
@@ -206,12 +244,18 @@ def cmd_replay(args) -> int:
         raise SweepError(f"study {name!r} has no trial {args.trial}")
     record = records[args.trial]
     if record.state in ("running", "failed", "waiting"):
-        raise SweepError(f"trial {args.trial} of {name!r} is {record.state}: it has no stored curves to compare")
+        raise SweepError(
+            f"trial {args.trial} of {name!r} is {record.state}: it has no stored curves to compare"
+        )
     identical, run = replay(spec, record)
     epochs = len(record.val_loss)
     verdict = "identical" if identical else "DIFFERENT"
-    print(f"trial {record.number}: learning_rate {record.learning_rate:.6g}, momentum {record.momentum:.6g}, seed {record.seed}")
-    print(f"replayed {epochs} epochs: curves {verdict}; final validation loss {run.val_loss[epochs - 1]:.6g}")
+    print(
+        f"trial {record.number}: learning_rate {record.learning_rate:.6g}, momentum {record.momentum:.6g}, seed {record.seed}"
+    )
+    print(
+        f"replayed {epochs} epochs: curves {verdict}; final validation loss {run.val_loss[epochs - 1]:.6g}"
+    )
     return 0 if identical else 1
 
 
@@ -233,7 +277,9 @@ def cmd_export(args) -> int:
         curves.to_csv(out / "curves.csv", index=False)
     except OSError as error:
         raise UsageError(f"--out {out}: cannot write there ({error.strerror or error})") from None
-    print(f"wrote {out / 'trials.csv'} ({len(trials)} trials) and {out / 'curves.csv'} ({len(curves)} rows)")
+    print(
+        f"wrote {out / 'trials.csv'} ({len(trials)} trials) and {out / 'curves.csv'} ({len(curves)} rows)"
+    )
     return 0
 
 
@@ -269,7 +315,9 @@ def cmd_robust(args) -> int:
     else:
         names = [study_name(s) for s in args.studies]
     for name in names:
-        print(write_robust(storage, name, stored_spec(storage, name), top=args.top, seeds=args.seeds))
+        print(
+            write_robust(storage, name, stored_spec(storage, name), top=args.top, seeds=args.seeds)
+        )
     return 0
 
 
@@ -294,7 +342,10 @@ def main(argv=None) -> int:
         print(f"sweep: error: {redact_text(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("\nsweep: interrupted; the batch in flight was failed and will be retried: run the same command again to resume", file=sys.stderr)
+        print(
+            "\nsweep: interrupted; the batch in flight was failed and will be retried: run the same command again to resume",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
 
 

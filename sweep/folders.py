@@ -103,7 +103,10 @@ def tuned_pick(best: dict) -> dict | None:
     """
     robust = best.get("robust")
     if isinstance(robust, dict) and robust.get("trial") is not None:
-        return {**{k: robust[k] for k in ("trial", "learning_rate", "momentum")}, "source": "most robust"}
+        return {
+            **{k: robust[k] for k in ("trial", "learning_rate", "momentum")},
+            "source": "most robust",
+        }
     if best.get("trial") is None:
         return None
     return {**{k: best[k] for k in ("trial", "learning_rate", "momentum")}, "source": "best"}

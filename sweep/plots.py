@@ -185,9 +185,13 @@ def landscape_figure(
     if grid is not None:
         return grid_landscape_figure(grid, points, title=title, objective=objective, best=best)
     if points and len({p.momentum for p in points}) == 1:
-        return line_landscape_figure(points, title=title, objective=objective, best=best, along="learning_rate")
+        return line_landscape_figure(
+            points, title=title, objective=objective, best=best, along="learning_rate"
+        )
     if points and len({p.learning_rate for p in points}) == 1:
-        return line_landscape_figure(points, title=title, objective=objective, best=best, along="momentum")
+        return line_landscape_figure(
+            points, title=title, objective=objective, best=best, along="momentum"
+        )
     return scatter_landscape_figure(points, title=title, objective=objective, best=best)
 
 
@@ -247,7 +251,9 @@ def grid_landscape_figure(
         handles.append(Patch(facecolor="0.85", label="not trained yet"))
     ax.set_xlim(x_edges[0], x_edges[-1])
     ax.set_ylim(grid.momentum_edges[0], grid.momentum_edges[-1])
-    return _finish_plane(figure, ax, points, objective, best, handles, mesh if limits else None, limits)
+    return _finish_plane(
+        figure, ax, points, objective, best, handles, mesh if limits else None, limits
+    )
 
 
 def scatter_landscape_figure(

@@ -16,7 +16,15 @@ import pandas as pd
 
 from . import analysis
 from .errors import SweepError
-from .folders import PLOTS, FolderNameError, Study, read_json, results_root, study_folder, tuned_pick
+from .folders import (
+    PLOTS,
+    FolderNameError,
+    Study,
+    read_json,
+    results_root,
+    study_folder,
+    tuned_pick,
+)
 from .pages import gallery_page, study_page
 from .records import TrialRecord
 from .robust import retrain

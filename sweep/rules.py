@@ -111,4 +111,6 @@ def make_rule(name: str, shape: tuple[int, int], dtype=np.float64):
     try:
         return _RULE_CLASSES[name](shape, dtype)
     except KeyError:
-        raise ValueError(f"unknown momentum rule {name!r}; expected one of {', '.join(RULES)}") from None
+        raise ValueError(
+            f"unknown momentum rule {name!r}; expected one of {', '.join(RULES)}"
+        ) from None

@@ -130,7 +130,9 @@ def make_pruner(spec):
             n_warmup_steps=pruner.warmup_steps,
         )
     if pruner.name == "threshold":
-        return optuna.pruners.ThresholdPruner(upper=pruner.threshold, n_warmup_steps=pruner.warmup_steps)
+        return optuna.pruners.ThresholdPruner(
+            upper=pruner.threshold, n_warmup_steps=pruner.warmup_steps
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -247,7 +249,12 @@ def _plan_batch(spec, mirror, trials, records, size) -> list[_Planned]:
             continue
         enqueued.append(_Enqueued(dict(failed.params), failed.number, record.seed, record.baseline))
     has_baseline = any(r.baseline for r in records if r.state != "failed")
-    if spec.baseline and not has_baseline and not any(e.baseline for e in enqueued) and len(enqueued) < size:
+    if (
+        spec.baseline
+        and not has_baseline
+        and not any(e.baseline for e in enqueued)
+        and len(enqueued) < size
+    ):
         enqueued.append(_Enqueued({"momentum": 0.0}, baseline=True))
     if spec.sampler == "grid":
         taken = {tuple(sorted(t.params.items())) for t in trials if t.state != TrialState.FAIL}
@@ -277,7 +284,9 @@ def _plan_batch(spec, mirror, trials, records, size) -> list[_Planned]:
         entry = enqueued[index] if index < len(enqueued) else _Enqueued({})
         seed = entry.seed
         if seed is None:
-            seed = int(np.random.SeedSequence([spec.seed, trial.number]).generate_state(1)[0] & 0x7FFFFFFF)
+            seed = int(
+                np.random.SeedSequence([spec.seed, trial.number]).generate_state(1)[0] & 0x7FFFFFFF
+            )
         planned.append(_Planned(
             trial, float(values["learning_rate"]), float(values["momentum"]), seed,
             entry.baseline, entry.retry_of,
@@ -335,7 +344,10 @@ def run_study(
                 trials = read_frozen(reader, study_id)
             records = [to_record(t) for t in trials]
             progress.count(records)
-            counted = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in trials)
+            counted = sum(
+                t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+                for t in trials
+            )
             remaining = spec.trials - counted
             progress.seconds["storage"] += clock() - tick
             if on_progress:
@@ -396,7 +408,11 @@ def _train_batch(spec, dataset, storage, planned: list[_Planned], progress: Prog
         tick = clock()
         stop = np.zeros(len(report.trials), dtype=bool)
         for i, k in enumerate(report.trials):
-            value = (val_sums[k] / report.epoch) if spec.objective.name == "auc_val_loss" else report.val_loss[i]
+            value = (
+                (val_sums[k] / report.epoch)
+                if spec.objective.name == "auc_val_loss"
+                else report.val_loss[i]
+            )
             trial = planned[k].mirror_trial
             trial.report(float(value) if math.isfinite(value) else WORST_LOSS, report.epoch)
             stop[i] = trial.should_prune()
@@ -459,7 +475,9 @@ def replay(spec, record: TrialRecord):
     # Non-finite values are stored as null: a diverged epoch's inf compares equal to NaN.
     if not identical and record.diverged_epoch:
         identical = all(
-            np.array_equal(np.where(np.isfinite(fresh[:n]), fresh[:n], np.nan), stored, equal_nan=True)
+            np.array_equal(
+                np.where(np.isfinite(fresh[:n]), fresh[:n], np.nan), stored, equal_nan=True
+            )
             for stored, fresh in pairs[:2]
         )
     return identical, run

@@ -50,7 +50,10 @@ def _pool(seeds: np.ndarray) -> list[np.ndarray]:
     """``SeedSequence(seed).pool`` of each seed, as four (K,) uint32 words."""
     # A seed is its 32-bit words, lowest first; below 2**32 it is one word, and the pool's
     # other words hash a 0, the same as a high word of 0.
-    words = [(seeds & np.uint64(_MASK32)).astype(np.uint32), (seeds >> np.uint64(32)).astype(np.uint32)]
+    words = [
+        (seeds & np.uint64(_MASK32)).astype(np.uint32),
+        (seeds >> np.uint64(32)).astype(np.uint32),
+    ]
     words += [np.zeros_like(words[0])] * (_POOL_WORDS - len(words))
     hashes = _HashMix(_INIT_A, _MULT_A)
     pool = [hashes.hash(word) for word in words]
@@ -67,7 +70,9 @@ def pcg64_states(seeds) -> np.ndarray:
     in [0, 2**63), converted as ``np.asarray(seeds, dtype=np.int64)`` converts them."""
     seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
     if seeds.ndim != 1:
-        raise ValueError(f"seeds must be one integer or a 1-D sequence of them, not shape {seeds.shape}")
+        raise ValueError(
+            f"seeds must be one integer or a 1-D sequence of them, not shape {seeds.shape}"
+        )
     if np.any(seeds < 0):
         raise ValueError("seeds must be non-negative integers")
     pool = _pool(seeds.astype(np.uint64))
@@ -86,7 +91,9 @@ class _GivenState(ISeedSequence):
     def generate_state(self, n_words, dtype=np.uint32):
         if n_words != len(self.words) or np.dtype(dtype) != self.words.dtype:
             # A NumPy whose PCG64 seeds itself differently: refuse rather than seed it wrongly.
-            raise ValueError(f"PCG64 asked for {n_words} {np.dtype(dtype)} words; made {self.words.shape}")
+            raise ValueError(
+                f"PCG64 asked for {n_words} {np.dtype(dtype)} words; made {self.words.shape}"
+            )
         # PCG64 reads the words' memory directly: a strided view would seed it wrongly.
         return np.ascontiguousarray(self.words)
 
@@ -94,4 +101,6 @@ class _GivenState(ISeedSequence):
 def generators(seeds) -> list[np.random.Generator]:
     """``[numpy.random.default_rng(seed) for seed in seeds]``, bit for bit, for int seeds in
     [0, 2**63). The generators cannot ``spawn()``: they hold their state, not a SeedSequence."""
-    return [np.random.Generator(np.random.PCG64(_GivenState(words))) for words in pcg64_states(seeds)]
+    return [
+        np.random.Generator(np.random.PCG64(_GivenState(words))) for words in pcg64_states(seeds)
+    ]

@@ -814,7 +814,9 @@ def spec_from_dict(plain: dict, path: str = "<stored study>") -> StudySpec:
     The stored dict was validated when its file was read, so it is trusted as it is.
     """
     def params(d):
-        return ParamSpec(**{**d, "values": tuple(d["values"]) if d.get("values") is not None else None})
+        return ParamSpec(
+            **{**d, "values": tuple(d["values"]) if d.get("values") is not None else None}
+        )
 
     return StudySpec(
         **{

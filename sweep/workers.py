@@ -28,7 +28,9 @@ def _worker(study_file: str, storage_url: str, allow_spec_change: bool) -> None:
     signal.signal(signal.SIGINT, interrupt_on_terminate)
     signal.signal(signal.SIGTERM, interrupt_on_terminate)
     try:
-        run_study(load_study(study_file), open_storage(storage_url), allow_spec_change=allow_spec_change)
+        run_study(
+            load_study(study_file), open_storage(storage_url), allow_spec_change=allow_spec_change
+        )
     except user_errors() as error:
         print(f"sweep: worker error: {error}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
@@ -36,8 +38,16 @@ def _worker(study_file: str, storage_url: str, allow_spec_change: bool) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def run_workers(spec, storage_url: str, workers: int, *, dataset=None, allow_spec_change: bool = False,
-                on_progress=None, poll_seconds: float = 0.5) -> Progress:
+def run_workers(
+    spec,
+    storage_url: str,
+    workers: int,
+    *,
+    dataset=None,
+    allow_spec_change: bool = False,
+    on_progress=None,
+    poll_seconds: float = 0.5,
+) -> Progress:
     """Run ``workers`` processes on ``spec``'s study until it reaches its declared total.
 
     ``dataset``: the spec's data if already loaded (and so checked).
@@ -50,7 +60,9 @@ def run_workers(spec, storage_url: str, workers: int, *, dataset=None, allow_spe
     fail_abandoned(storage, read_frozen(storage, study_id))
     context = multiprocessing.get_context("spawn")  # no inherited database connections
     processes = [
-        context.Process(target=_worker, args=(spec.path, storage_url, allow_spec_change), daemon=False)
+        context.Process(
+            target=_worker, args=(spec.path, storage_url, allow_spec_change), daemon=False
+        )
         for _ in range(workers)
     ]
     for process in processes:
@@ -78,5 +90,7 @@ def run_workers(spec, storage_url: str, workers: int, *, dataset=None, allow_spe
     progress.added = len(trials) - before
     failed = [p.exitcode for p in processes if p.exitcode != 0]
     if failed:
-        raise SweepError(f"{len(failed)} of {workers} workers stopped with an error (exit codes {failed}); run again to resume")
+        raise SweepError(
+            f"{len(failed)} of {workers} workers stopped with an error (exit codes {failed}); run again to resume"
+        )
     return progress

@@ -64,21 +64,31 @@ def _tail(text: str | bytes | None, lines: int = 5) -> str:
 def install() -> Path:
     """Install Debian's ``postgresql`` package (root only) and return its bin folder."""
     if not _is_root():
-        raise Unavailable("PostgreSQL server not installed (no /usr/lib/postgresql/*/bin/initdb) and not root to apt-get install it")
+        raise Unavailable(
+            "PostgreSQL server not installed (no /usr/lib/postgresql/*/bin/initdb) and not root to apt-get install it"
+        )
     if shutil.which("apt-get") is None:
         raise Unavailable("PostgreSQL server not installed and there is no apt-get to install it")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for command in (["apt-get", "update"],
                     ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"]):
         try:
-            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_SECONDS)
+            result = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_SECONDS
+            )
         except subprocess.TimeoutExpired:
-            raise Unavailable(f"`{' '.join(command)}` did not finish in {INSTALL_TIMEOUT_SECONDS} s") from None
+            raise Unavailable(
+                f"`{' '.join(command)}` did not finish in {INSTALL_TIMEOUT_SECONDS} s"
+            ) from None
         if result.returncode != 0:
-            raise Unavailable(f"`{' '.join(command)}` failed (exit {result.returncode}): {_tail(result.stderr or result.stdout)}")
+            raise Unavailable(
+                f"`{' '.join(command)}` failed (exit {result.returncode}): {_tail(result.stderr or result.stdout)}"
+            )
     bin_dir = find_bin_dir()
     if bin_dir is None:
-        raise Unavailable("installed Debian's postgresql package, but found no /usr/lib/postgresql/*/bin/initdb")
+        raise Unavailable(
+            "installed Debian's postgresql package, but found no /usr/lib/postgresql/*/bin/initdb"
+        )
     return bin_dir
 
 
@@ -87,12 +97,24 @@ def _ensure_server_user() -> str:
         pwd.getpwnam(SERVER_USER)
     except KeyError:
         result = subprocess.run(
-            ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", SERVER_USER],
-            capture_output=True, text=True,
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVER_USER,
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
-            raise Unavailable(f"cannot create the system user {SERVER_USER!r} to run PostgreSQL: {_tail(result.stderr)}")
+            raise Unavailable(
+                f"cannot create the system user {SERVER_USER!r} to run PostgreSQL: {_tail(result.stderr)}"
+            )
     return SERVER_USER
 
 
@@ -142,7 +164,9 @@ class PostgresServer:
                 os.chown(root, entry.pw_uid, entry.pw_gid)
             os.chmod(root, 0o700)
             server._initdb()
-            for attempt in range(3):  # another process may take the free port before the server does
+            for attempt in range(
+                3
+            ):  # another process may take the free port before the server does
                 server.port = free_port()
                 if server._pg_ctl_start():
                     break
@@ -157,13 +181,17 @@ class PostgresServer:
     def _command(self, args: list[str]) -> list[str]:
         return ["runuser", "-u", self.run_as, "--", *args] if self.run_as else args
 
-    def _run(self, args: list[str], *, input: str | None = None, timeout: float = 120, check: bool = True):
+    def _run(
+        self, args: list[str], *, input: str | None = None, timeout: float = 120, check: bool = True
+    ):
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(LC_ALL="C", LANG="C")
         result = subprocess.run(self._command(args), input=input, capture_output=True, text=True,
                                 timeout=timeout, cwd=self.root, env=env)
         if check and result.returncode != 0:
-            raise Unavailable(f"`{Path(args[0]).name}` failed (exit {result.returncode}): {_tail(result.stderr or result.stdout)}")
+            raise Unavailable(
+                f"`{Path(args[0]).name}` failed (exit {result.returncode}): {_tail(result.stderr or result.stdout)}"
+            )
         return result
 
     def _log(self) -> str:
@@ -173,10 +201,21 @@ class PostgresServer:
             return ""
 
     def _initdb(self) -> None:
-        self._run([
-            str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-            "--auth-local=trust", "--auth-host=scram-sha-256", "--no-locale", "-E", "UTF8", "--no-sync",
-        ])
+        self._run(
+            [
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-locale",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
+        )
 
     def _pg_ctl_start(self) -> bool:
         options = " ".join([
@@ -196,8 +235,26 @@ class PostgresServer:
             f"CREATE DATABASE {DATABASE} OWNER {ROLE};\n"
         )
         # The password goes through stdin, not the command line.
-        self._run([str(self.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self.root),
-                   "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-f", "-"], input=sql)
+        self._run(
+            [
+                str(self.bin_dir / "psql"),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.root),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-f",
+                "-",
+            ],
+            input=sql,
+        )
 
     def url_for(self, database: str) -> str:
         return self.url.rsplit("/", 1)[0] + "/" + database
@@ -209,15 +266,46 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = DATABASE) -> str:
         """Run ``sql`` as the superuser over the Unix socket; returns psql's output."""
-        return self._run([str(self.bin_dir / "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.root),
-                          "-p", str(self.port), "-U", "postgres", "-d", database, "-c", sql]).stdout
+        return self._run(
+            [
+                str(self.bin_dir / "psql"),
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.root),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                sql,
+            ]
+        ).stdout
 
     def stop(self) -> None:
         """Stop the server (fast shutdown), killing it if that fails, and remove the folder."""
         try:
             if (self.data_dir / "postmaster.pid").exists():
-                result = self._run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
-                                    "-t", "30", "stop"], timeout=60, check=False)
+                result = self._run(
+                    [
+                        str(self.bin_dir / "pg_ctl"),
+                        "-D",
+                        str(self.data_dir),
+                        "-m",
+                        "fast",
+                        "-w",
+                        "-t",
+                        "30",
+                        "stop",
+                    ],
+                    timeout=60,
+                    check=False,
+                )
                 if result.returncode != 0:
                     self._kill_postmaster()
         finally:

@@ -254,7 +254,8 @@ def test_a_baseline_that_did_not_complete_is_still_shown_when_nothing_else_exist
 
 
 @pytest.mark.parametrize(
-    "values, df_quantile", [([0.2, 0.4], 12.7062047), ([1, 2, 3, 4, 5], 2.7764451), (list(range(10)), 2.2621572)]
+    "values, df_quantile",
+    [([0.2, 0.4], 12.7062047), ([1, 2, 3, 4, 5], 2.7764451), (list(range(10)), 2.2621572)],
 )
 def test_mean_interval_uses_the_t_table_quantile(values, df_quantile):
     interval = mean_interval(values)

@@ -48,7 +48,9 @@ def test_export_to_an_impossible_folder_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "--out" in err and "Traceback" not in err
 
 
-def test_report_and_robust_all_live_beside_a_study_made_by_another_tool(tmp_path, monkeypatch, capsys):
+def test_report_and_robust_all_live_beside_a_study_made_by_another_tool(
+    tmp_path, monkeypatch, capsys
+):
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     storage = open_storage(url)
     run_study(parse_study(TINY, str(tmp_path / "t.toml")), storage)
@@ -79,8 +81,21 @@ def test_sigterm_stops_a_run_with_several_workers_and_leaves_it_resumable(tmp_pa
     )
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sweep", "run", str(study), "--workers", "2", "--storage", url, "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "sweep",
+            "run",
+            str(study),
+            "--workers",
+            "2",
+            "--storage",
+            url,
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -106,7 +121,9 @@ def test_a_database_whose_optuna_tables_are_still_being_created_is_opened_not_re
 
     db = tmp_path / "sweep.db"
     connection = sqlite3.connect(db)  # as another worker leaves it midway through creating tables
-    connection.execute("CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name VARCHAR(512))")
+    connection.execute(
+        "CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name VARCHAR(512))"
+    )
     connection.commit()
     connection.close()
     storage = open_storage(f"sqlite:///{db}")

@@ -106,7 +106,9 @@ def rendered(binary: str, page, profile) -> tuple[str, dict[str, str]]:
     """The DOM headless Chromium builds from ``page`` with PROBE added, and the data-*
     attributes PROBE's load handler set on its body."""
     probe = page.with_name("probe-" + page.name)
-    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    probe.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
+    )
     done = subprocess.run(
         [*browser_args(binary, profile), "--dump-dom", probe.as_uri()],
         capture_output=True,
@@ -146,5 +148,7 @@ def test_study_page_renders_with_no_broken_image(tmp_path, monkeypatch):
     run_study(parse_study(data, str(tmp_path / "grid.toml")), storage)
     monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
     write_reports(storage, [data["name"]])
-    _, attributes = rendered(binary, tmp_path / "results" / data["name"] / "index.html", tmp_path / "profile")
+    _, attributes = rendered(
+        binary, tmp_path / "results" / data["name"] / "index.html", tmp_path / "profile"
+    )
     assert int(attributes["images"]) >= 3 and int(attributes["broken"]) == 0

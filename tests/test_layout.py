@@ -80,7 +80,9 @@ def test_no_import_cycle_among_the_package_modules():
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
-@pytest.mark.parametrize("module", ["sweep.analysis", "sweep.plots", "sweep.records", "sweep.errors"])
+@pytest.mark.parametrize(
+    "module", ["sweep.analysis", "sweep.plots", "sweep.records", "sweep.errors"]
+)
 def test_pure_modules_load_without_optuna_sqlalchemy_or_scipy(module):
     code = (
         f"import sys, {module}; "

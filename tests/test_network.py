@@ -35,7 +35,9 @@ def test_backpropagated_gradients_match_central_differences(layout):
         up, down = flat.copy(), flat.copy()
         up[p] += eps
         down[p] -= eps
-        numeric[p] = (loss_and_gradients(up, layout, x, y)[0] - loss_and_gradients(down, layout, x, y)[0]) / (2 * eps)
+        numeric[p] = (
+            loss_and_gradients(up, layout, x, y)[0] - loss_and_gradients(down, layout, x, y)[0]
+        ) / (2 * eps)
     relative = np.abs(gradient - numeric) / np.maximum(np.abs(gradient) + np.abs(numeric), 1e-8)
     assert relative.max() < 1e-6
 
@@ -46,7 +48,10 @@ def test_evaluate_agrees_with_the_per_item_loss(layout):
     x = rng.normal(size=(6, layout.n_inputs))
     y = rng.integers(0, 3, size=6)
     loss, accuracy = evaluate(flat, layout, x, y)
-    per_item = [loss_and_gradients(flat, layout, np.repeat(x[n][:, None], 2, axis=1), np.full(2, y[n]))[0] for n in range(6)]
+    per_item = [
+        loss_and_gradients(flat, layout, np.repeat(x[n][:, None], 2, axis=1), np.full(2, y[n]))[0]
+        for n in range(6)
+    ]
     np.testing.assert_allclose(loss, np.mean(per_item, axis=0), rtol=1e-12)
     assert np.all((accuracy >= 0) & (accuracy <= 1))
 
@@ -85,7 +90,9 @@ def test_evaluate_refuses_classes_the_network_does_not_have(layout, bad_class):
     rng = np.random.default_rng(5)
     y = np.array([0, 1, 2, bad_class])
     with pytest.raises(ValueError, match="classes must be integers from 0 to 2"):
-        evaluate(rng.normal(size=(layout.size, 2)), layout, rng.normal(size=(4, layout.n_inputs)), y)
+        evaluate(
+            rng.normal(size=(layout.size, 2)), layout, rng.normal(size=(4, layout.n_inputs)), y
+        )
 
 
 def test_glorot_and_small_uniform_initialisation(layout):

@@ -18,12 +18,12 @@ import pytest
 
 pytest.importorskip("psycopg", reason="PostgreSQL driver missing: pip install -e '.[postgres]'")
 
-from postgres_server import PostgresServer, Unavailable  # noqa: E402 (tests/ is on sys.path)
 from optuna.trial import TrialState  # noqa: E402
+from postgres_server import PostgresServer, Unavailable  # noqa: E402 (tests/ is on sys.path)
 
-from sweep.store.studies import TRIAL_ATTR, open_study  # noqa: E402
 from sweep.spec import load_study  # noqa: E402
 from sweep.store.connect import open_storage  # noqa: E402
+from sweep.store.studies import TRIAL_ATTR, open_study  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +116,9 @@ def check_study(url: str, name: str, *, expected_pids: int) -> list:
     assert sorted(numbers) == list(range(len(trials))), numbers  # unique and gap-free
     assert all(t.value is not None or t.user_attrs["curves"].get("diverged_epoch") for t in trials)
     pids = {t.user_attrs[TRIAL_ATTR]["pid"] for t in trials}
-    assert len(pids) == expected_pids, f"trials were written by {len(pids)} worker(s), not {expected_pids}: {pids}"
+    assert len(pids) == expected_pids, (
+        f"trials were written by {len(pids)} worker(s), not {expected_pids}: {pids}"
+    )
     return trials
 
 
@@ -124,7 +126,9 @@ def start_machines(url: str, study: Path, folder: Path, count: int = 2) -> list[
     """``count`` independent ``sweep run`` processes at once, each as on its own machine."""
     command = sweep_command("run", str(study), "--storage", url, "--quiet")
     return [
-        subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(count)
     ]
 
@@ -143,8 +147,16 @@ def test_two_machines_share_a_study_through_postgresql(postgres, tmp_path):
 
 def test_workers_option_on_postgresql(postgres, tmp_path):
     study = write_study(tmp_path, "pg-workers")
-    command = sweep_command("run", str(study), "--storage", postgres.url, "--quiet", "--workers", "2")
-    results = finish([subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)])
+    command = sweep_command(
+        "run", str(study), "--storage", postgres.url, "--quiet", "--workers", "2"
+    )
+    results = finish(
+        [
+            subprocess.Popen(
+                command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        ]
+    )
     check_outputs(results, postgres)
     check_study(postgres.url, "pg-workers", expected_pids=2)
 

@@ -14,9 +14,9 @@ from sweep.errors import SweepError
 from sweep.folders import RESULTS_ENV, study_folder
 from sweep.report import write_reports, write_robust
 from sweep.search import run_study
-from sweep.store.studies import open_study, read_records
 from sweep.spec import parse_study
 from sweep.store.connect import open_storage
+from sweep.store.studies import open_study, read_records
 
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
 TINY = {
@@ -242,7 +242,10 @@ def test_write_robust_retrains_top_trials_in_one_batch(results_env, gallery, mon
     # tuned.toml now recommends the most robust candidate, not the single best trial.
     path = folder / "tuned.toml"
     tuned = parse_study(tomllib.loads(path.read_text()), str(path))
-    assert (tuned.learning_rate.fixed, tuned.momentum.fixed) == (robust["learning_rate"], robust["momentum"])
+    assert (tuned.learning_rate.fixed, tuned.momentum.fixed) == (
+        robust["learning_rate"],
+        robust["momentum"],
+    )
     # A later report keeps the robust entry and shows it on the page.
     write_reports(gallery["storage"], ["tiny"])
     assert json.loads((folder / "best.json").read_text())["robust"]["trial"] == robust["trial"]
@@ -283,13 +286,33 @@ def test_comparison_may_borrow_only_from_studies_on_the_same_data_and_network(ga
     assert "other" not in [name for name, _ in _comparable(studies["tiny"], studies)]
 
 
-def test_sweep_robust_all_covers_every_study_with_completed_trials(tmp_path, gallery, monkeypatch, capsys):
+def test_sweep_robust_all_covers_every_study_with_completed_trials(
+    tmp_path, gallery, monkeypatch, capsys
+):
     from sweep.cli import main
 
     monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
-    assert main(["robust", "--all", "--top", "2", "--seeds", "2", "--storage", str(gallery["storage"].url)]) == 0
+    assert (
+        main(
+            [
+                "robust",
+                "--all",
+                "--top",
+                "2",
+                "--seeds",
+                "2",
+                "--storage",
+                str(gallery["storage"].url),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    completed = {n for n in ("tiny", "tiny-plain", "wild", "empty") if best_trial(read_records(gallery["storage"], n))}
+    completed = {
+        n
+        for n in ("tiny", "tiny-plain", "wild", "empty")
+        if best_trial(read_records(gallery["storage"], n))
+    }
     assert out.count("most robust: trial") == len(completed)
     for name in ("tiny", "tiny-plain", "wild", "empty"):
         assert (tmp_path / "results" / name / "robust.csv").exists() == (name in completed)

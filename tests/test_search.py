@@ -1,7 +1,5 @@
 """The sweep end to end on a temporary SQLite file: top-up, recovery, determinism, pruning."""
 
-import math
-import os
 import socket
 import subprocess
 import sys
@@ -15,9 +13,9 @@ from optuna.trial import TrialState
 from sweep.errors import SweepError
 from sweep.records import objective_value
 from sweep.search import replay, run_study
-from sweep.store.studies import CURVES_ATTR, TRIAL_ATTR, read_records
 from sweep.spec import ObjectiveSpec, parse_study
 from sweep.store.connect import open_storage
+from sweep.store.studies import TRIAL_ATTR, read_records
 
 TINY = {
     "name": "tiny",
@@ -76,7 +74,9 @@ def test_same_seed_gives_same_parameters_and_curves(tmp_path):
     run_study(tiny_spec(tmp_path), first)
     run_study(tiny_spec(tmp_path), second)
     a, b = read_records(first, "tiny"), read_records(second, "tiny")
-    assert [(r.learning_rate, r.momentum, r.seed) for r in a] == [(r.learning_rate, r.momentum, r.seed) for r in b]
+    assert [(r.learning_rate, r.momentum, r.seed) for r in a] == [
+        (r.learning_rate, r.momentum, r.seed) for r in b
+    ]
     for x, y in zip(a, b):
         assert x.val_loss.tobytes() == y.val_loss.tobytes()
     other = open_storage(f"sqlite:///{tmp_path / 'c.db'}")
@@ -85,7 +85,9 @@ def test_same_seed_gives_same_parameters_and_curves(tmp_path):
 
 
 def test_replay_is_bit_identical(tmp_path, storage):
-    spec = tiny_spec(tmp_path, pruner={"name": "median", "startup_trials": 2, "warmup_steps": 2, "interval": 2})
+    spec = tiny_spec(
+        tmp_path, pruner={"name": "median", "startup_trials": 2, "warmup_steps": 2, "interval": 2}
+    )
     run_study(spec, storage)
     for record in read_records(storage, "tiny"):
         identical, run = replay(spec, record)
@@ -96,25 +98,42 @@ def test_replay_is_bit_identical(tmp_path, storage):
     assert not replay(spec, record)[0]
 
 
-def test_a_trial_left_running_by_a_dead_worker_is_failed_and_retried_with_its_seed(tmp_path, storage):
+def test_a_trial_left_running_by_a_dead_worker_is_failed_and_retried_with_its_seed(
+    tmp_path, storage
+):
     spec = tiny_spec(tmp_path, trials=6)
     run_study(spec, storage, max_batches=1)  # 5 trials
     study_id = storage.get_study_id_from_name("tiny")
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = int(dead.stdout)
     template = optuna.trial.create_trial(
         state=TrialState.RUNNING,
         params={"learning_rate": 0.05, "momentum": 0.3},
         distributions=storage.get_all_trials(study_id)[0].distributions,
-        user_attrs={TRIAL_ATTR: {"learning_rate": 0.05, "momentum": 0.3, "seed": 1234, "rule": "seed",
-                                 "host": socket.gethostname(), "pid": dead_pid, "lease_until": time.time() + 999}},
+        user_attrs={
+            TRIAL_ATTR: {
+                "learning_rate": 0.05,
+                "momentum": 0.3,
+                "seed": 1234,
+                "rule": "seed",
+                "host": socket.gethostname(),
+                "pid": dead_pid,
+                "lease_until": time.time() + 999,
+            }
+        },
     )
     orphan_id = storage.create_new_trial(study_id, template_trial=template)
     run_study(spec, storage)
     trials = storage.get_all_trials(study_id)
     assert storage.get_trial(orphan_id).state == TrialState.FAIL
     assert not [t for t in trials if t.state == TrialState.RUNNING]
-    retry = [t for t in trials if t.user_attrs[TRIAL_ATTR].get("retry_of") == storage.get_trial(orphan_id).number]
+    retry = [
+        t
+        for t in trials
+        if t.user_attrs[TRIAL_ATTR].get("retry_of") == storage.get_trial(orphan_id).number
+    ]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
     assert retry[0].user_attrs[TRIAL_ATTR]["seed"] == 1234
     assert retry[0].params == {"learning_rate": 0.05, "momentum": 0.3}
@@ -123,8 +142,15 @@ def test_a_trial_left_running_by_a_dead_worker_is_failed_and_retried_with_its_se
 
 
 def test_a_diverging_region_is_recorded_without_crashing(tmp_path, storage):
-    spec = tiny_spec(tmp_path, search={"learning_rate": {"low": 20.0, "high": 60.0}, "momentum": {"low": 0.5, "high": 0.9}},
-                     baseline=False, trials=6)
+    spec = tiny_spec(
+        tmp_path,
+        search={
+            "learning_rate": {"low": 20.0, "high": 60.0},
+            "momentum": {"low": 0.5, "high": 0.9},
+        },
+        baseline=False,
+        trials=6,
+    )
     run_study(spec, storage)
     records = read_records(storage, "tiny")
     assert len(records) == 6 and all(r.state == "diverged" for r in records)
@@ -135,8 +161,12 @@ def test_a_diverging_region_is_recorded_without_crashing(tmp_path, storage):
 
 
 def test_pruning_removes_networks_from_a_batch(tmp_path, storage):
-    spec = tiny_spec(tmp_path, trials=20, batch_size=10,
-                     pruner={"name": "median", "startup_trials": 3, "warmup_steps": 2, "interval": 2})
+    spec = tiny_spec(
+        tmp_path,
+        trials=20,
+        batch_size=10,
+        pruner={"name": "median", "startup_trials": 3, "warmup_steps": 2, "interval": 2},
+    )
     run_study(spec, storage)
     records = read_records(storage, "tiny")
     pruned = [r for r in records if r.state == "pruned"]
@@ -188,8 +218,13 @@ def test_qmc_continues_its_sequence_across_batches(tmp_path, storage):
 
 
 def test_epochs_to_target_keeps_epoch_units_pruned_trials_carry_no_value(tmp_path, storage):
-    spec = tiny_spec(tmp_path, trials=20, batch_size=10, objective={"name": "epochs_to_target", "target_loss": 0.5},
-                     pruner={"name": "median", "startup_trials": 3, "warmup_steps": 2, "interval": 2})
+    spec = tiny_spec(
+        tmp_path,
+        trials=20,
+        batch_size=10,
+        objective={"name": "epochs_to_target", "target_loss": 0.5},
+        pruner={"name": "median", "startup_trials": 3, "warmup_steps": 2, "interval": 2},
+    )
     run_study(spec, storage)
     records = read_records(storage, "tiny")
     for record in records:
@@ -207,8 +242,17 @@ def test_a_retry_outside_a_narrowed_search_space_is_skipped(tmp_path, storage):
     victim = next(t for t in storage.get_all_trials(study_id) if t.params["learning_rate"] > 0.05)
     # Pretend its worker died: the trial becomes FAIL, to be retried.
     fresh = optuna.trial.create_trial(
-        state=TrialState.RUNNING, params=victim.params, distributions=victim.distributions,
-        user_attrs={TRIAL_ATTR: {**victim.user_attrs[TRIAL_ATTR], "pid": -1, "host": "gone", "lease_until": 0}},
+        state=TrialState.RUNNING,
+        params=victim.params,
+        distributions=victim.distributions,
+        user_attrs={
+            TRIAL_ATTR: {
+                **victim.user_attrs[TRIAL_ATTR],
+                "pid": -1,
+                "host": "gone",
+                "lease_until": 0,
+            }
+        },
     )
     storage.create_new_trial(study_id, template_trial=fresh)
     narrow = tiny_spec(tmp_path, trials=6, batch_size=4, baseline=False,
@@ -218,7 +262,9 @@ def test_a_retry_outside_a_narrowed_search_space_is_skipped(tmp_path, storage):
     assert new and all(r.learning_rate <= 0.05 for r in new)
 
 
-def test_a_trial_failed_by_another_worker_meanwhile_is_skipped_not_fatal(tmp_path, storage, monkeypatch):
+def test_a_trial_failed_by_another_worker_meanwhile_is_skipped_not_fatal(
+    tmp_path, storage, monkeypatch
+):
     import sweep.search as search
 
     spec = tiny_spec(tmp_path, trials=3, batch_size=3)

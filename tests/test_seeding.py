@@ -10,7 +10,9 @@ SEEDS = [*range(3000), 2**31, 2**32 - 1, 2**32, 2**32 + 1, 2**40 + 7, 1234567890
 
 
 def test_state_words_are_numpy_seed_sequences():
-    expected = np.stack([np.random.SeedSequence(seed).generate_state(4, np.uint64) for seed in SEEDS])
+    expected = np.stack(
+        [np.random.SeedSequence(seed).generate_state(4, np.uint64) for seed in SEEDS]
+    )
     np.testing.assert_array_equal(pcg64_states(SEEDS), expected)
 
 

@@ -19,12 +19,20 @@ from sweep.errors import SweepError
 from sweep.store import bulk, running, studies
 from sweep.store.connect import open_storage
 
-SPACE = {"learning_rate": FloatDistribution(1e-3, 1.0, log=True), "momentum": FloatDistribution(0.0, 0.95)}
+SPACE = {
+    "learning_rate": FloatDistribution(1e-3, 1.0, log=True),
+    "momentum": FloatDistribution(0.0, 0.95),
+}
 CURVES = {"train_loss": [0.9, 0.5, None], "val_loss": [1.0, 0.6, None], "diverged_epoch": 3}
 # (params, user attrs, end state, value): complete, pruned with a value, diverged without one,
 # and an infinite value (stored as a type flag, not a number).
 TRIALS = [
-    ({"learning_rate": 0.01, "momentum": 0.5}, {"sweep": {"seed": 1, "host": "h"}}, TrialState.COMPLETE, 0.125),
+    (
+        {"learning_rate": 0.01, "momentum": 0.5},
+        {"sweep": {"seed": 1, "host": "h"}},
+        TrialState.COMPLETE,
+        0.125,
+    ),
     ({"learning_rate": 0.3, "momentum": 0.0}, {"sweep": {"seed": 2}}, TrialState.PRUNED, 0.75),
     ({"learning_rate": 0.9, "momentum": 0.9}, {"sweep": {"seed": 3}}, TrialState.PRUNED, None),
     ({"learning_rate": 0.002, "momentum": 0.94}, {}, TrialState.COMPLETE, math.inf),
@@ -40,22 +48,38 @@ def new_study(tmp_path, name):
 
 def written_by_optuna(storage, study_id):
     for params, attrs, state, value in TRIALS:
-        template = optuna.trial.create_trial(state=TrialState.RUNNING, params=params, distributions=SPACE, user_attrs=attrs)
+        template = optuna.trial.create_trial(
+            state=TrialState.RUNNING, params=params, distributions=SPACE, user_attrs=attrs
+        )
         trial_id = storage.create_new_trial(study_id, template_trial=template)
         storage.set_trial_user_attr(trial_id, "curves", CURVES)
         storage.set_trial_state_values(trial_id, state, None if value is None else [value])
 
 
 def written_in_bulk(storage, study_id):
-    ids = bulk.create_running(storage, study_id, [bulk.NewTrial(p, SPACE, a) for p, a, _, _ in TRIALS])
-    stored = bulk.finish(storage, [bulk.Finished(i, s, v, {"curves": CURVES}) for i, (_, _, s, v) in zip(ids, TRIALS)])
+    ids = bulk.create_running(
+        storage, study_id, [bulk.NewTrial(p, SPACE, a) for p, a, _, _ in TRIALS]
+    )
+    stored = bulk.finish(
+        storage,
+        [bulk.Finished(i, s, v, {"curves": CURVES}) for i, (_, _, s, v) in zip(ids, TRIALS)],
+    )
     assert stored == [True] * len(TRIALS)
 
 
 def fields(trial):
-    return (trial.number, trial.state, trial.values, trial.params, trial.distributions, trial.user_attrs,
-            trial.system_attrs, trial.intermediate_values, trial.datetime_start is not None,
-            trial.datetime_complete is not None)
+    return (
+        trial.number,
+        trial.state,
+        trial.values,
+        trial.params,
+        trial.distributions,
+        trial.user_attrs,
+        trial.system_attrs,
+        trial.intermediate_values,
+        trial.datetime_start is not None,
+        trial.datetime_complete is not None,
+    )
 
 
 def test_bulk_rows_read_back_as_optunas_own(tmp_path):
@@ -74,24 +98,43 @@ def test_bulk_rows_read_back_as_optunas_own(tmp_path):
 
 def test_finish_leaves_a_trial_another_worker_failed(tmp_path):
     storage, study_id = new_study(tmp_path, "s")
-    first, second = bulk.create_running(storage, study_id, [bulk.NewTrial(p, SPACE, a) for p, a, _, _ in TRIALS[:2]])
+    first, second = bulk.create_running(
+        storage, study_id, [bulk.NewTrial(p, SPACE, a) for p, a, _, _ in TRIALS[:2]]
+    )
     storage.set_trial_state_values(first, TrialState.FAIL)
-    stored = bulk.finish(storage, [bulk.Finished(first, TrialState.COMPLETE, 0.1, {"curves": CURVES}),
-                                   bulk.Finished(second, TrialState.COMPLETE, 0.2, {"curves": CURVES})])
+    stored = bulk.finish(
+        storage,
+        [
+            bulk.Finished(first, TrialState.COMPLETE, 0.1, {"curves": CURVES}),
+            bulk.Finished(second, TrialState.COMPLETE, 0.2, {"curves": CURVES}),
+        ],
+    )
     assert stored == [False, True]
     failed, done = storage.get_trial(first), storage.get_trial(second)
-    assert failed.state == TrialState.FAIL and failed.value is None and "curves" not in failed.user_attrs
-    assert done.state == TrialState.COMPLETE and done.value == 0.2 and done.user_attrs["curves"] == CURVES
+    assert (
+        failed.state == TrialState.FAIL
+        and failed.value is None
+        and "curves" not in failed.user_attrs
+    )
+    assert (
+        done.state == TrialState.COMPLETE
+        and done.value == 0.2
+        and done.user_attrs["curves"] == CURVES
+    )
 
 
 def test_a_batch_that_fails_writes_nothing(tmp_path):
     storage, study_id = new_study(tmp_path, "s")
-    (trial_id,) = bulk.create_running(storage, study_id, [bulk.NewTrial(TRIALS[0][0], SPACE, {"curves": 1})])
+    (trial_id,) = bulk.create_running(
+        storage, study_id, [bulk.NewTrial(TRIALS[0][0], SPACE, {"curves": 1})]
+    )
     before = [fields(t) for t in storage.get_all_trials(study_id)]
     # The result adds an attribute the trial already has: the database refuses that row, and
     # the state change before it in the same transaction is undone with it.
     with pytest.raises(sqlalchemy.exc.IntegrityError):
-        bulk.finish(storage, [bulk.Finished(trial_id, TrialState.COMPLETE, 0.3, {"curves": CURVES})])
+        bulk.finish(
+            storage, [bulk.Finished(trial_id, TrialState.COMPLETE, 0.3, {"curves": CURVES})]
+        )
     assert [fields(t) for t in storage.get_all_trials(study_id)] == before
 
 
@@ -99,7 +142,9 @@ def test_values_optuna_could_not_read_back_are_refused_before_writing(tmp_path):
     storage, study_id = new_study(tmp_path, "s")
     before = [fields(t) for t in storage.get_all_trials(study_id)]
     with pytest.raises(ValueError, match="momentum = 1.5 is outside"):
-        bulk.create_running(storage, study_id, [bulk.NewTrial({"learning_rate": 0.1, "momentum": 1.5}, SPACE)])
+        bulk.create_running(
+            storage, study_id, [bulk.NewTrial({"learning_rate": 0.1, "momentum": 1.5}, SPACE)]
+        )
     (trial_id,) = bulk.create_running(storage, study_id, [bulk.NewTrial(TRIALS[0][0], SPACE)])
     with pytest.raises(ValueError, match="NaN"):
         bulk.finish(storage, [bulk.Finished(trial_id, TrialState.COMPLETE, math.nan)])
@@ -112,7 +157,9 @@ def test_values_optuna_could_not_read_back_are_refused_before_writing(tmp_path):
 
 def raw_datetimes(storage, trial_id):
     table = models.TrialModel.__table__
-    query = sqlalchemy.select(table.c.datetime_start, table.c.datetime_complete).where(table.c.trial_id == trial_id)
+    query = sqlalchemy.select(table.c.datetime_start, table.c.datetime_complete).where(
+        table.c.trial_id == trial_id
+    )
     with storage.engine.connect() as connection:
         return connection.execute(query).one()
 
@@ -145,7 +192,10 @@ def test_the_cached_reader_sees_trials_finished_by_another_handle(tmp_path):
     storage, study_id = new_study(tmp_path, "s")
     reader = studies.trial_reader(storage)
     (trial_id,) = bulk.create_running(storage, study_id, [bulk.NewTrial(TRIALS[0][0], SPACE)])
-    assert [t.state for t in studies.read_frozen(reader, study_id)] == [TrialState.WAITING, TrialState.RUNNING]
+    assert [t.state for t in studies.read_frozen(reader, study_id)] == [
+        TrialState.WAITING,
+        TrialState.RUNNING,
+    ]
     other = open_storage(str(storage.url))
     bulk.finish(other, [bulk.Finished(trial_id, TrialState.COMPLETE, 0.5, {"curves": CURVES})])
     again = studies.read_frozen(reader, study_id)
@@ -162,7 +212,9 @@ def test_running_trials_carry_a_lease_and_dead_workers_trials_are_failed(tmp_pat
     assert {k: info[k] for k in settings[0]} == settings[0]
     # Trial 1's worker is gone (a process id no process has); trial 2's lease ran out.
     storage.set_trial_user_attr(ids[1], studies.TRIAL_ATTR, {**info, "pid": 2**22 + 17})
-    storage.set_trial_user_attr(ids[2], studies.TRIAL_ATTR, {**info, "lease_until": time.time() - 1})
+    storage.set_trial_user_attr(
+        ids[2], studies.TRIAL_ATTR, {**info, "lease_until": time.time() - 1}
+    )
     assert running.fail_abandoned(storage, studies.read_frozen(storage, study_id)) == 2
     states = [storage.get_trial(i).state for i in ids]
     assert states == [TrialState.RUNNING, TrialState.FAIL, TrialState.FAIL]

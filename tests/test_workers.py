@@ -10,9 +10,9 @@ import pytest
 from optuna.trial import TrialState
 
 from sweep.search import run_study
-from sweep.store.studies import TRIAL_ATTR
 from sweep.spec import load_study
 from sweep.store.connect import open_storage
+from sweep.store.studies import TRIAL_ATTR
 from sweep.workers import run_workers
 
 STUDY = """
@@ -94,7 +94,9 @@ def test_a_worker_killed_mid_batch_is_recovered_without_losing_a_completed_trial
     run_study(load_study(study), open_storage(url))
     trials = trials_of(url, "work")
     assert not [t for t in trials if t.state == TrialState.RUNNING]
-    finished = {t.number: t.value for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    finished = {
+        t.number: t.value for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    }
     assert len(finished) == 12
     for number, value in finished_before.items():
         assert finished[number] == value  # no completed trial lost or redone

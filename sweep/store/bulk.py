@@ -67,13 +67,20 @@ def create_running(storage, study_id: int, trials: list[NewTrial]) -> list[int]:
     with storage.engine.begin() as connection:
         # Optuna numbers a trial by counting the study's earlier ones, holding the study's row
         # for update (PostgreSQL, MySQL; SQLite's writer lock serialises this already).
-        connection.execute(select(_STUDIES.c.study_id).where(_STUDIES.c.study_id == study_id).with_for_update())
+        connection.execute(
+            select(_STUDIES.c.study_id).where(_STUDIES.c.study_id == study_id).with_for_update()
+        )
         first = connection.execute(
             select(func.count()).select_from(_TRIALS).where(_TRIALS.c.study_id == study_id)
         ).scalar_one()
         trial_ids = [
             connection.execute(
-                insert(_TRIALS).values(number=first + offset, study_id=study_id, state=TrialState.RUNNING, datetime_start=now)
+                insert(_TRIALS).values(
+                    number=first + offset,
+                    study_id=study_id,
+                    state=TrialState.RUNNING,
+                    datetime_start=now,
+                )
             ).inserted_primary_key[0]
             for offset in range(len(trials))
         ]
@@ -89,7 +96,9 @@ def create_running(storage, study_id: int, trials: list[NewTrial]) -> list[int]:
         ]
         if params:
             connection.execute(insert(_PARAMS), params)
-        _insert_user_attrs(connection, [(trial_id, trial.user_attrs) for trial_id, trial in zip(trial_ids, trials)])
+        _insert_user_attrs(
+            connection, [(trial_id, trial.user_attrs) for trial_id, trial in zip(trial_ids, trials)]
+        )
     return trial_ids
 
 
@@ -119,7 +128,14 @@ def finish(storage, results: list[Finished]) -> list[bool]:
         for result in kept:
             if result.value is not None:
                 value, value_type = models.TrialValueModel.value_to_stored_repr(result.value)
-                values.append({"trial_id": result.trial_id, "objective": 0, "value": value, "value_type": value_type})
+                values.append(
+                    {
+                        "trial_id": result.trial_id,
+                        "objective": 0,
+                        "value": value,
+                        "value_type": value_type,
+                    }
+                )
         if values:
             connection.execute(insert(_VALUES), values)
     return stored

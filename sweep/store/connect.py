@@ -75,7 +75,11 @@ def sqlite_path(url: str) -> Path | None:
         parsed = make_url(url)
     except Exception:
         return None
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
         return None
     return Path(parsed.database)
 
@@ -100,7 +104,9 @@ def _check_sqlite_file(path: Path) -> bool:
         tables, version = _read_schema(path, read_only=True)
     except sqlite3.DatabaseError as error:
         if "not a database" in str(error):
-            raise StorageError(f"{path}: not a SQLite database (corrupt, or another kind of file)") from None
+            raise StorageError(
+                f"{path}: not a SQLite database (corrupt, or another kind of file)"
+            ) from None
         try:
             # A read-only connection cannot replay the WAL of a worker that was killed; an
             # ordinary one can (it changes no data), so give the file that chance first.
@@ -113,7 +119,9 @@ def _check_sqlite_file(path: Path) -> bool:
     # sit in any database.
     foreign = {name for name in tables - OPTUNA_TABLES if not name.startswith("sqlite_")}
     if foreign:
-        raise StorageError(f"{path}: a SQLite database, but not an Optuna one (tables {', '.join(sorted(foreign)[:3])})")
+        raise StorageError(
+            f"{path}: a SQLite database, but not an Optuna one (tables {', '.join(sorted(foreign)[:3])})"
+        )
     if "alembic_version" not in tables:
         return True  # another worker is creating Optuna's tables right now: Optuna finishes them
     expected = _head_schema_version()
@@ -131,7 +139,10 @@ def _read_schema(path: Path, read_only: bool) -> tuple[set[str], tuple | None]:
     uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "")
     connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_LOCK_TIMEOUT_SECONDS)
     try:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         version = None
         if "alembic_version" in tables:
             version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
@@ -153,7 +164,9 @@ def _head_schema_version() -> str | None:
 
 def _sqlite_connector(path: Path):
     def connect():
-        connection = sqlite3.connect(str(path), timeout=SQLITE_LOCK_TIMEOUT_SECONDS, check_same_thread=False)
+        connection = sqlite3.connect(
+            str(path), timeout=SQLITE_LOCK_TIMEOUT_SECONDS, check_same_thread=False
+        )
         # No implicit BEGIN from pysqlite: _begin_immediate below starts every transaction.
         connection.isolation_level = None
         # WAL lets readers work while a worker writes; NORMAL sync is safe with WAL (a power cut
@@ -182,13 +195,17 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
     engine_kwargs = {}
     if path is not None:
         if not _check_sqlite_file(path) and not create:
-            raise StorageError(f"{path}: no results database there (check --storage, or run `sweep run` first)")
+            raise StorageError(
+                f"{path}: no results database there (check --storage, or run `sweep run` first)"
+            )
         engine_kwargs = {"creator": _sqlite_connector(path)}
     else:
         try:
             backend = make_url(url).get_backend_name()
         except Exception:
-            raise StorageError(f"storage URL {redact(url)!r} is not a database URL (e.g. sqlite:///results/sweep.db)") from None
+            raise StorageError(
+                f"storage URL {redact(url)!r} is not a database URL (e.g. sqlite:///results/sweep.db)"
+            ) from None
         if backend == "sqlite":
             raise StorageError(f"storage URL {redact(url)!r} names no file")
         engine_kwargs = {"pool_pre_ping": True}
@@ -200,10 +217,14 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
             # Two workers creating Optuna's tables in one new database at once: the loser sees
             # "already exists" or a duplicate key. The tables are there now; open them again.
             if attempt == SCHEMA_RACE_ATTEMPTS - 1:
-                raise StorageError(f"cannot open storage {redact(url)}: {_one_line(error, url)}") from None
+                raise StorageError(
+                    f"cannot open storage {redact(url)}: {_one_line(error, url)}"
+                ) from None
             time.sleep(0.2 * (attempt + 1))
         except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError, ImportError) as error:
-            raise StorageError(f"cannot open storage {redact(url)}: {_one_line(error, url)}") from None
+            raise StorageError(
+                f"cannot open storage {redact(url)}: {_one_line(error, url)}"
+            ) from None
     if path is not None:
         sqlalchemy.event.listen(storage.engine, "begin", _begin_immediate)
         storage.engine.dispose()  # connections opened before the listener would not use it

@@ -4,6 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import sweep
+import sweep.network
+
 from sweep.data import IRIS_PATH, DataError, load_dataset, load_folds, split_folds
 
 
@@ -131,3 +134,140 @@ def test_load_folds_checks_its_arguments_as_load_dataset_does():
         load_folds("synthetic", folds=2, colour="red")
     with pytest.raises(DataError, match="validation_fraction"):
         load_folds("iris", folds=2, validation_fraction=1.5)
+
+
+# --------------------------------------------------------------------------
+# train_many over several data sets
+
+
+RULES = ["seed", "heavy-ball", "nesterov"]
+
+
+@pytest.fixture(scope="module")
+def folds():
+    """Five folds of 103 items: training parts of 82 and 83 items."""
+    return load_folds("synthetic", folds=5, items=103, inputs=3, classes=3, seed=4)
+
+
+def assert_row_is_the_network_alone(batch, k, alone, epochs_trained=None):
+    """Row k of the batch equals the lone network's run, bit for bit, curves and weights."""
+    run = batch.run(k)
+    stop = epochs_trained or len(alone.train_loss)
+    for curve in ("train_loss", "val_loss", "val_accuracy"):
+        row, expected = getattr(run, curve), getattr(alone, curve)
+        assert np.array_equal(row[:stop], expected[:stop], equal_nan=True), curve
+        assert np.isnan(row[stop:]).all(), curve
+    for name, value in alone.weights.items():
+        assert np.array_equal(run.weights[name], value), name
+
+
+def networks(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return 10 ** rng.uniform(-2.5, -0.5, n), rng.uniform(0.0, 0.9, n), np.arange(100, 100 + n)
+
+
+def test_the_folds_of_the_fixture_have_ragged_training_parts(folds):
+    assert sorted({len(fold.y_train) for fold in folds}) == [82, 83]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_each_row_equals_its_network_trained_alone_on_its_fold(folds, rule):
+    dataset_index = [0, 1, 2, 3, 4, 4, 2, 0, 1]
+    learning_rates, momenta, seeds = networks(len(dataset_index))
+    batch = sweep.train_many(folds, learning_rates, momenta, seeds, dataset_index=dataset_index,
+                             epochs=3, hidden=5, rule=rule)
+    assert np.array_equal(batch.dataset_index, dataset_index)
+    for k, d in enumerate(dataset_index):
+        alone = sweep.train(folds[d], learning_rates[k], momenta[k], seeds[k],
+                            epochs=3, hidden=5, rule=rule)
+        assert_row_is_the_network_alone(batch, k, alone)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_rows_stopped_by_on_epoch_equal_their_networks_trained_alone(folds, rule):
+    long_folds = [d for d, fold in enumerate(folds) if len(fold.y_train) == 83]
+    short_folds = [d for d, fold in enumerate(folds) if len(fold.y_train) == 82]
+    # Every network on a long fold stops after epoch 1, so the rest run without a ragged tail;
+    # one short-fold network stops after epoch 2.
+    dataset_index = [long_folds[0], short_folds[0], long_folds[-1], short_folds[-1], short_folds[0]]
+    stop_after = {0: 1, 2: 1, 4: 2}
+    learning_rates, momenta, seeds = networks(len(dataset_index), seed=1)
+
+    def stop_some(report):
+        return np.array([stop_after.get(int(k)) == report.epoch for k in report.trials])
+
+    batch = sweep.train_many(folds, learning_rates, momenta, seeds, dataset_index=dataset_index,
+                             epochs=4, hidden=4, rule=rule, on_epoch=stop_some)
+    assert batch.stopped_epoch.tolist() == [1, 0, 1, 0, 2]
+    for k, d in enumerate(dataset_index):
+        epochs = stop_after.get(k, 4)
+        alone = sweep.train(folds[d], learning_rates[k], momenta[k], seeds[k],
+                            epochs=epochs, hidden=4, rule=rule)
+        assert_row_is_the_network_alone(batch, k, alone, epochs_trained=epochs)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_diverging_network_leaves_the_others_rows_as_they_are_alone(folds, rule):
+    dataset_index = [1, 0, 3, 2]
+    learning_rates, momenta, seeds = [0.05, 5.0, 0.01, 0.2], [0.5, 0.9, 0.3, 0.0], [7, 8, 9, 10]
+    batch = sweep.train_many(folds, learning_rates, momenta, seeds, dataset_index=dataset_index,
+                             epochs=4, hidden=6, rule=rule)
+    assert batch.diverged_epoch[1] > 0 and (np.delete(batch.diverged_epoch, 1) == 0).all()
+    for k, d in enumerate(dataset_index):
+        alone = sweep.train(folds[d], learning_rates[k], momenta[k], seeds[k],
+                            epochs=4, hidden=6, rule=rule)
+        assert_row_is_the_network_alone(batch, k, alone, epochs_trained=batch.run(k).epochs_trained)
+
+
+def test_one_network_on_one_fold_of_several_equals_it_alone(folds):
+    batch = sweep.train_many(folds, 0.05, 0.6, [3], dataset_index=[2], epochs=3, rule="nesterov")
+    alone = sweep.train(folds[2], 0.05, 0.6, 3, epochs=3, rule="nesterov")
+    assert_row_is_the_network_alone(batch, 0, alone)
+
+
+def test_float32_and_given_initial_weights_rows_equal_their_networks_alone(folds):
+    dataset_index = [4, 0, 1]
+    learning_rates, momenta, seeds = networks(3, seed=2)
+    layout = sweep.network.Layout(3, 7, 3)
+    initial = np.random.default_rng(9).uniform(-0.3, 0.3, (layout.size, 3))
+    batch = sweep.train_many(folds, learning_rates, momenta, seeds, dataset_index=dataset_index,
+                             epochs=2, dtype=np.float32, initial_weights=initial)
+    for k, d in enumerate(dataset_index):
+        alone = sweep.train(folds[d], learning_rates[k], momenta[k], seeds[k], epochs=2,
+                            dtype=np.float32, initial_weights=layout.unflatten(initial, k))
+        assert_row_is_the_network_alone(batch, k, alone)
+
+
+@pytest.mark.parametrize("dataset_index", [[0, 5], [-1, 0], [0], [0, 1, 2], [0.0, 1.0], [[0, 1]]])
+def test_a_wrong_dataset_index_is_refused(folds, dataset_index):
+    with pytest.raises(ValueError, match="dataset_index must hold 2 integers from 0 to 4"):
+        sweep.train_many(folds, 0.01, 0.5, [1, 2], dataset_index=dataset_index, epochs=1)
+
+
+def test_data_sets_of_different_shapes_are_refused(folds):
+    other = load_dataset("synthetic", items=60, inputs=4, classes=3, seed=1)
+    with pytest.raises(ValueError, match="share a shape"):
+        sweep.train_many([folds[0], other], 0.01, 0.5, [1, 2], dataset_index=[0, 1], epochs=1)
+    with pytest.raises(ValueError, match="no data set"):
+        sweep.train_many([], 0.01, 0.5, [1], epochs=1)
+
+
+def test_given_orders_over_ragged_training_parts_are_refused(folds):
+    orders = np.zeros((2, 1, 82), dtype=np.int64)
+    long_fold = next(d for d, fold in enumerate(folds) if len(fold.y_train) == 83)
+    short_fold = next(d for d, fold in enumerate(folds) if len(fold.y_train) == 82)
+    with pytest.raises(ValueError, match="one number of training items"):
+        sweep.train_many(folds, 0.01, 0.5, [1, 2], dataset_index=[short_fold, long_fold],
+                         epochs=1, orders=orders)
+
+
+def test_given_orders_index_each_networks_own_fold(folds):
+    short_folds = [d for d, fold in enumerate(folds) if len(fold.y_train) == 82]
+    rng = np.random.default_rng(1)
+    orders = np.stack([[rng.permutation(82) for epoch in range(2)] for network in range(2)])
+    batch = sweep.train_many(folds, [0.02, 0.1], [0.5, 0.8], [1, 2], dataset_index=short_folds[:2],
+                             epochs=2, orders=orders)
+    for k in range(2):
+        alone = sweep.train(folds[short_folds[k]], [0.02, 0.1][k], [0.5, 0.8][k], [1, 2][k],
+                            epochs=2, order=orders[k])
+        assert_row_is_the_network_alone(batch, k, alone)

@@ -286,7 +286,7 @@ def _checked_dataset_index(dataset_index, n_trials: int, n_datasets: int) -> np.
             or index.min() < 0 or index.max() >= n_datasets):
         raise ValueError(
             f"dataset_index must hold {n_trials} integers from 0 to {n_datasets - 1}, "
-            f"one per network; got {index.tolist()!r}"
+            f"one per network; got {np.array2string(index, threshold=8, max_line_width=200)}"
         )
     return index.astype(np.int64)
 
@@ -468,12 +468,13 @@ def train_many(
                     # it then cost a tenth of transposing a strided one at K = 1024.
                     drawn_orders = order_buffer[: span * len(active) * n_longest]
                     drawn_orders = drawn_orders.reshape(span, len(active), n_longest)
-                    for k, generator in enumerate(generators):
-                        n_items = network_items[active[k]]
+                    own_lengths = network_items[active].tolist()
+                    for k, (generator, n_items) in enumerate(zip(generators, own_lengths)):
                         own_items = drawn_orders[:, k, :n_items]
                         generator.permuted(ranks[:, :n_items], axis=1, out=own_items)
-                        # Steps past a network's own items visit its first item (see _Steps).
-                        drawn_orders[:, k, n_items:] = 0
+                        if n_items < n_longest:
+                            # Its steps past its own items visit its first item (see _Steps).
+                            drawn_orders[:, k, n_items:] = 0
                 epoch_order, drawn_orders = drawn_orders[0], drawn_orders[1:]
                 if len(lanes) > len(active):
                     epoch_order = epoch_order[lanes]  # a lone network and its twin

@@ -12,9 +12,12 @@ sources are supported:
                         class column.
 
 ``load_dataset`` picks one of them from a single string, as a command line
-would.  Bad input raises :class:`DataError` (a ``ValueError``) whose message is
-one line naming the file or data set and what is wrong with it.  Everything is
-deterministic for a given seed.  Pure NumPy/pandas.
+would.  ``load_folds`` loads the same sources as stratified k-fold
+cross-validation: one :class:`Dataset` per fold, each standardised with its
+own training part's statistics.  Bad input raises :class:`DataError` (a
+``ValueError``) whose message is one line naming the file or data set and
+what is wrong with it.  Everything is deterministic for a given seed.  Pure
+NumPy/pandas.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ __all__ = [
     "make_synthetic",
     "load_csv",
     "load_dataset",
+    "load_folds",
     "split_stratified",
+    "split_folds",
     "IRIS_PATH",
 ]
 
@@ -233,6 +238,55 @@ def split_stratified(
     return train_idx, val_idx
 
 
+def split_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split item indices for stratified k-fold cross-validation.
+
+    Parameters:
+        y: 1-D array of class labels (as for :func:`split_stratified`).
+        folds: number of folds, from 2 to the size of the smallest class, so
+            that every fold validates on every class.
+        seed: non-negative int for ``numpy.random.default_rng``.
+
+    Returns:
+        ``folds`` pairs ``(train_idx, val_idx)`` of int64 index arrays.  Every
+        item is in exactly one fold's ``val_idx``, and fold f trains on all the
+        others.  Each class's items are spread over the folds as evenly as
+        possible (its counts in two folds differ by at most one), and so are
+        the folds' sizes.  Each array is in a seeded random order, as
+        :func:`split_stratified` gives.
+
+    Raises:
+        DataError: bad seed, ``y`` not 1-D, ``folds`` not an integer >= 2, or
+            a class with fewer than ``folds`` items.
+    """
+    folds = _check_int(folds, "folds", 2, "split_folds")
+    seed = _check_seed(seed, "split_folds")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise _fail("split_folds", f"y must be 1-D, got shape {y.shape}")
+    labels, counts = np.unique(y, return_counts=True)
+    if folds > counts.min():
+        raise _fail(
+            "split_folds",
+            f"{folds} folds need at least {folds} items in every class; "
+            f"class {labels[counts.argmin()]!r} has {counts.min()}",
+        )
+
+    rng = np.random.default_rng(seed)
+    # The items are dealt to the folds in turn, class after class, each class
+    # shuffled: a class's counts then differ by at most one between folds, and
+    # carrying the deal on into the next class keeps the folds' sizes so too.
+    dealt = np.concatenate([rng.permutation(np.flatnonzero(y == label)) for label in labels])
+    fold_of_item = np.empty(len(y), dtype=np.int64)
+    fold_of_item[dealt] = np.arange(len(y)) % folds
+    splits = []
+    for fold in range(folds):
+        train_idx = rng.permutation(np.flatnonzero(fold_of_item != fold)).astype(np.int64)
+        val_idx = rng.permutation(np.flatnonzero(fold_of_item == fold)).astype(np.int64)
+        splits.append((train_idx, val_idx))
+    return splits
+
+
 def _standardise(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = x_train.mean(axis=0)
     std = x_train.std(axis=0)
@@ -244,26 +298,34 @@ def _standardise(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np
     return (x_train - mean) / scale, (x_val - mean) / scale
 
 
-def _build(
-    name: str,
-    x: np.ndarray,
-    y: np.ndarray,
-    feature_names,
-    class_names,
-    validation_fraction: float,
-    seed: int,
-) -> Dataset:
-    train_idx, val_idx = split_stratified(y, validation_fraction, seed)
-    x_train, x_val = _standardise(x[train_idx], x[val_idx])
+@dataclass(frozen=True)
+class _Table:
+    """A data set as its source gives it, before any split: x (N, n_inputs) float64 features,
+    y (N,) int64 class indices, and the names to give a ``Dataset``."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+
+def _dataset(table: _Table, train_idx: np.ndarray, val_idx: np.ndarray) -> Dataset:
+    x_train, x_val = _standardise(table.x[train_idx], table.x[val_idx])
     return Dataset(
-        name=name,
+        name=table.name,
         x_train=x_train,
-        y_train=y[train_idx],
+        y_train=table.y[train_idx],
         x_val=x_val,
-        y_val=y[val_idx],
-        feature_names=tuple(feature_names),
-        class_names=tuple(class_names),
+        y_val=table.y[val_idx],
+        feature_names=table.feature_names,
+        class_names=table.class_names,
     )
+
+
+def _build(table: _Table, validation_fraction: float, seed: int) -> Dataset:
+    train_idx, val_idx = split_stratified(table.y, validation_fraction, seed)
+    return _dataset(table, train_idx, val_idx)
 
 
 # --------------------------------------------------------------------------
@@ -400,6 +462,13 @@ def load_csv(
     source = str(path)
     frac = _check_fraction(validation_fraction, source)
     seed = _check_seed(seed, source)
+    table = _read_csv(path, target, name if name is not None else Path(path).stem)
+    return _build(table, frac, seed)
+
+
+def _read_csv(path: str | os.PathLike, target: str, name: str) -> _Table:
+    """The checked contents of a CSV file for :func:`load_csv` (which documents the checks)."""
+    source = str(path)
     table = _read_table(path, source)
 
     columns = list(table.columns)
@@ -449,16 +518,7 @@ def load_csv(
     index = {label: k for k, label in enumerate(unique)}
     y = np.array([index[label] for label in labels], dtype=np.int64)
     _check_class_sizes(y, source, unique)
-
-    return _build(
-        name if name is not None else Path(path).stem,
-        x,
-        y,
-        features,
-        unique,
-        frac,
-        seed,
-    )
+    return _Table(name, x, y, tuple(features), tuple(unique))
 
 
 def _label_key(labels):
@@ -531,12 +591,27 @@ def make_synthetic(
             gave every class at least 2 items (only plausible when ``items``
             is close to ``2 * classes``).
     """
+    frac = _check_fraction(validation_fraction, "synthetic")
+    table = _draw_synthetic(
+        items=items, inputs=inputs, classes=classes, seed=seed, hidden=hidden, noise=noise
+    )
+    return _build(table, frac, seed)
+
+
+def _draw_synthetic(
+    items: int = 300,
+    inputs: int = 4,
+    classes: int = 3,
+    seed: int = 0,
+    hidden: int = 8,
+    noise: float = 0.0,
+) -> _Table:
+    """The items and teacher labels of :func:`make_synthetic` (which documents the parameters)."""
     source = "synthetic"
     classes = _check_int(classes, "classes", 2, source)
     items = _check_int(items, "items", 2 * classes, source)
     inputs = _check_int(inputs, "inputs", 1, source)
     hidden = _check_int(hidden, "hidden", 1, source)
-    frac = _check_fraction(validation_fraction, source)
     seed = _check_seed(seed, source)
     if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)):
         raise _fail(source, f"noise must be a number >= 0, got {noise!r}")
@@ -567,14 +642,12 @@ def make_synthetic(
             f"classes from {items} items; use more items",
         )
 
-    return _build(
+    return _Table(
         source,
         x,
         y,
-        [f"x{j}" for j in range(inputs)],
-        [f"class{k}" for k in range(classes)],
-        frac,
-        seed,
+        tuple(f"x{j}" for j in range(inputs)),
+        tuple(f"class{k}" for k in range(classes)),
     )
 
 
@@ -605,23 +678,81 @@ def load_dataset(
             loader raises.
     """
     source = str(name_or_path)
+    frac = _check_fraction(validation_fraction, source)
+    seed = _check_seed(seed, source)
+    return _build(_load_table(name_or_path, target, seed, synthetic_params), frac, seed)
+
+
+def load_folds(
+    name_or_path: str,
+    *,
+    folds: int,
+    target: str | None = None,
+    seed: int = 0,
+    validation_fraction: float = 0.2,
+    **synthetic_params: Any,
+) -> list[Dataset]:
+    """Load a data set named on the command line as stratified k-fold cross-validation.
+
+    Parameters:
+        name_or_path, target, seed, **synthetic_params: as for
+            :func:`load_dataset`.  ``seed`` also deals the items to the folds
+            (see :func:`split_folds`).
+        folds: number of folds, from 1 to the size of the smallest class.
+            1 gives ``[load_dataset(...)]``, today's single split, with the
+            same numbers.  With 2 or more, fold f validates on its own share
+            of every class and trains on all the other items, standardised
+            with the statistics of those training items.
+        validation_fraction: used with ``folds == 1`` only, where it is the
+            share of each class held out, in (0, 1); it is checked in any case.
+
+    Returns:
+        ``folds`` Datasets, fold f at index f, each with the data set's name.
+
+    Raises:
+        DataError: ``folds`` not an integer >= 1 or more than the smallest
+            class's size, or whatever :func:`load_dataset` raises.
+    """
+    source = str(name_or_path)
+    folds = _check_int(folds, "folds", 1, source)
+    if folds == 1:
+        return [
+            load_dataset(
+                name_or_path, target=target, validation_fraction=validation_fraction, seed=seed,
+                **synthetic_params,
+            )
+        ]
+    _check_fraction(validation_fraction, source)
+    seed = _check_seed(seed, source)
+    table = _load_table(name_or_path, target, seed, synthetic_params)
+    counts = np.bincount(table.y, minlength=len(table.class_names))
+    if folds > counts.min():
+        raise _fail(
+            source,
+            f"{folds} folds need at least {folds} items in every class; "
+            f"class {table.class_names[counts.argmin()]!r} has {counts.min()}",
+        )
+    splits = split_folds(table.y, folds, seed)
+    return [_dataset(table, train_idx, val_idx) for train_idx, val_idx in splits]
+
+
+def _load_table(
+    name_or_path: str, target: str | None, seed: int, synthetic_params: dict[str, Any]
+) -> _Table:
+    """The unsplit data set ``name_or_path`` names, for :func:`load_dataset` and
+    :func:`load_folds`, after checking which arguments that source takes."""
+    source = str(name_or_path)
     if source == "synthetic":
         if target is not None:
             raise _fail(source, "target is only used for CSV files")
-        allowed = [
-            p
-            for p in inspect.signature(make_synthetic).parameters
-            if p not in ("seed", "validation_fraction")
-        ]
+        allowed = [p for p in inspect.signature(_draw_synthetic).parameters if p != "seed"]
         unknown = sorted(set(synthetic_params) - set(allowed))
         if unknown:
             raise _fail(
                 source,
                 f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(allowed)}",
             )
-        return make_synthetic(
-            seed=seed, validation_fraction=validation_fraction, **synthetic_params
-        )
+        return _draw_synthetic(seed=seed, **synthetic_params)
 
     if synthetic_params:
         raise _fail(
@@ -631,7 +762,7 @@ def load_dataset(
     if source == "iris":
         if target is not None:
             raise _fail(source, "target is only used for CSV files")
-        return load_iris(validation_fraction, seed)
+        return _read_csv(IRIS_PATH, "species", name="iris")
     if target is None:
         raise _fail(source, "a target column is required for a CSV file")
-    return load_csv(name_or_path, target, validation_fraction, seed)
+    return _read_csv(name_or_path, target, name=Path(name_or_path).stem)

@@ -6,6 +6,15 @@ network changes its weights after every single training item, as in the article.
 take their step for item t together, in one pass of NumPy calls over a (parameters, K) block,
 which is where the speed comes from. ``train`` is the same thing with K = 1.
 
+The K networks may train on different data sets of the same shape, such as the folds of a
+cross-validation (``sweep.data.load_folds``): network k trains and is validated on
+``datasets[dataset_index[k]]``, and gets the numbers it gets trained alone on that data set. The
+data sets' training items sit in one table, one copy each, and each network's item order indexes
+its own data set's rows there. Training parts of different lengths (folds of 142 and 143 items)
+step together for the longest one's steps; a network past its own last item takes its extra
+steps on its own first item, and gets back its weights and momentum state as they were at its
+last item when the epoch ends, with its extra items' losses counted as 0.
+
 The trainer is a pure function of (data, hyper-parameters, seeds): no globals, no printing, no
 knowledge of any tuner. A caller that wants to stop networks early (a pruner) passes
 ``on_epoch``, which sees each epoch's figures and names the networks to stop.
@@ -80,6 +89,7 @@ class Batch:
 
     ``diverged_epoch`` and ``stopped_epoch`` hold 0 where the network did not diverge or stop.
     ``final_parameters`` is (P, K): each network's weights when it finished, stopped or diverged.
+    ``dataset_index`` (K,): which of the data sets given to ``train_many`` network k trained on.
     """
 
     learning_rates: np.ndarray
@@ -93,6 +103,7 @@ class Batch:
     diverged_epoch: np.ndarray
     stopped_epoch: np.ndarray
     final_parameters: np.ndarray
+    dataset_index: np.ndarray
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -157,6 +168,19 @@ class _Networks:
         self.momentum = np.ascontiguousarray(self.momentum[:, trials])
         keep_trials(self.rule, trials)
         self._allocate()
+
+    def snapshot(self, lanes: np.ndarray):
+        """Copies of the weights and momentum state of columns ``lanes``, for ``restore``."""
+        state = {name: getattr(self.rule, name)[:, lanes].copy() for name in self.rule.state}
+        return lanes, self.weights[:, lanes].copy(), state
+
+    def restore(self, snapshot) -> None:
+        """Put back the columns a ``snapshot`` copied, in the arrays the networks use now (a rule
+        may have swapped its buffers since)."""
+        lanes, weights, state = snapshot
+        self.weights[:, lanes] = weights
+        for name, values in state.items():
+            getattr(self.rule, name)[:, lanes] = values
 
     def _views_of(self, buffer: np.ndarray):
         """A step buffer and its parts: the input and hidden weights' steps, and the hidden and
@@ -238,12 +262,92 @@ def _per_trial(values, n_trials: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(values, dtype=np.float64), (n_trials,)).copy()
 
 
+def _as_datasets(dataset) -> list:
+    """One data set, or a sequence of them of one shape (same inputs and classes), as a list."""
+    datasets = [dataset] if hasattr(dataset, "x_train") else list(dataset)
+    if not datasets:
+        raise ValueError("no data set to train on: give a Dataset or a sequence of them")
+    shape = (datasets[0].x_train.shape[1], int(datasets[0].n_classes))
+    for position, other in enumerate(datasets[1:], start=1):
+        if (other.x_train.shape[1], int(other.n_classes)) != shape:
+            raise ValueError(
+                f"data set {position} has {other.x_train.shape[1]} inputs and {other.n_classes} "
+                f"classes, data set 0 {shape[0]} and {shape[1]}: a batch's networks share a shape"
+            )
+    return datasets
+
+
+def _checked_dataset_index(dataset_index, n_trials: int, n_datasets: int) -> np.ndarray:
+    """(K,) int64 positions in the data sets; all 0 if None."""
+    if dataset_index is None:
+        return np.zeros(n_trials, dtype=np.int64)
+    index = np.asarray(dataset_index)
+    if (index.shape != (n_trials,) or index.dtype.kind not in "iu"
+            or index.min() < 0 or index.max() >= n_datasets):
+        raise ValueError(
+            f"dataset_index must hold {n_trials} integers from 0 to {n_datasets - 1}, "
+            f"one per network; got {np.array2string(index, threshold=8, max_line_width=200)}"
+        )
+    return index.astype(np.int64)
+
+
+class _Steps:
+    """An epoch's steps for the networks in the lanes, whose training parts may differ in
+    length: one segment of steps up to each distinct length, shortest first.
+
+    ``segments`` holds (start, end, finished, ending) per segment, whose steps are start to
+    end - 1. ``finished``: the lanes already past their last item, whose losses count 0 (None if
+    none). ``ending``: the lanes whose last item is step end - 1 while others go on, whose state
+    is kept then and put back when the epoch ends (None if none).
+    """
+
+    def __init__(self, lane_items: np.ndarray):
+        self.longest = int(lane_items.max())
+        self.segments = []
+        start = 0
+        for end in np.unique(lane_items).tolist():
+            finished = np.flatnonzero(lane_items <= start)
+            ending = np.flatnonzero(lane_items == end)
+            self.segments.append((
+                start,
+                end,
+                finished if len(finished) else None,
+                ending if end < self.longest else None,
+            ))
+            start = end
+
+
+class _Validation:
+    """Each network's validation loss and accuracy on its own data set's validation part: one
+    ``Evaluation`` per data set in use, over the networks that use it, so every network gets
+    the figures it gets alone (an Evaluation's figures do not depend on its batch)."""
+
+    def __init__(self, layout: Layout, datasets: list, dataset_index: np.ndarray):
+        self.positions, self.evaluations = [], []
+        for d in np.unique(dataset_index).tolist():
+            positions = np.flatnonzero(dataset_index == d)
+            self.positions.append(positions)
+            dataset = datasets[d]
+            evaluation = Evaluation(layout, dataset.x_val, dataset.y_val, len(positions))
+            self.evaluations.append(evaluation)
+
+    def __call__(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Validation loss and accuracy, (K,) each, of the networks of the (P, K) block."""
+        if len(self.evaluations) == 1:
+            return self.evaluations[0](weights)
+        loss, accuracy = np.empty(weights.shape[1]), np.empty(weights.shape[1])
+        for positions, evaluation in zip(self.positions, self.evaluations):
+            loss[positions], accuracy[positions] = evaluation(weights[:, positions])
+        return loss, accuracy
+
+
 def train_many(
     dataset,
     learning_rates,
     momenta,
     seeds,
     *,
+    dataset_index=None,
     hidden: int = 7,
     epochs: int = 100,
     rule: str = "seed",
@@ -254,12 +358,16 @@ def train_many(
     orders: np.ndarray | None = None,
     dtype=np.float64,
 ) -> Batch:
-    """Train K networks on ``dataset`` by online back-propagation, all in one vectorised pass.
+    """Train K networks by online back-propagation, all in one vectorised pass.
 
-    dataset: a ``sweep.data.Dataset`` (standardised train and validation splits).
+    dataset: a ``sweep.data.Dataset`` (standardised train and validation splits), or a sequence
+        of them with the same inputs and classes, e.g. the folds of ``sweep.data.load_folds``.
     learning_rates, momenta, seeds: K values each (scalars broadcast). learning rate > 0;
         momentum in [0, 1); seed: an int in [0, 2**63), drawing the network's initial weights
         and then its item order for every epoch from ``numpy.random.default_rng(seed)``.
+    dataset_index: (K,) ints, the position in ``dataset`` of the data set network k trains and is
+        validated on; default all 0. Row k of the result is what ``train`` gives for
+        ``dataset[dataset_index[k]]`` and network k's settings, bit for bit.
     hidden: hidden units (>= 1). epochs: passes over the training items (>= 1).
     rule: momentum rule, one of ``sweep.rules.RULES``: "seed" (the article's), "heavy-ball",
         "nesterov". init: "glorot" (default) or "small-uniform" (the article's +-0.01).
@@ -268,13 +376,15 @@ def train_many(
     on_epoch: called after every epoch with an ``EpochReport`` of the networks still training;
         may return a boolean mask over ``report.trials`` naming networks to stop now.
     initial_weights: (P, K) block to start from instead of drawing from the seeds.
-    orders: (K, epochs, n_train) item orders to use instead of drawing from the seeds.
+    orders: (K, epochs, n_train) item orders to use instead of drawing from the seeds, each
+        indexing its network's own data set; the data sets used must then have one n_train.
     dtype: float64 (default) or float32 (faster, less exact).
     """
     if rule not in RULES:
         raise ValueError(f"unknown momentum rule {rule!r}; expected one of {', '.join(RULES)}")
     if hidden < 1 or epochs < 1:
         raise ValueError("hidden and epochs must be at least 1")
+    datasets = _as_datasets(dataset)
     seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
     # default_rng(seed) for each, made in one pass; it refuses seeds that are negative or not 1-D.
     generators = seeded_generators(seeds)
@@ -287,14 +397,25 @@ def train_many(
         raise ValueError("every learning rate must be > 0")
     if np.any((momenta < 0) | (momenta >= 1)):
         raise ValueError("every momentum must be in [0, 1)")
+    dataset_index = _checked_dataset_index(dataset_index, n_trials, len(datasets))
 
-    layout = Layout(dataset.x_train.shape[1], hidden, int(dataset.n_classes))
-    n_items = len(dataset.y_train)
+    layout = Layout(datasets[0].x_train.shape[1], hidden, int(datasets[0].n_classes))
+    train_sizes = np.array([len(d.y_train) for d in datasets], dtype=np.int64)
+    # Each network's number of training items, and where its data set's items start in the table.
+    network_items = train_sizes[dataset_index]
+    network_first_item = (np.cumsum(train_sizes) - train_sizes)[dataset_index]
+    several_datasets = len(datasets) > 1
     if initial_weights is None:
         parameters = initial_block(layout, generators, init)
     else:
         parameters = np.asarray(initial_weights, dtype=np.float64).reshape(layout.size, n_trials)
     if orders is not None:
+        n_items = int(network_items[0])
+        if np.any(network_items != n_items):
+            raise ValueError(
+                "orders need every network's data set to have one number of training items; "
+                f"these have {sorted(set(network_items.tolist()))}"
+            )
         orders = np.asarray(orders)
         if orders.shape != (n_trials, epochs, n_items):
             raise ValueError(f"orders has shape {orders.shape}; expected {(n_trials, epochs, n_items)}")
@@ -307,9 +428,10 @@ def train_many(
     # Items are columns. A chunk of steps is gathered at once into (rows, steps, K), one
     # contiguous block per row; step t reads the (rows, K) view [:, t], whose K networks are
     # contiguous, as einsum needs them. The items get a constant 1 appended for the biases,
-    # written once into each chunk buffer.
-    x_columns = np.ascontiguousarray(dataset.x_train.T, dtype=dtype)
-    one_hot_columns = np.eye(layout.n_outputs, dtype=dtype)[:, dataset.y_train]
+    # written once into each chunk buffer. Several data sets' items follow one another.
+    x_columns = np.ascontiguousarray(np.concatenate([d.x_train for d in datasets]).T, dtype=dtype)
+    y_train = np.concatenate([d.y_train for d in datasets])
+    one_hot_columns = np.eye(layout.n_outputs, dtype=dtype)[:, y_train]
     curves = {name: np.full((n_trials, epochs), np.nan) for name in ("train", "val", "acc")}
     diverged_epoch = np.zeros(n_trials, dtype=np.int64)
     stopped_epoch = np.zeros(n_trials, dtype=np.int64)
@@ -317,18 +439,21 @@ def train_many(
     active = np.arange(n_trials)
     lanes = _lanes(len(active))  # positions in ``active`` of the networks each column trains
     networks = _Networks(layout, parameters[:, lanes], learning_rates[lanes], momenta[lanes], rule, dtype)
+    steps = _Steps(network_items[active[lanes]])
+    lane_first_item = network_first_item[active[lanes]]
 
-    drawn_orders = np.empty((0, n_trials, n_items), dtype=np.intp)  # (epochs, K, items) to come
+    n_longest = steps.longest
+    drawn_orders = np.empty((0, n_trials, n_longest), dtype=np.intp)  # (epochs, K, items) to come
     # Buffers are made once and reused: fresh ones cost page faults, 5 ms an epoch at K = 1024
     # for the chunk buffers, and 1-2 ms a call at K = 256 for the item orders. The orders' one
     # holds the most epochs of orders a draw below can make.
     order_buffer = np.empty(
-        min(min(ORDER_EPOCHS_PER_DRAW, epochs) * n_trials * n_items,
-            max(GATHER_CHUNK_NUMBERS, n_trials * n_items)),
+        min(min(ORDER_EPOCHS_PER_DRAW, epochs) * n_trials * n_longest,
+            max(GATHER_CHUNK_NUMBERS, n_trials * n_longest)),
         dtype=np.intp,
     )
     chunk_buffers: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
-    evaluation = None  # its buffers too, made again when the batch shrinks
+    validation = None  # its buffers too, made again when the batch shrinks
     # Overflow in a diverging network is expected and recorded, not warned about per item.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for epoch in range(1, epochs + 1):
@@ -337,60 +462,78 @@ def train_many(
                     # Each generator shuffles several epochs in one call: per-epoch calls cost
                     # K Python round trips, 7 % of training at K = 256.
                     span = max(1, min(ORDER_EPOCHS_PER_DRAW, epochs - epoch + 1,
-                                      GATHER_CHUNK_NUMBERS // (n_items * len(active))))
-                    ranks = np.broadcast_to(np.arange(n_items), (span, n_items))
+                                      GATHER_CHUNK_NUMBERS // (n_longest * len(active))))
+                    ranks = np.broadcast_to(np.arange(n_longest), (span, n_longest))
                     # Epoch-major, so that each epoch's (K, items) slab is contiguous: transposing
                     # it then cost a tenth of transposing a strided one at K = 1024.
-                    drawn_orders = order_buffer[: span * len(active) * n_items]
-                    drawn_orders = drawn_orders.reshape(span, len(active), n_items)
-                    for k, generator in enumerate(generators):
-                        generator.permuted(ranks, axis=1, out=drawn_orders[:, k])
+                    drawn_orders = order_buffer[: span * len(active) * n_longest]
+                    drawn_orders = drawn_orders.reshape(span, len(active), n_longest)
+                    own_lengths = network_items[active].tolist()
+                    for k, (generator, n_items) in enumerate(zip(generators, own_lengths)):
+                        own_items = drawn_orders[:, k, :n_items]
+                        generator.permuted(ranks[:, :n_items], axis=1, out=own_items)
+                        if n_items < n_longest:
+                            # Its steps past its own items visit its first item (see _Steps).
+                            drawn_orders[:, k, n_items:] = 0
                 epoch_order, drawn_orders = drawn_orders[0], drawn_orders[1:]
                 if len(lanes) > len(active):
                     epoch_order = epoch_order[lanes]  # a lone network and its twin
             else:
                 epoch_order = orders[active[lanes], epoch - 1]
             epoch_order = np.ascontiguousarray(epoch_order.T)  # (items, lanes): step t's items in a row
+            if several_datasets:
+                epoch_order += lane_first_item
             n_lanes = len(lanes)
             chunk = max(1, GATHER_CHUNK_NUMBERS // ((layout.n_inputs + 1 + layout.n_outputs) * n_lanes))
             log_likelihood = np.zeros(n_lanes)  # each lane's sum of log p(target), item by item
-            for first in range(0, n_items, chunk):
-                items = epoch_order[first : first + chunk]
-                shape = (len(items), n_lanes)
-                if shape not in chunk_buffers:
-                    buffers = (
-                        np.ones((layout.n_inputs + 1, len(items), n_lanes), dtype=dtype),
-                        np.empty((layout.n_outputs, len(items), n_lanes), dtype=dtype),
-                        np.empty((len(items), layout.n_outputs, n_lanes), dtype=dtype),
-                        np.empty((len(items) + 1, n_lanes)),  # running sum, then each log p(target)
-                        np.empty((len(items), n_lanes), dtype=dtype),  # each p(target)
-                    )
-                    # Each step's (x, x's inputs, one_hot, probability) views, made once:
-                    # slicing the arrays every step cost 2 % of it at K = 64 to 256.
-                    x_steps, one_hot_steps = (b.transpose(1, 0, 2) for b in buffers[:2])
-                    step_views = list(zip(x_steps, x_steps[:, : layout.n_inputs], one_hot_steps, buffers[2]))
-                    chunk_buffers[shape] = (*buffers, step_views)
-                x_chunk, one_hot_chunk, probabilities, log_terms, targets, step_views = (
-                    chunk_buffers[shape])
-                _gather(x_columns, items, out=x_chunk)
-                _gather(one_hot_columns, items, out=one_hot_chunk)
-                networks.train_on(step_views)
-                # Each item's loss is read off afterwards, for the whole chunk in one call: the
-                # one-hot product picks the target's probability exactly (the other terms are 0,
-                # and a NaN softmax is NaN in every class). The running sum goes first, so the
-                # items are added one after another across chunks too: the chunk size depends
-                # on K, the sum must not.
-                log_terms[0] = log_likelihood
-                # The log is taken in the networks' dtype (float32 runs too), then summed in float64.
-                einsum("tck,ctk->tk", probabilities, one_hot_chunk, out=targets)
-                np.log(targets, out=log_terms[1:])
-                log_likelihood = np.add.reduce(log_terms, axis=0)  # in order: 2+ lanes
+            snapshots = []
+            for start, end, finished_lanes, ending_lanes in steps.segments:
+                for first in range(start, end, chunk):
+                    items = epoch_order[first : min(first + chunk, end)]
+                    shape = (len(items), n_lanes)
+                    if shape not in chunk_buffers:
+                        buffers = (
+                            np.ones((layout.n_inputs + 1, len(items), n_lanes), dtype=dtype),
+                            np.empty((layout.n_outputs, len(items), n_lanes), dtype=dtype),
+                            np.empty((len(items), layout.n_outputs, n_lanes), dtype=dtype),
+                            # the running sum, then each log p(target)
+                            np.empty((len(items) + 1, n_lanes)),
+                            np.empty((len(items), n_lanes), dtype=dtype),  # each p(target)
+                        )
+                        # Each step's (x, x's inputs, one_hot, probability) views, made once:
+                        # slicing the arrays every step cost 2 % of it at K = 64 to 256.
+                        x_steps, one_hot_steps = (b.transpose(1, 0, 2) for b in buffers[:2])
+                        x_inputs = x_steps[:, : layout.n_inputs]
+                        step_views = list(zip(x_steps, x_inputs, one_hot_steps, buffers[2]))
+                        chunk_buffers[shape] = (*buffers, step_views)
+                    x_chunk, one_hot_chunk, probabilities, log_terms, targets, step_views = (
+                        chunk_buffers[shape])
+                    _gather(x_columns, items, out=x_chunk)
+                    _gather(one_hot_columns, items, out=one_hot_chunk)
+                    networks.train_on(step_views)
+                    # Each item's loss is read off afterwards, for the whole chunk in one call: the
+                    # one-hot product picks the target's probability exactly (the other terms are 0,
+                    # and a NaN softmax is NaN in every class). The running sum goes first, so the
+                    # items are added one after another across chunks too: the chunk size depends
+                    # on K, the sum must not.
+                    log_terms[0] = log_likelihood
+                    # The log is taken in the networks' dtype (float32 runs too), then summed in
+                    # float64.
+                    einsum("tck,ctk->tk", probabilities, one_hot_chunk, out=targets)
+                    np.log(targets, out=log_terms[1:])
+                    if finished_lanes is not None:
+                        log_terms[1:, finished_lanes] = 0.0  # adding 0 leaves a sum as it was
+                    log_likelihood = np.add.reduce(log_terms, axis=0)  # in order: 2+ lanes
+                if ending_lanes is not None:
+                    snapshots.append(networks.snapshot(ending_lanes))
+            for snapshot in snapshots:
+                networks.restore(snapshot)
 
             weights64 = networks.weights[:, : len(active)].astype(np.float64, copy=False)  # no twin
-            train_loss = -log_likelihood[: len(active)] / n_items
-            if evaluation is None:
-                evaluation = Evaluation(layout, dataset.x_val, dataset.y_val, len(active))
-            val_loss, val_accuracy = evaluation(weights64)
+            train_loss = -log_likelihood[: len(active)] / network_items[active]
+            if validation is None:
+                validation = _Validation(layout, datasets, dataset_index[active])
+            val_loss, val_accuracy = validation(weights64)
             curves["train"][active, epoch - 1] = train_loss
             curves["val"][active, epoch - 1] = val_loss
             curves["acc"][active, epoch - 1] = val_accuracy
@@ -417,9 +560,12 @@ def train_many(
                     lanes = _lanes(len(active))
                     networks.keep(remaining[lanes])
                     generators = [generators[k] for k in remaining]
-                    drawn_orders = drawn_orders[:, remaining]
+                    steps = _Steps(network_items[active[lanes]])
+                    lane_first_item = network_first_item[active[lanes]]
+                    n_longest = steps.longest
+                    drawn_orders = drawn_orders[:, remaining, :n_longest]
                     chunk_buffers.clear()
-                    evaluation = None
+                    validation = None
 
     return Batch(
         learning_rates=learning_rates,
@@ -433,6 +579,7 @@ def train_many(
         diverged_epoch=diverged_epoch,
         stopped_epoch=stopped_epoch,
         final_parameters=final_parameters,
+        dataset_index=dataset_index,
     )
 
 

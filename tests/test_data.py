@@ -376,3 +376,16 @@ def test_csv_rejects_bad_validation_fraction(tmp_path, fraction):
     with pytest.raises(DataError, match="validation_fraction") as info:
         load_csv(path, "y", validation_fraction=fraction)
     assert str(info.value).startswith(f"{path}: ")
+
+
+# --------------------------------------------------------------------------
+# load_dataset's own argument checks
+
+
+@pytest.mark.parametrize("source", ["iris", "synthetic"])
+@pytest.mark.parametrize("options, phrase", [({"validation_fraction": 1.5}, "validation_fraction"),
+                                             ({"seed": -1}, "seed")])
+def test_load_dataset_refusals_name_the_data_set_asked_for(source, options, phrase):
+    with pytest.raises(DataError, match=phrase) as info:
+        load_dataset(source, **options)
+    assert str(info.value).startswith(f"{source}: ")

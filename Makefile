@@ -7,7 +7,7 @@ STUDY  ?= studies/*.toml
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test sweep report bench dashboard clean
+.PHONY: help venv lint test sweep report bench dashboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,7 +20,10 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed  ## create .venv with the package and its test extra
 
-test: $(BIN)/.installed  ## run the test suite
+lint: $(BIN)/.installed  ## check the code with ruff (settings in pyproject.toml)
+	$(BIN)/ruff check .
+
+test: lint  ## run ruff, then the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 sweep: $(BIN)/.installed  ## run every study in studies/ (or STUDY=studies/x.toml), then write results/

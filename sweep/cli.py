@@ -154,22 +154,22 @@ def cmd_run(args) -> int:
     specs = [load_study(path) for path in args.studies]  # every file is checked before any run
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    datasets = [spec.data.load() for spec in specs]  # so is its data, before anything is written
+    datasets = [spec.datasets() for spec in specs]  # so is its data, before anything is written
     storage = open_storage(args.storage)
     if not args.allow_spec_change:
         _check_searches(specs, storage)
-    for spec, dataset in zip(specs, datasets):
+    for spec, folds in zip(specs, datasets):
         if args.workers > 1:
             from .workers import run_workers
 
-            progress = run_workers(spec, args.storage, args.workers, dataset=dataset,
+            progress = run_workers(spec, args.storage, args.workers, datasets=folds,
                                    allow_spec_change=args.allow_spec_change,
                                    on_progress=_progress_printer(spec.name, args.quiet))
         else:
             progress = run_study(
                 spec,
                 storage,
-                dataset=dataset,
+                datasets=folds,
                 allow_spec_change=args.allow_spec_change,
                 on_progress=_progress_printer(spec.name, args.quiet),
             )
@@ -247,14 +247,17 @@ def cmd_replay(args) -> int:
         raise SweepError(
             f"trial {args.trial} of {name!r} is {record.state}: it has no stored curves to compare"
         )
-    identical, run = replay(spec, record)
+    identical, val_loss = replay(spec, record)
     epochs = len(record.val_loss)
     verdict = "identical" if identical else "DIFFERENT"
+    networks = record.network_count
     print(
-        f"trial {record.number}: learning_rate {record.learning_rate:.6g}, momentum {record.momentum:.6g}, seed {record.seed}"
+        f"trial {record.number}: learning_rate {record.learning_rate:.6g}, "
+        f"momentum {record.momentum:.6g}, seed {record.seed}"
     )
     print(
-        f"replayed {epochs} epochs: curves {verdict}; final validation loss {run.val_loss[epochs - 1]:.6g}"
+        f"replayed {epochs} epochs" + (f" of {networks} networks" if networks > 1 else "")
+        + f": curves {verdict}; final validation loss {val_loss[epochs - 1]:.6g}"
     )
     return 0 if identical else 1
 

@@ -37,6 +37,43 @@ class TrialRecord:
     val_loss: np.ndarray
     val_accuracy: np.ndarray
     retry_of: int | None = None  # the failed trial whose parameters and seed this one retries
+    # A trial trains folds x repeats networks; its curves above are their mean per epoch and its
+    # value the mean of theirs. Per network (None for a one-network trial, as every trial stored
+    # before networks were repeated): (n, epochs) curves, n values, seeds and folds.
+    networks: NetworkCurves | None = None
+
+    @property
+    def network_count(self) -> int:
+        return 1 if self.networks is None else len(self.networks.seeds)
+
+    @property
+    def network_values(self) -> np.ndarray:
+        """Each network's objective value: the trial's own value when it has one network."""
+        if self.networks is not None:
+            return self.networks.values
+        return np.array([np.nan if self.value is None else self.value])
+
+
+@dataclass(frozen=True)
+class NetworkCurves:
+    """The networks of one trial: row i is network i's (seed ``seeds[i]``, fold ``folds[i]``).
+
+    Curves are NaN after a network stopped; ``values`` are each network's objective (NaN for
+    a network with none: pruned by epochs-to-target, or diverged).
+    """
+
+    seeds: tuple[int, ...]
+    folds: tuple[int, ...]
+    values: np.ndarray
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    val_accuracy: np.ndarray
+
+
+def mean_curve(curves) -> np.ndarray:
+    """A trial's curve from its networks' (epochs,) curves: their mean per epoch. One network's
+    curve comes back exactly as it is."""
+    return np.mean(np.vstack(curves), axis=0)
 
 
 def epochs_to_target(val_loss: np.ndarray, target_loss: float) -> int | None:
@@ -52,6 +89,8 @@ def objective_value(objective, val_loss: np.ndarray) -> float:
     """
     if objective.name == "final_val_loss":
         return float(val_loss[-1])
+    if objective.name == "min_val_loss":
+        return float(np.min(val_loss))
     if objective.name == "auc_val_loss":
         return float(np.mean(val_loss))
     reached = epochs_to_target(val_loss, objective.target_loss)
@@ -66,4 +105,14 @@ def running_objective(objective, val_loss_so_far: np.ndarray) -> float:
     """
     if objective.name == "auc_val_loss":
         return float(np.mean(val_loss_so_far))
+    if objective.name == "min_val_loss":
+        return float(np.min(val_loss_so_far))
     return float(val_loss_so_far[-1])
+
+
+def lowest_epoch(val_loss: np.ndarray) -> int | None:
+    """The epoch (1-based) of the lowest validation loss: where early stopping would stop."""
+    finite = np.asarray(val_loss, dtype=float)
+    if not np.isfinite(finite).any():
+        return None
+    return int(np.nanargmin(np.where(np.isfinite(finite), finite, np.nan))) + 1

@@ -35,13 +35,15 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import SweepError
-from .records import TrialRecord, objective_value, running_objective
+from .records import TrialRecord, mean_curve, objective_value, running_objective
 from .store import running as leases
 from .store.studies import open_study, read_frozen, to_record, trial_reader
-from .train import train, train_many
+from .train import DIVERGENCE_FACTOR, train_many
 
 # Stands in for a non-finite loss in the in-memory mirror, which must hold finite numbers.
 WORST_LOSS = 1e300
+# Mixed into a trial's seed to draw its networks' seeds, apart from every other use of it.
+NETWORK_SEED_SALT = 0x4E45
 
 
 @dataclass
@@ -163,6 +165,8 @@ def mirror_trial(trial: FrozenTrial, record: TrialRecord, spec) -> FrozenTrial:
     val_loss = record.val_loss
     if spec.objective.name == "auc_val_loss":  # running_objective for every epoch at once
         val_loss = np.cumsum(val_loss) / np.arange(1, len(val_loss) + 1)
+    elif spec.objective.name == "min_val_loss":
+        val_loss = np.fmin.accumulate(val_loss)
     # Only what the pruner compares (its check epochs) and what TPE reads of a pruned trial (its
     # last epoch): every epoch would make each ask slower for nothing.
     last = len(val_loss)
@@ -313,7 +317,7 @@ def run_study(
     spec,
     storage,
     *,
-    dataset=None,
+    datasets=None,
     allow_spec_change: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     max_batches: int | None = None,
@@ -321,11 +325,12 @@ def run_study(
     """Top the study up to ``spec.trials`` finished-or-running trials; returns the counts.
 
     Completed trials are never redone; FAIL trials (a killed or interrupted worker) are retried
-    with their parameters and seed. ``dataset``: the spec's data if already loaded.
+    with their parameters and seed.
+    ``datasets``: ``spec.datasets()`` if already loaded.
     ``max_batches`` stops early (tests, benchmarks).
     """
-    if dataset is None:
-        dataset = spec.data.load()
+    if datasets is None:
+        datasets = spec.datasets()
     clock = time.perf_counter
     started = clock()
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)
@@ -371,7 +376,7 @@ def run_study(
                 plan.trial_id = trial_id
             progress.seconds["storage"] += clock() - tick
         try:
-            batch = _train_batch(spec, dataset, storage, planned, progress)
+            batch = _train_batch(spec, datasets, storage, planned, progress)
             tick = clock()
             leases.finish(storage, _outcomes(spec, planned, batch))
             progress.seconds["storage"] += clock() - tick
@@ -384,44 +389,74 @@ def run_study(
     return progress
 
 
-def _train_batch(spec, dataset, storage, planned: list[_Planned], progress: Progress):
+def network_seeds(trial_seed: int, count: int) -> list[int]:
+    """The seeds of a trial's ``count`` networks: the trial's own seed when it has one network
+    (so trials stored before trials had several replay as they were), else ``count`` distinct
+    seeds drawn from it."""
+    if count == 1:
+        return [trial_seed]
+    state = np.random.SeedSequence([trial_seed, NETWORK_SEED_SALT]).generate_state(count)
+    return [int(word & 0x7FFFFFFF) for word in state]
+
+
+def network_folds(spec) -> list[int]:
+    """The fold of each of a trial's networks, in the order they train: fold-major."""
+    return [fold for fold in range(spec.folds) for _ in range(spec.repeats)]
+
+
+def _train_batch(spec, datasets, storage, planned: list[_Planned], progress: Progress):
+    """Train every planned trial's networks in one ``train_many`` call: trial k's networks are
+    rows k * n .. k * n + n - 1 (n = folds x repeats). The pruner sees each trial's mean
+    validation loss; a trial whose pruner says stop, or one of whose networks diverged, leaves
+    the batch whole."""
     clock = time.perf_counter
-    learning_rates = [p.learning_rate for p in planned]
-    momenta = [p.momentum for p in planned]
-    seeds = [p.seed for p in planned]
-    val_sums = np.zeros(len(planned))
+    n = spec.networks_per_trial
+    folds = network_folds(spec)
+    learning_rates = np.repeat([p.learning_rate for p in planned], n)
+    momenta = np.repeat([p.momentum for p in planned], n)
+    seeds = [seed for plan in planned for seed in network_seeds(plan.seed, n)]
+    dataset_index = np.tile(folds, len(planned))
+    divergence_loss = DIVERGENCE_FACTOR * np.log(datasets[0].n_classes)
+    val_sums = np.zeros(len(planned))  # each trial's mean validation loss, summed over epochs
+    lowest = np.full(len(planned), np.inf)  # and its lowest so far
     renew_at = time.time() + leases.LEASE_SECONDS / 3
     sampler_seconds = 0.0
 
     def on_epoch(report):
         nonlocal renew_at, sampler_seconds
-        val_sums[report.trials] += report.val_loss
+        # Networks leave only with their whole trial, so each trial here has all n of them,
+        # consecutive: the trial's mean is a reshape away.
+        trials = report.trials[::n] // n
+        mean_val_loss = report.val_loss.reshape(-1, n).mean(axis=1)
+        val_sums[trials] += mean_val_loss
         if time.time() > renew_at:
             renew_at = time.time() + leases.LEASE_SECONDS / 3
-            training = [planned[k] for k in report.trials]
+            training = [planned[k] for k in trials]
             leases.renew_leases(
                 storage, [plan.trial_id for plan in training],
                 [_settings(spec, plan) for plan in training],
             )
-        if not checks_pruning(spec, report.epoch):
-            return None
-        tick = clock()
-        stop = np.zeros(len(report.trials), dtype=bool)
-        for i, k in enumerate(report.trials):
-            value = (
-                (val_sums[k] / report.epoch)
-                if spec.objective.name == "auc_val_loss"
-                else report.val_loss[i]
-            )
-            trial = planned[k].mirror_trial
-            trial.report(float(value) if math.isfinite(value) else WORST_LOSS, report.epoch)
-            stop[i] = trial.should_prune()
-        sampler_seconds += clock() - tick
-        return stop
+        # A trial one of whose networks diverged is settled: its other networks stop with it.
+        stop = (~(report.train_loss <= divergence_loss)).reshape(-1, n).any(axis=1)
+        if checks_pruning(spec, report.epoch):
+            tick = clock()
+            for i, k in enumerate(trials):
+                if spec.objective.name == "auc_val_loss":
+                    value = val_sums[k] / report.epoch
+                elif spec.objective.name == "min_val_loss":
+                    value = min(lowest[k], mean_val_loss[i])
+                else:
+                    value = mean_val_loss[i]
+                trial = planned[k].mirror_trial
+                trial.report(float(value) if math.isfinite(value) else WORST_LOSS, report.epoch)
+                stop[i] |= trial.should_prune()
+            sampler_seconds += clock() - tick
+        lowest[trials] = np.fmin(lowest[trials], mean_val_loss)
+        return np.repeat(stop, n) if stop.any() else None
 
     tick = clock()
     batch = train_many(
-        dataset, learning_rates, momenta, seeds,
+        datasets, learning_rates, momenta, seeds, dataset_index=dataset_index,
         hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init, on_epoch=on_epoch,
     )
     progress.seconds["training"] += clock() - tick - sampler_seconds
@@ -429,23 +464,34 @@ def _train_batch(spec, dataset, storage, planned: list[_Planned], progress: Prog
     return batch
 
 
+def trial_outcome(spec, runs: list) -> tuple[TrialState, float | None, list[float | None]]:
+    """A trial's state, value and each network's value, from its networks' runs.
+
+    PRUNED without a value if any network diverged (a setting that diverges on some seed or
+    fold is never recommended); PRUNED with the mean of the objectives so far if the pruner
+    stopped it; else COMPLETE with the mean of the networks' objectives.
+    """
+    if any(run.diverged_epoch for run in runs):
+        return TrialState.PRUNED, None, [None] * len(runs)
+    if any(run.stopped_epoch for run in runs):
+        # Epochs-to-target has no value yet when pruned (its pruner follows the loss), and a
+        # loss would mix units with epoch counts.
+        if spec.objective.name == "epochs_to_target":
+            return TrialState.PRUNED, None, [None] * len(runs)
+        values = [running_objective(spec.objective, r.val_loss[: r.epochs_trained]) for r in runs]
+        return TrialState.PRUNED, float(np.mean(values)), values
+    values = [objective_value(spec.objective, run.val_loss) for run in runs]
+    return TrialState.COMPLETE, float(np.mean(values)), values
+
+
 def _outcomes(spec, planned: list[_Planned], batch) -> list[leases.Outcome]:
-    """Each trained trial's state and value: COMPLETE with the objective, PRUNED with the
-    objective so far, or PRUNED without a value when it diverged."""
+    n = spec.networks_per_trial
+    folds = network_folds(spec)
     outcomes = []
     for k, plan in enumerate(planned):
-        run = batch.run(k)
-        if run.diverged_epoch:
-            state, value = TrialState.PRUNED, None
-        elif run.stopped_epoch:
-            # A pruned trial's value is the objective so far; epochs-to-target has none yet
-            # (its pruner follows the loss), and a loss would mix units with epoch counts.
-            state, value = TrialState.PRUNED, None
-            if spec.objective.name != "epochs_to_target":
-                value = running_objective(spec.objective, run.val_loss[: run.epochs_trained])
-        else:
-            state, value = TrialState.COMPLETE, objective_value(spec.objective, run.val_loss)
-        outcomes.append(leases.Outcome(plan.trial_id, state, value, run))
+        runs = [batch.run(k * n + j) for j in range(n)]
+        state, value, values = trial_outcome(spec, runs)
+        outcomes.append(leases.Outcome(plan.trial_id, state, value, runs, folds, values))
     return outcomes
 
 
@@ -453,31 +499,34 @@ def _outcomes(spec, planned: list[_Planned], batch) -> list[leases.Outcome]:
 # Replay
 
 
-def replay(spec, record: TrialRecord):
-    """Re-train a stored trial alone and say whether its stored curves come out bit-identical.
+def _same(stored: np.ndarray, fresh: np.ndarray) -> bool:
+    """Whether a stored curve is the fresh one over the epochs stored. Non-finite values are
+    stored as null (JSON has no inf): a diverged epoch's inf reads back as NaN."""
+    n = stored.shape[-1]
+    fresh = fresh[..., :n]
+    return np.array_equal(stored, np.where(np.isfinite(fresh), fresh, np.nan), equal_nan=True)
 
-    Returns (identical: bool, run). A pruned or diverged trial is compared over the epochs it
-    trained.
+
+def replay(spec, record: TrialRecord):
+    """Re-train a stored trial's networks and say whether its stored curves come out
+    bit-identical: each network's, and the trial's mean.
+
+    Returns (identical: bool, val_loss): the fresh mean validation curve. A pruned or diverged
+    trial is compared over the epochs it trained.
     """
     if record.seed < 0:
         raise SweepError(f"trial {record.number} has no stored seed to replay")
-    run = train(
-        spec.data.load(), record.learning_rate, record.momentum, record.seed,
+    networks = record.networks
+    seeds = list(networks.seeds) if networks else [record.seed]
+    folds = list(networks.folds) if networks else [0]
+    batch = train_many(
+        spec.data.load_folds(max(folds) + 1 if networks else 1),
+        record.learning_rate, record.momentum, seeds, dataset_index=folds,
         hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init,
     )
-    n = len(record.val_loss)
-    pairs = (
-        (record.train_loss, run.train_loss),
-        (record.val_loss, run.val_loss),
-        (record.val_accuracy, run.val_accuracy),
-    )
-    identical = all(np.array_equal(stored, fresh[:n], equal_nan=True) for stored, fresh in pairs)
-    # Non-finite values are stored as null: a diverged epoch's inf compares equal to NaN.
-    if not identical and record.diverged_epoch:
-        identical = all(
-            np.array_equal(
-                np.where(np.isfinite(fresh[:n]), fresh[:n], np.nan), stored, equal_nan=True
-            )
-            for stored, fresh in pairs[:2]
-        )
-    return identical, run
+    names = ("train_loss", "val_loss", "val_accuracy")
+    fresh = {name: getattr(batch, name) for name in names}
+    identical = all(_same(getattr(record, name), mean_curve(fresh[name])) for name in names)
+    if networks is not None:
+        identical &= all(_same(getattr(networks, name), fresh[name]) for name in names)
+    return identical, mean_curve(fresh["val_loss"])

@@ -14,7 +14,7 @@ Layout::
 
     name = "iris-tpe"                 # required; also the folder name under results/
     description = "..."
-    trials = 200                      # also batch_size, seed, baseline
+    trials = 200                      # also batch_size, seed, baseline, folds, repeats
     [data]                            # source, path, target, items, inputs, classes, noise,
                                       # validation_fraction, seed
     [network]                         # hidden, rule, init, epochs
@@ -39,7 +39,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import Dataset, load_dataset
+from .data import Dataset, load_dataset, load_folds
 from .network import INITIALISATIONS
 from .rules import RULES
 
@@ -61,13 +61,15 @@ __all__ = [
 DATA_SOURCES = ("iris", "synthetic", "csv")
 SAMPLERS = ("tpe", "random", "qmc", "grid")
 PRUNERS = ("none", "median", "percentile", "threshold")
-OBJECTIVES = ("final_val_loss", "auc_val_loss", "epochs_to_target")
+OBJECTIVES = ("final_val_loss", "min_val_loss", "auc_val_loss", "epochs_to_target")
 
 # Samplers and NumPy's legacy RandomState (which Optuna's samplers use) take 32-bit seeds.
 SEED_LIMIT = 2**32
 MAX_HIDDEN = 4096
 MAX_EPOCHS = 100_000
 MAX_NAME_LENGTH = 64
+MAX_FOLDS = 20
+MAX_REPEATS = 100
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_NAME_LENGTH - 1))
 _TUNED_SUFFIX = "-tuned"
 
@@ -88,7 +90,12 @@ _PRUNER_KEYS = {
 _PARAM_KEYS = ("low", "high", "log", "fixed", "values", "points")
 _NETWORK_KEYS = ("hidden", "rule", "init", "epochs")
 _TABLES = ("data", "network", "search", "sampler", "pruner", "objective")
-_TOP_KEYS = ("name", "description", "trials", "batch_size", "seed", "baseline") + _TABLES
+_TOP_KEYS = (
+    "name", "description", "trials", "batch_size", "seed", "baseline", "folds", "repeats"
+) + _TABLES
+# Keys added after studies were first stored: at their defaults they are left out of the search
+# fingerprint, so a study stored before they existed still resumes.
+_LATER_KEYS = ("folds", "repeats")
 
 
 class SpecError(ValueError):
@@ -126,21 +133,26 @@ class DataSpec:
     validation_fraction: float = 0.2  # in (0, 1)
     seed: int = 0  # split / synthetic seed, >= 0
 
-    def load(self) -> Dataset:
-        """The data set this spec describes, via :func:`sweep.data.load_dataset`."""
+    def _arguments(self) -> tuple[str, dict]:
+        """(name_or_path, keyword arguments) of ``load_dataset`` and ``load_folds``."""
         common = {"validation_fraction": self.validation_fraction, "seed": self.seed}
         if self.source == "synthetic":
-            return load_dataset(
-                "synthetic",
-                items=self.items,
-                inputs=self.inputs,
-                classes=self.classes,
-                noise=self.noise,
-                **common,
-            )
+            sizes = {"items": self.items, "inputs": self.inputs, "classes": self.classes}
+            return "synthetic", {**sizes, "noise": self.noise, **common}
         if self.source == "csv":
-            return load_dataset(self.path, target=self.target, **common)
-        return load_dataset("iris", **common)
+            return self.path, {"target": self.target, **common}
+        return "iris", common
+
+    def load(self) -> Dataset:
+        """The data set this spec describes, via :func:`sweep.data.load_dataset`."""
+        source, arguments = self._arguments()
+        return load_dataset(source, **arguments)
+
+    def load_folds(self, folds: int) -> list[Dataset]:
+        """The data set as ``folds`` stratified folds (1: ``[self.load()]``), via
+        :func:`sweep.data.load_folds`."""
+        source, arguments = self._arguments()
+        return load_folds(source, folds=folds, **arguments)
 
 
 @dataclass(frozen=True)
@@ -191,7 +203,8 @@ class PrunerSpec:
 class ObjectiveSpec:
     """What a trial's score is (lower is better)."""
 
-    # final_val_loss | auc_val_loss (mean validation loss over the epochs) | epochs_to_target
+    # final_val_loss | min_val_loss (the lowest over the epochs: what early stopping keeps) |
+    # auc_val_loss (mean validation loss over the epochs) | epochs_to_target
     name: str = "final_val_loss"
     target_loss: float = 0.1  # the loss epochs_to_target (and the report) counts epochs to, > 0
 
@@ -219,6 +232,19 @@ class StudySpec:
     # Enqueue one momentum-0 trial first, for comparison. Only meaningful when momentum is
     # searched over a range that includes 0 by a non-grid sampler; otherwise it is off.
     baseline: bool = True
+    # Each trial trains folds x repeats networks at its learning rate and momentum and scores
+    # their mean: stratified k-fold validation (1: the single split of [data]) and seeds per fold.
+    # One network on a small validation split makes the best trial a lucky draw.
+    folds: int = 1  # 1..MAX_FOLDS, and at most the smallest class's size
+    repeats: int = 1  # 1..MAX_REPEATS
+
+    @property
+    def networks_per_trial(self) -> int:
+        return self.folds * self.repeats
+
+    def datasets(self) -> list:
+        """The data each trial's networks train on: one Dataset per fold."""
+        return self.data.load_folds(self.folds)
 
     def searched(self) -> dict[str, ParamSpec]:
         """The parameters that are searched (not fixed), by name."""
@@ -240,6 +266,9 @@ class StudySpec:
         plain = self.to_dict()
         for key in ("description", "trials", "batch_size"):
             del plain[key]
+        for key in _LATER_KEYS:
+            if plain[key] == _STUDY_DEFAULTS[key]:
+                del plain[key]
         text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -257,6 +286,8 @@ class StudySpec:
             "description": f"study '{self.name}' with its tuned learning rate and momentum",
             "trials": 1,
             "seed": self.seed,
+            "folds": self.folds,
+            "repeats": self.repeats,
         }
         data = _differing(self.data, DataSpec(), always=("source",))
         network = {k: getattr(self, k) for k in _NETWORK_KEYS}
@@ -453,6 +484,10 @@ class _Reader:
             kwargs["seed"] = self.integer(data["seed"], "seed", 0, SEED_LIMIT - 1)
         if "batch_size" in data:
             kwargs["batch_size"] = self.integer(data["batch_size"], "batch_size", 1)
+        if "folds" in data:
+            kwargs["folds"] = self.integer(data["folds"], "folds", 1, MAX_FOLDS)
+        if "repeats" in data:
+            kwargs["repeats"] = self.integer(data["repeats"], "repeats", 1, MAX_REPEATS)
         kwargs["trials"] = self.trials(data, sampler, kwargs["learning_rate"], kwargs["momentum"])
         kwargs["baseline"] = self.baseline(data, sampler, kwargs["momentum"])
         return StudySpec(**kwargs)

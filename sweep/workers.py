@@ -43,17 +43,17 @@ def run_workers(
     storage_url: str,
     workers: int,
     *,
-    dataset=None,
+    datasets=None,
     allow_spec_change: bool = False,
     on_progress=None,
     poll_seconds: float = 0.5,
 ) -> Progress:
     """Run ``workers`` processes on ``spec``'s study until it reaches its declared total.
 
-    ``dataset``: the spec's data if already loaded (and so checked).
+    ``datasets``: ``spec.datasets()`` if already loaded (and so checked).
     """
-    if dataset is None:
-        spec.data.load()  # bad data fails here, before anything is written
+    if datasets is None:
+        spec.datasets()  # bad data fails here, before anything is written
     storage = open_storage(storage_url)
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)
     before = len(read_frozen(storage, study_id))

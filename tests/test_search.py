@@ -90,7 +90,7 @@ def test_replay_is_bit_identical(tmp_path, storage):
     )
     run_study(spec, storage)
     for record in read_records(storage, "tiny"):
-        identical, run = replay(spec, record)
+        identical, _ = replay(spec, record)
         assert identical, record.number
     # and a tampered curve is caught
     record = read_records(storage, "tiny")[1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import socket
 import time
@@ -24,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from . import bulk
 from .connect import sqlite_path
+from ..records import mean_curve
 from .studies import CURVES_ATTR, TRIAL_ATTR, json_curve, trial_info
 
 # A RUNNING trial whose worker has not renewed its lease for this long is taken as dead.
@@ -32,13 +34,15 @@ LEASE_SECONDS = 300.0
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a RUNNING trial ended: its state, its value (None for none) and the network's run
-    (a ``sweep.train.Run``), whose curves are stored."""
+    """How a RUNNING trial ended: its state, its value (None for none), and its networks' runs
+    (``sweep.train.Run``) with the fold each trained on, whose curves are stored."""
 
     trial_id: int
     state: TrialState
     value: float | None
-    run: object
+    runs: list
+    folds: list[int]
+    network_values: list[float | None]
 
 
 @contextlib.contextmanager
@@ -112,19 +116,36 @@ def finish(storage, outcomes: list[Outcome]) -> None:
     """
     results = []
     for outcome in outcomes:
-        run = outcome.run
-        trained = run.epochs_trained
-        curves = {
-            "train_loss": json_curve(run.train_loss, trained),
-            "val_loss": json_curve(run.val_loss, trained),
-            "val_accuracy": json_curve(run.val_accuracy, trained),
-            "diverged_epoch": run.diverged_epoch,
-            "stopped_epoch": run.stopped_epoch,
-        }
+        curves = trial_curves(outcome.runs, outcome.folds, outcome.network_values)
         results.append(
             bulk.Finished(outcome.trial_id, outcome.state, outcome.value, {CURVES_ATTR: curves})
         )
     bulk.finish(storage, results)
+
+
+def trial_curves(runs: list, folds: list[int], values: list[float | None]) -> dict:
+    """A trial's ``curves`` attribute: the mean curves of its networks over the epochs they
+    trained, the first epoch one diverged or the epoch they were stopped, and (with more than
+    one network) each network's curves, seed, fold and objective value."""
+    trained = max(run.epochs_trained for run in runs)
+    diverged = [run.diverged_epoch for run in runs if run.diverged_epoch]
+    curves = {
+        name: json_curve(mean_curve([getattr(run, name) for run in runs]), trained)
+        for name in ("train_loss", "val_loss", "val_accuracy")
+    }
+    curves["diverged_epoch"] = min(diverged) if diverged else None
+    curves["stopped_epoch"] = None if diverged else runs[0].stopped_epoch
+    if len(runs) > 1:
+        curves["networks"] = {
+            "seeds": [run.seed for run in runs],
+            "folds": list(folds),
+            "values": [None if v is None or not math.isfinite(v) else float(v) for v in values],
+            **{
+                name: [json_curve(getattr(run, name), trained) for run in runs]
+                for name in ("train_loss", "val_loss", "val_accuracy")
+            },
+        }
+    return curves
 
 
 def fail(storage, trial_ids: list[int]) -> None:

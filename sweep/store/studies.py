@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import SweepError
-from ..records import TrialRecord
+from ..records import NetworkCurves, TrialRecord
 
 SPEC_ATTR, FINGERPRINT_ATTR = "spec", "search_fingerprint"
 TRIAL_ATTR, CURVES_ATTR = "sweep", "curves"
@@ -184,6 +184,21 @@ def to_record(trial: FrozenTrial) -> TrialRecord:
         val_loss=_curve(curves.get("val_loss", [])),
         val_accuracy=_curve(curves.get("val_accuracy", [])),
         retry_of=info.get("retry_of"),
+        networks=_networks(curves.get("networks")),
+    )
+
+
+def _networks(stored: dict | None) -> NetworkCurves | None:
+    if not stored:
+        return None
+    return NetworkCurves(
+        seeds=tuple(int(s) for s in stored["seeds"]),
+        folds=tuple(int(f) for f in stored["folds"]),
+        values=_curve(stored["values"]),
+        **{
+            name: np.array([_curve(c) for c in stored[name]])
+            for name in ("train_loss", "val_loss", "val_accuracy")
+        },
     )
 
 

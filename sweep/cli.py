@@ -34,7 +34,10 @@ def _add_storage(parser):
         "--storage",
         default=DEFAULT_STORAGE,
         metavar="URL",
-        help=f"Optuna storage URL (default {DEFAULT_STORAGE}; postgresql://user:pass@host/db for many machines)",
+        help=(
+            f"Optuna storage URL (default {DEFAULT_STORAGE}; "
+            "postgresql://user:pass@host/db for many machines)"
+        ),
     )
 
 
@@ -138,8 +141,8 @@ def _check_searches(specs, storage) -> None:
         other = seen.setdefault(spec.name, spec)
         if other.search_fingerprint() != spec.search_fingerprint():
             raise SweepError(
-                f"{spec.path}: study {spec.name!r} is also in {other.path} with a different data set, "
-                "network or search space; give one of them a new name"
+                f"{spec.path}: study {spec.name!r} is also in {other.path} "
+                "with a different data set, network or search space; give one of them a new name"
             )
         stored = stored_fingerprint(storage, spec.name)
         if stored is not None and stored != spec.search_fingerprint():
@@ -176,7 +179,8 @@ def cmd_run(args) -> int:
         if not args.quiet and sys.stderr.isatty():
             sys.stderr.write("\n")
         print(
-            f"{spec.name}: {progress.done} trials finished ({progress.added} added this run) in {redact(args.storage)}"
+            f"{spec.name}: {progress.done} trials finished ({progress.added} added this run) "
+            f"in {redact(args.storage)}"
         )
     return 0
 
@@ -251,10 +255,12 @@ def cmd_replay(args) -> int:
     epochs = len(record.val_loss)
     verdict = "identical" if identical else "DIFFERENT"
     print(
-        f"trial {record.number}: learning_rate {record.learning_rate:.6g}, momentum {record.momentum:.6g}, seed {record.seed}"
+        f"trial {record.number}: learning_rate {record.learning_rate:.6g}, "
+        f"momentum {record.momentum:.6g}, seed {record.seed}"
     )
     print(
-        f"replayed {epochs} epochs: curves {verdict}; final validation loss {run.val_loss[epochs - 1]:.6g}"
+        f"replayed {epochs} epochs: curves {verdict}; "
+        f"final validation loss {run.val_loss[epochs - 1]:.6g}"
     )
     return 0 if identical else 1
 
@@ -278,7 +284,8 @@ def cmd_export(args) -> int:
     except OSError as error:
         raise UsageError(f"--out {out}: cannot write there ({error.strerror or error})") from None
     print(
-        f"wrote {out / 'trials.csv'} ({len(trials)} trials) and {out / 'curves.csv'} ({len(curves)} rows)"
+        f"wrote {out / 'trials.csv'} ({len(trials)} trials) "
+        f"and {out / 'curves.csv'} ({len(curves)} rows)"
     )
     return 0
 
@@ -343,7 +350,8 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(
-            "\nsweep: interrupted; the batch in flight was failed and will be retried: run the same command again to resume",
+            "\nsweep: interrupted; the batch in flight was failed and will be retried: "
+            "run the same command again to resume",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED

@@ -114,22 +114,25 @@ def main(argv=None) -> None:
         ours = [run_ours(seed, folder) for seed in seeds]
         spec = ours[0][3]
         print(
-            f"\nSearch: {spec.trials}-trial TPE Iris study, {spec.epochs} epochs, SQLite, batches of "
-            f"{spec.batch_size}, median pruner"
+            f"\nSearch: {spec.trials}-trial TPE Iris study, {spec.epochs} epochs, SQLite, "
+            f"batches of {spec.batch_size}, median pruner"
         )
         for seed, (seconds, best, progress, _) in zip(seeds, ours):
             shares = {k: progress.seconds[k] / seconds for k in ("storage", "sampler", "training")}
             print(
-                f"  momentum-sweep seed {seed}: {seconds:6.2f} s, {spec.trials / seconds:6.1f} trials/s, "
-                f"best {best:.4f}; storage {shares['storage']:.0%}, sampler {shares['sampler']:.0%}, "
-                f"training {shares['training']:.0%}; pruned {progress.pruned}, diverged {progress.diverged}"
+                f"  momentum-sweep seed {seed}: {seconds:6.2f} s, "
+                f"{spec.trials / seconds:6.1f} trials/s, best {best:.4f}; "
+                f"storage {shares['storage']:.0%}, sampler {shares['sampler']:.0%}, "
+                f"training {shares['training']:.0%}; "
+                f"pruned {progress.pruned}, diverged {progress.diverged}"
             )
         tutorial = []
         for seed in tutorial_seeds:
             seconds, best = run_tutorial(seed, spec.trials, spec.epochs, folder)
             tutorial.append((seconds, best))
             print(
-                f"  tutorial way  seed {seed}: {seconds:6.2f} s, {spec.trials / seconds:6.1f} trials/s, best {best:.4f}"
+                f"  tutorial way  seed {seed}: {seconds:6.2f} s, "
+                f"{spec.trials / seconds:6.1f} trials/s, best {best:.4f}"
             )
     ours_rate = statistics.median(spec.trials / s for s, *_ in ours)
     tutorial_rate = statistics.median(spec.trials / s for s, _ in tutorial)
@@ -142,7 +145,8 @@ def main(argv=None) -> None:
     print(
         f"  median best value: momentum-sweep {statistics.median(ours_best):.4f} "
         f"(range {min(ours_best):.4f}-{max(ours_best):.4f}), tutorial way "
-        f"{statistics.median(tutorial_best):.4f} (range {min(tutorial_best):.4f}-{max(tutorial_best):.4f}); "
+        f"{statistics.median(tutorial_best):.4f} "
+        f"(range {min(tutorial_best):.4f}-{max(tutorial_best):.4f}); "
         "lower is better"
     )
 

@@ -34,7 +34,10 @@ def _add_storage(parser):
         "--storage",
         default=DEFAULT_STORAGE,
         metavar="URL",
-        help=f"Optuna storage URL (default {DEFAULT_STORAGE}; postgresql://user:pass@host/db for many machines)",
+        help=(
+            f"Optuna storage URL (default {DEFAULT_STORAGE}; "
+            "postgresql://user:pass@host/db for many machines)"
+        ),
     )
 
 
@@ -138,8 +141,8 @@ def _check_searches(specs, storage) -> None:
         other = seen.setdefault(spec.name, spec)
         if other.search_fingerprint() != spec.search_fingerprint():
             raise SweepError(
-                f"{spec.path}: study {spec.name!r} is also in {other.path} with a different data set, "
-                "network or search space; give one of them a new name"
+                f"{spec.path}: study {spec.name!r} is also in {other.path} "
+                "with a different data set, network or search space; give one of them a new name"
             )
         stored = stored_fingerprint(storage, spec.name)
         if stored is not None and stored != spec.search_fingerprint():
@@ -176,7 +179,8 @@ def cmd_run(args) -> int:
         if not args.quiet and sys.stderr.isatty():
             sys.stderr.write("\n")
         print(
-            f"{spec.name}: {progress.done} trials finished ({progress.added} added this run) in {redact(args.storage)}"
+            f"{spec.name}: {progress.done} trials finished ({progress.added} added this run) "
+            f"in {redact(args.storage)}"
         )
     return 0
 
@@ -281,7 +285,8 @@ def cmd_export(args) -> int:
     except OSError as error:
         raise UsageError(f"--out {out}: cannot write there ({error.strerror or error})") from None
     print(
-        f"wrote {out / 'trials.csv'} ({len(trials)} trials) and {out / 'curves.csv'} ({len(curves)} rows)"
+        f"wrote {out / 'trials.csv'} ({len(trials)} trials) "
+        f"and {out / 'curves.csv'} ({len(curves)} rows)"
     )
     return 0
 
@@ -346,7 +351,8 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(
-            "\nsweep: interrupted; the batch in flight was failed and will be retried: run the same command again to resume",
+            "\nsweep: interrupted; the batch in flight was failed and will be retried: "
+            "run the same command again to resume",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED

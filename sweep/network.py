@@ -30,7 +30,8 @@ SMALL_UNIFORM_LIMIT = 0.01
 
 @dataclass(frozen=True)
 class Layout:
-    """Sizes of a n_inputs-n_hidden-n_outputs network and where each parameter sits in a flat row."""
+    """Sizes of a n_inputs-n_hidden-n_outputs network and where each parameter sits in a flat
+    row."""
 
     n_inputs: int
     n_hidden: int
@@ -88,7 +89,9 @@ class Layout:
         return {name: view[..., trial].copy() for name, view in self.views(flat).items()}
 
 
-def initial_parameters(layout: Layout, rng: np.random.Generator, init: str = "glorot") -> np.ndarray:
+def initial_parameters(
+    layout: Layout, rng: np.random.Generator, init: str = "glorot"
+) -> np.ndarray:
     """One network's flat parameter column (P,) drawn from ``rng``.
 
     ``glorot``: weights uniform in +-sqrt(6 / (fan_in + fan_out)), biases 0 (Glorot & Bengio 2010).
@@ -123,7 +126,9 @@ def initial_block(layout: Layout, generators, init: str = "glorot") -> np.ndarra
         else:
             limit = SMALL_UNIFORM_LIMIT
         low, high = -limit, limit
-        views[name][...] = (low + (high - low) * unit[start : start + count]).reshape(views[name].shape)
+        views[name][...] = (low + (high - low) * unit[start : start + count]).reshape(
+            views[name].shape
+        )
         start += count
     return block
 
@@ -182,7 +187,8 @@ class Evaluation:
         self.at_top = np.empty(self.logits.shape, dtype=bool)
 
     def __call__(self, flat: np.ndarray):
-        """Mean cross-entropy loss and accuracy of each network of the (P, K) block: two (K,) arrays."""
+        """Mean cross-entropy loss and accuracy of each network of the (P, K) block: two
+        (K,) arrays."""
         p = self.layout.views(flat if flat.shape[1] == len(self.lanes) else flat[:, self.lanes])
         self.w_ih[0], self.w_ih[1:] = p["h_biases"], p["ih_weights"]
         self.w_ho[:, 0], self.w_ho[:, 1:] = p["o_biases"], p["ho_weights"].transpose(1, 0, 2)

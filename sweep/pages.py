@@ -108,7 +108,8 @@ def _facts(study: Study) -> str:
             spec.pruner.name
             if spec.pruner.name == "none"
             else (
-                f"{spec.pruner.name} (warm-up {spec.pruner.warmup_steps} epochs, every {spec.pruner.interval})"
+                f"{spec.pruner.name} (warm-up {spec.pruner.warmup_steps} epochs, "
+                f"every {spec.pruner.interval})"
             )
         )
         objective = spec.objective.name + (f" (target loss {spec.objective.target_loss:g})")
@@ -211,7 +212,8 @@ def _robust_section(folder: Path) -> str:
         rows.append(_number_row(cells))
     return (
         "<h2>Robustness to the seed</h2>\n"
-        f"<p>The top trials re-trained with {_e(robust.get('seeds', '?'))} fresh seeds each (95% t-intervals; "
+        f"<p>The top trials re-trained with {_e(robust.get('seeds', '?'))} fresh seeds each "
+        "(95% t-intervals; "
         f'<a href="robust.csv">robust.csv</a>; a seed that never reaches the target loss counts '
         f"as epochs + 1). Most robust: trial {_e(robust.get('trial'))}, "
         f"ranked by {_e(robust.get('ranked_by', ''))}.</p>\n" + _table(head, rows)
@@ -260,7 +262,8 @@ def study_page(study: Study, folder: Path, written: list[str]) -> str:
     if shown:
         parts.append("<h2>Plots</h2>")
         parts += [
-            f'<figure><img src="{_e(quote(file))}" alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption></figure>'
+            f'<figure><img src="{_e(quote(file))}" alt="{_e(caption)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>"
             for file, caption in shown
         ]
     if best is not None:
@@ -271,7 +274,10 @@ def study_page(study: Study, folder: Path, written: list[str]) -> str:
 def _pick_cell(pick: dict | None, key: str, digits: int) -> str:
     if pick is None:
         return "&ndash;"
-    return f"{_num(pick[key], digits)}<br><small>{_e(pick['source'])}: trial {_e(pick['trial'])}</small>"
+    return (
+        f"{_num(pick[key], digits)}<br>"
+        f"<small>{_e(pick['source'])}: trial {_e(pick['trial'])}</small>"
+    )
 
 
 def gallery_page(studies: list[Study]) -> str:
@@ -320,7 +326,8 @@ def gallery_page(studies: list[Study]) -> str:
         rows.append('<tr class="study">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         if has_page:
             images = [
-                f'<a href="{_e(link)}/{file}"><img src="{_e(link)}/{file}" alt="{_e(study.name)}: {_e(caption)}"></a>'
+                f'<a href="{_e(link)}/{file}">'
+                f'<img src="{_e(link)}/{file}" alt="{_e(study.name)}: {_e(caption)}"></a>'
                 for file, caption in PLOTS
                 if file in GALLERY_PLOTS and (folder / file).exists()
             ]
@@ -338,13 +345,16 @@ def gallery_page(studies: list[Study]) -> str:
         "<h1>momentum-sweep results</h1>",
         (
             '<p class="lead">Learning rate and momentum found by systematic trial and error. '
-            f"Written {_e(when)}; each study's page has all its plots, the top trials and the tuned "
-            "parameters.</p>"
+            f"Written {_e(when)}; each study's page has all its plots, the top trials and the "
+            "tuned parameters.</p>"
         ),
         (
             _table(head, rows)
             if rows
-            else f'<p class="note">No studies in the storage yet: run sweep run studies/NAME.toml. ({_e(root)})</p>'
+            else (
+                '<p class="note">No studies in the storage yet: '
+                f"run sweep run studies/NAME.toml. ({_e(root)})</p>"
+            )
         ),
         *sections,
     ]

@@ -119,7 +119,10 @@ def curves_figure(
             lw=2.2,
             zorder=3 + 1 / c.rank,
             path_effects=outline,
-            label=f"#{c.rank} trial {c.number}: lr {c.learning_rate:.3g}, momentum {c.momentum:.2f}",
+            label=(
+                f"#{c.rank} trial {c.number}: "
+                f"lr {c.learning_rate:.3g}, momentum {c.momentum:.2f}"
+            ),
         )
     diverged = [c for c in curves if c.diverged_epoch]
     handles, labels = ax.get_legend_handles_labels()
@@ -465,8 +468,10 @@ def _side_label(kind: str, side, target: float) -> str:
     epochs = len(r.val_loss)
     return (
         f"{kind}: {where}, lr {r.learning_rate:.3g}, momentum {r.momentum:.2f}\n"
-        f"    loss {target:g} reached: validation {_reached(side.epochs_to_target, epochs)}, training "
-        f"{_reached(side.train_epochs_to_target, epochs)}; final validation loss {side.final_val_loss:.3g}"
+        f"    loss {target:g} reached: "
+        f"validation {_reached(side.epochs_to_target, epochs)}, "
+        f"training {_reached(side.train_epochs_to_target, epochs)}; "
+        f"final validation loss {side.final_val_loss:.3g}"
     )
 
 
@@ -482,7 +487,10 @@ def comparison_figure(comparison: MomentumComparison, *, title: str) -> Figure:
     if comparison.no_momentum is None and comparison.momentum is not None:
         title += "\n(no momentum-0 trial in this study or a comparable one: momentum trial only)"
     elif comparison.momentum is None and comparison.no_momentum is not None:
-        title += "\n(no completed trial with momentum > 0 here or in a comparable study: no-momentum trial only)"
+        title += (
+            "\n(no completed trial with momentum > 0 here or in a comparable study: "
+            "no-momentum trial only)"
+        )
     figure.suptitle(title)
     if not present:
         _empty(val_ax, "no completed trials yet")

@@ -172,7 +172,8 @@ def _write_plots(storage, study: Study, others: dict[str, Study], folder: Path) 
                 )
                 if spec is not None and spec.sampler == "grid"
                 else None,
-                title=f"{name}: {plots.OBJECTIVE_LABELS.get(study.objective.name, study.objective.name)}"
+                title=f"{name}: "
+                f"{plots.OBJECTIVE_LABELS.get(study.objective.name, study.objective.name)}"
                 f" over {_searched_label(spec)}",
             ),
             "momentum-vs-none.png": lambda: plots.comparison_figure(
@@ -330,25 +331,29 @@ def _robust_table(name: str, spec, ranked: list[analysis.RobustCandidate], folde
     lines = [
         (
             f"{name}: top {len(ranked)} trials re-trained with {seeds} fresh seeds each "
-            f"(objective {spec.objective.name}; epochs to target loss {spec.objective.target_loss:g}, "
+            f"(objective {spec.objective.name}; "
+            f"epochs to target loss {spec.objective.target_loss:g}, "
             f"not reached = {spec.epochs + 1})"
         ),
         (
             f"{'rank':>4} {'trial':>6} {'learning_rate':>13} {'momentum':>8}  "
-            f"{'objective mean [95% interval]':<34} {'epochs to target [95%]':<24} {'reached':>7} {'diverged':>8}"
+            f"{'objective mean [95% interval]':<34} {'epochs to target [95%]':<24} "
+            f"{'reached':>7} {'diverged':>8}"
         ),
     ]
     for i, c in enumerate(ranked):
         o, e = c.objective, c.epochs_to_target
         lines.append(
             f"{i + 1:>4} {c.number:>6} {c.learning_rate:>13.4g} {c.momentum:>8.3f}  "
-            f"{f'{o.mean:.4g} [{o.low:.4g}, {o.high:.4g}]':<34} {f'{e.mean:.1f} [{e.low:.1f}, {e.high:.1f}]':<24}"
+            f"{f'{o.mean:.4g} [{o.low:.4g}, {o.high:.4g}]':<34} "
+            f"{f'{e.mean:.1f} [{e.low:.1f}, {e.high:.1f}]':<24}"
             f" {c.reached:>4}/{seeds:<2} {c.diverged:>5}/{seeds:<2}"
         )
     best = ranked[0]
     lines.append(
         f"most robust: trial {best.number} (learning rate {best.learning_rate:.4g}, momentum "
-        f'{best.momentum:.3f}); wrote {folder / "robust.csv"} and the "robust" entry of {folder / "best.json"}'
+        f'{best.momentum:.3f}); wrote {folder / "robust.csv"} '
+        f'and the "robust" entry of {folder / "best.json"}'
     )
     return "\n".join(lines)
 

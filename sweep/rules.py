@@ -98,7 +98,8 @@ class Nesterov:
 
 
 def keep_trials(rule, trials: np.ndarray) -> None:
-    """Keep only the trials (columns) ``trials`` of the state: when trials stop, the batch shrinks."""
+    """Keep only the trials (columns) ``trials`` of the state: when trials stop, the batch
+    shrinks."""
     for name in rule.state:
         setattr(rule, name, np.ascontiguousarray(getattr(rule, name)[:, trials]))
 
@@ -107,7 +108,8 @@ _RULE_CLASSES = {cls.name: cls for cls in (SeedMomentum, HeavyBall, Nesterov)}
 
 
 def make_rule(name: str, shape: tuple[int, int], dtype=np.float64):
-    """The rule called ``name`` (one of RULES) with zero state for ``shape`` = (parameters, trials)."""
+    """The rule called ``name`` (one of RULES) with zero state for
+    ``shape`` = (parameters, trials)."""
     try:
         return _RULE_CLASSES[name](shape, dtype)
     except KeyError:

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import Evaluation, Layout, einsum, initial_block, lanes as _lanes
+from .network import Evaluation, Layout, einsum, initial_block
+from .network import lanes as _lanes
 from .rules import RULES, keep_trials, make_rule
 from .seeding import generators as seeded_generators
 
@@ -151,7 +152,9 @@ class _Networks:
         self.w_ho_weights = self.w_ho[: layout.n_hidden]
         # The learning rate repeated down each output column: a same-shape product skips
         # NumPy's broadcasting set-up, about 2 us a call at K = 256.
-        self.output_scale = np.repeat(self.negative_learning_rate[None, :], layout.n_outputs, axis=0)
+        self.output_scale = np.repeat(
+            self.negative_learning_rate[None, :], layout.n_outputs, axis=0
+        )
         self.hidden_with_one = np.ones((layout.n_hidden + 1, k), dtype)
         self.hidden = self.hidden_with_one[: layout.n_hidden]
         self.tanh_slope = np.empty((layout.n_hidden, k), dtype)
@@ -190,7 +193,9 @@ class _Networks:
         if views is None:
             step_ih, step_ho = self.layout.augmented_views(buffer)
             n_inputs, n_hidden = self.layout.n_inputs, self.layout.n_hidden
-            views = (buffer, step_ih[:n_inputs], step_ho[:n_hidden], step_ih[n_inputs], step_ho[n_hidden])
+            views = (
+                buffer, step_ih[:n_inputs], step_ho[:n_hidden], step_ih[n_inputs], step_ho[n_hidden]
+            )
             self._step_views[id(buffer)] = views
         return views
 
@@ -246,7 +251,8 @@ ORDER_EPOCHS_PER_DRAW = 10
 
 
 def _gather(columns: np.ndarray, items: np.ndarray, out: np.ndarray) -> None:
-    """Fill ``out`` (rows, steps, K): [r, t, k] is ``columns[r, items[t, k]]``, ``columns`` (rows, n_items).
+    """Fill ``out`` (rows, steps, K): [r, t, k] is ``columns[r, items[t, k]]``,
+    ``columns`` (rows, n_items).
 
     A ``take`` per row into its contiguous (steps, K) block: twice as fast as one fancy index
     over both axes. ``mode="clip"`` (the items are in range: ``train_many`` checks given orders)
@@ -418,7 +424,9 @@ def train_many(
             )
         orders = np.asarray(orders)
         if orders.shape != (n_trials, epochs, n_items):
-            raise ValueError(f"orders has shape {orders.shape}; expected {(n_trials, epochs, n_items)}")
+            raise ValueError(
+                f"orders has shape {orders.shape}; expected {(n_trials, epochs, n_items)}"
+            )
         if orders.dtype.kind not in "iu" or orders.min() < 0 or orders.max() >= n_items:
             raise ValueError(f"orders must hold integer item indices from 0 to {n_items - 1}")
         orders = orders.astype(np.intp, copy=False)
@@ -438,7 +446,9 @@ def train_many(
     final_parameters = np.empty((layout.size, n_trials))
     active = np.arange(n_trials)
     lanes = _lanes(len(active))  # positions in ``active`` of the networks each column trains
-    networks = _Networks(layout, parameters[:, lanes], learning_rates[lanes], momenta[lanes], rule, dtype)
+    networks = _Networks(
+        layout, parameters[:, lanes], learning_rates[lanes], momenta[lanes], rule, dtype
+    )
     steps = _Steps(network_items[active[lanes]])
     lane_first_item = network_first_item[active[lanes]]
 
@@ -480,11 +490,14 @@ def train_many(
                     epoch_order = epoch_order[lanes]  # a lone network and its twin
             else:
                 epoch_order = orders[active[lanes], epoch - 1]
-            epoch_order = np.ascontiguousarray(epoch_order.T)  # (items, lanes): step t's items in a row
+            # (items, lanes): step t's items in a row
+            epoch_order = np.ascontiguousarray(epoch_order.T)
             if several_datasets:
                 epoch_order += lane_first_item
             n_lanes = len(lanes)
-            chunk = max(1, GATHER_CHUNK_NUMBERS // ((layout.n_inputs + 1 + layout.n_outputs) * n_lanes))
+            chunk = max(
+                1, GATHER_CHUNK_NUMBERS // ((layout.n_inputs + 1 + layout.n_outputs) * n_lanes)
+            )
             log_likelihood = np.zeros(n_lanes)  # each lane's sum of log p(target), item by item
             snapshots = []
             for start, end, finished_lanes, ending_lanes in steps.segments:

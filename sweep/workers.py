@@ -91,6 +91,7 @@ def run_workers(
     failed = [p.exitcode for p in processes if p.exitcode != 0]
     if failed:
         raise SweepError(
-            f"{len(failed)} of {workers} workers stopped with an error (exit codes {failed}); run again to resume"
+            f"{len(failed)} of {workers} workers stopped with an error (exit codes {failed}); "
+            "run again to resume"
         )
     return progress

@@ -65,7 +65,8 @@ def install() -> Path:
     """Install Debian's ``postgresql`` package (root only) and return its bin folder."""
     if not _is_root():
         raise Unavailable(
-            "PostgreSQL server not installed (no /usr/lib/postgresql/*/bin/initdb) and not root to apt-get install it"
+            "PostgreSQL server not installed (no /usr/lib/postgresql/*/bin/initdb) "
+            "and not root to apt-get install it"
         )
     if shutil.which("apt-get") is None:
         raise Unavailable("PostgreSQL server not installed and there is no apt-get to install it")
@@ -82,7 +83,8 @@ def install() -> Path:
             ) from None
         if result.returncode != 0:
             raise Unavailable(
-                f"`{' '.join(command)}` failed (exit {result.returncode}): {_tail(result.stderr or result.stdout)}"
+                f"`{' '.join(command)}` failed (exit {result.returncode}): "
+                f"{_tail(result.stderr or result.stdout)}"
             )
     bin_dir = find_bin_dir()
     if bin_dir is None:
@@ -113,7 +115,8 @@ def _ensure_server_user() -> str:
         )
         if result.returncode != 0:
             raise Unavailable(
-                f"cannot create the system user {SERVER_USER!r} to run PostgreSQL: {_tail(result.stderr)}"
+                f"cannot create the system user {SERVER_USER!r} to run PostgreSQL: "
+                f"{_tail(result.stderr)}"
             )
     return SERVER_USER
 
@@ -151,7 +154,8 @@ class PostgresServer:
 
     @classmethod
     def start(cls) -> "PostgresServer":
-        """Find or install PostgreSQL, initdb a temporary cluster, start it and create the database."""
+        """Find or install PostgreSQL, initdb a temporary cluster, start it and create the
+        database."""
         bin_dir = find_bin_dir() or install()
         run_as = _ensure_server_user() if _is_root() else None
         # As root, the folder must be reachable by the server's user: /tmp is, whatever TMPDIR is.
@@ -190,7 +194,8 @@ class PostgresServer:
                                 timeout=timeout, cwd=self.root, env=env)
         if check and result.returncode != 0:
             raise Unavailable(
-                f"`{Path(args[0]).name}` failed (exit {result.returncode}): {_tail(result.stderr or result.stdout)}"
+                f"`{Path(args[0]).name}` failed (exit {result.returncode}): "
+                f"{_tail(result.stderr or result.stdout)}"
             )
         return result
 

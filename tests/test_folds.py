@@ -6,7 +6,6 @@ import pytest
 
 import sweep
 import sweep.network
-
 from sweep.data import IRIS_PATH, DataError, load_dataset, load_folds, split_folds
 
 

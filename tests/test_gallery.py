@@ -46,7 +46,9 @@ PROBE = """
 window.addEventListener("load", function () {
   var images = Array.prototype.slice.call(document.images);
   document.body.dataset.images = images.length;
-  document.body.dataset.broken = images.filter(function (i) { return !i.complete || i.naturalWidth === 0; }).length;
+  document.body.dataset.broken = images.filter(function (i) {
+    return !i.complete || i.naturalWidth === 0;
+  }).length;
   document.body.dataset.studies = document.querySelectorAll("tr.study").length;
   document.body.dataset.done = "yes";
 });

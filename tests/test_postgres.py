@@ -171,9 +171,11 @@ def test_simultaneous_start_on_an_empty_database(postgres, tmp_path):
     # Creating the studies table takes 2 s longer, inside the transaction that creates the tables.
     postgres.psql(
         "CREATE FUNCTION slow_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE object_identity = 'public.studies') "
+        "IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() "
+        "WHERE object_identity = 'public.studies') "
         "THEN PERFORM pg_sleep(2); END IF; END $$; "
-        "CREATE EVENT TRIGGER slow_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION slow_ddl();",
+        "CREATE EVENT TRIGGER slow_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE') "
+        "EXECUTE FUNCTION slow_ddl();",
         database="sweep_schema_race",
     )
     study = write_study(tmp_path, "pg-schema-race")

@@ -59,7 +59,8 @@ def png_size(path):
 
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory):
-    """Three tiny studies and an empty one in one storage, reported into a temporary results root."""
+    """Three tiny studies and an empty one in one storage, reported into a temporary results
+    root."""
     base = tmp_path_factory.mktemp("report")
     storage = open_storage(f"sqlite:///{base / 'sweep.db'}")
     specs = {
@@ -190,7 +191,8 @@ def test_pages_escape_descriptions_and_link_relatively(gallery):
     for text in (top, page):
         assert HOSTILE not in text and "<script>" not in text and "<img src=x" not in text
         assert (
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt;"
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; "
+            "&amp; &lt;img src=x onerror=alert(1)&gt;"
             in text
         )
         assert "http://" not in text and "https://" not in text  # nothing fetched from anywhere

@@ -102,7 +102,9 @@ def synthetic(inputs, classes, items=120):
 
 # Iris; 8 inputs and 4 classes; a single hidden unit and 10 classes, where NumPy would sum a
 # lone network's softmax, hidden layer and losses in another order than a batch's.
-@pytest.mark.parametrize("shape", [("iris", 7), ((8, 4), 10), ((8, 4), 3), ((6, 10), 1), ((6, 10), 9)])
+@pytest.mark.parametrize(
+    "shape", [("iris", 7), ((8, 4), 10), ((8, 4), 3), ((6, 10), 1), ((6, 10), 9)]
+)
 def test_row_k_of_train_many_equals_train(iris, shape):
     name, hidden = shape
     data = iris if name == "iris" else synthetic(*name)
@@ -110,9 +112,13 @@ def test_row_k_of_train_many_equals_train(iris, shape):
     momenta = [0.0, 0.5, 0.9, 0.3]
     seeds = [10, 11, 12, 13]
     for rule in ("seed", "heavy-ball", "nesterov"):
-        batch = sweep.train_many(data, learning_rates, momenta, seeds, epochs=4, rule=rule, hidden=hidden)
+        batch = sweep.train_many(
+            data, learning_rates, momenta, seeds, epochs=4, rule=rule, hidden=hidden
+        )
         for k in range(4):
-            alone = sweep.train(data, learning_rates[k], momenta[k], seeds[k], epochs=4, rule=rule, hidden=hidden)
+            alone = sweep.train(
+                data, learning_rates[k], momenta[k], seeds[k], epochs=4, rule=rule, hidden=hidden
+            )
             assert_bit_identical(batch.run(k), alone)
 
 
@@ -135,7 +141,9 @@ def test_rows_stay_identical_across_gather_chunks_and_a_batch_shrinking_to_one(m
     def stop_all_but_the_last(report):
         return report.trials == report.trials.min() if len(report.trials) > 1 else None
 
-    batch = sweep.train_many(data, learning_rates, momenta, seeds, epochs=6, hidden=5, on_epoch=stop_all_but_the_last)
+    batch = sweep.train_many(
+        data, learning_rates, momenta, seeds, epochs=6, hidden=5, on_epoch=stop_all_but_the_last
+    )
     assert batch.stopped_epoch.tolist() == [1, 2, 3, 0]
     for k in range(4):
         epochs = batch.run(k).epochs_trained
@@ -183,7 +191,9 @@ def test_on_epoch_can_stop_networks_and_the_rest_match_an_unstopped_run(iris):
         seen.append(report.trials.tolist())
         return (report.trials == 0) & (report.epoch == 2)
 
-    batch = sweep.train_many(iris, 0.02, [0.1, 0.5, 0.9], [5, 6, 7], epochs=5, on_epoch=stop_first_after_two)
+    batch = sweep.train_many(
+        iris, 0.02, [0.1, 0.5, 0.9], [5, 6, 7], epochs=5, on_epoch=stop_first_after_two
+    )
     assert seen[:3] == [[0, 1, 2], [0, 1, 2], [1, 2]]
     assert batch.stopped_epoch.tolist() == [2, 0, 0]
     assert np.all(np.isnan(batch.val_loss[0, 2:])) and np.all(np.isfinite(batch.val_loss[0, :2]))

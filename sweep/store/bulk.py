@@ -32,7 +32,8 @@ _VALUES = models.TrialValueModel.__table__
 
 @dataclass(frozen=True)
 class NewTrial:
-    """A trial to create RUNNING: its parameters (name -> value in ``distributions``) and user attributes."""
+    """A trial to create RUNNING: its parameters (name -> value in ``distributions``) and user
+    attributes."""
 
     params: dict[str, float]
     distributions: dict[str, BaseDistribution]

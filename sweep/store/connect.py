@@ -38,7 +38,8 @@ _QUERY_PASSWORD = re.compile(r"([?&]password=)(?!\*\*\*)[^&\s'\"]*", re.IGNORECA
 
 
 def redact_text(text: str) -> str:
-    """``text`` with the password of any URL in it replaced by *** (for messages that echo input)."""
+    """``text`` with the password of any URL in it replaced by *** (for messages that echo
+    input)."""
     return _QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", text))
 
 
@@ -120,7 +121,8 @@ def _check_sqlite_file(path: Path) -> bool:
     foreign = {name for name in tables - OPTUNA_TABLES if not name.startswith("sqlite_")}
     if foreign:
         raise StorageError(
-            f"{path}: a SQLite database, but not an Optuna one (tables {', '.join(sorted(foreign)[:3])})"
+            f"{path}: a SQLite database, but not an Optuna one "
+            f"(tables {', '.join(sorted(foreign)[:3])})"
         )
     if "alembic_version" not in tables:
         return True  # another worker is creating Optuna's tables right now: Optuna finishes them

@@ -1,4 +1,5 @@
-"""Studies in the storage: creating and finding them, their stored spec, and their trials as records.
+"""Studies in the storage: creating and finding them, their stored spec, and their trials as
+records.
 
 What a momentum-sweep study keeps in Optuna's storage:
 

@@ -3,7 +3,8 @@
 Nothing here draws, writes files or talks to Optuna. Each plot in :mod:`sweep.plots` first asks
 this module for a small record (the curves to draw, the landscape's points or grid cells, the
 momentum-versus-none pair) and then only draws it, so the tests check these records and not
-pixels. The statistics are plain: a mean with its Student-t 95 % interval.
+pixels. Intervals are percentile-bootstrap intervals of the mean, which stay inside the
+quantity's own range (a loss or a count of epochs never gets a negative bound).
 
 Conventions: epochs are 1-based (epoch e is the curve's entry e - 1); "reached the target"
 means a validation loss <= the target loss; an objective value is lower-is-better.
@@ -304,18 +305,17 @@ def grid_landscape(
     )
 
 
-def colour_limits(values: Iterable[float], quantile: float = 0.95) -> tuple[float, float] | None:
+def colour_limits(values: Iterable[float], quantiles=(0.05, 0.95)) -> tuple[float, float] | None:
     """(low, high) for a logarithmic colour scale over positive objective values.
 
-    low is the smallest value (the best must be distinguishable); high is the ``quantile`` of
-    the values, so a few far-off values (near-divergent trials) do not squash the rest into one
-    colour: values above high are clipped to the top colour. None when no value is positive.
+    The ``quantiles`` of the values (on a log scale), so that neither a lucky low value nor a
+    few far-off ones (near-divergent settings) squash the rest into one colour: the values
+    outside are clipped to the end colours. None when no value is positive.
     """
     finite = np.array([v for v in values if v is not None and math.isfinite(v) and v > 0])
     if not len(finite):
         return None
-    low = float(finite.min())
-    high = float(np.exp(np.quantile(np.log(finite), quantile)))
+    low, high = (float(np.exp(q)) for q in np.quantile(np.log(finite), quantiles))
     if high <= low * 1.0001:
         high = low * 1.1
     return low, high
@@ -377,37 +377,44 @@ def _best_of(
     return name, best
 
 
+# A momentum-0 side counts as tuned when its study tried plain SGD at this many learning rates
+# (a grid's momentum-0 row, a learning-rate-only study); one baseline trial is not tuned.
+MIN_TUNED_LEARNING_RATES = 4
+
+
+def tuned_without_momentum(records: Sequence[TrialRecord]) -> bool:
+    """Whether a study's momentum-0 COMPLETE trials tuned the learning rate: at least
+    ``MIN_TUNED_LEARNING_RATES`` distinct learning rates."""
+    rates = {r.learning_rate for r in completed(records) if r.momentum == 0}
+    return len(rates) >= MIN_TUNED_LEARNING_RATES
+
+
 def compare_momentum(
     study: str,
     records: Sequence[TrialRecord],
     target_loss: float,
     comparable: Sequence[tuple[str, Sequence[TrialRecord]]] = (),
 ) -> MomentumComparison:
-    """Pick the two trials to compare, and the epochs each needs to reach ``target_loss``.
+    """Pick the two settings to compare, tuned against tuned, and the epochs each needs to reach
+    ``target_loss``.
 
-    comparable: (study name, records) of other studies on the same data, network, epochs and
-    objective, whose values can be ranked with this study's.
+    comparable: (study name, records) of other studies on the same data, network, epochs,
+    objective and folds, whose values rank with this study's.
 
     Momentum side: this study's best COMPLETE trial with momentum > 0 (its answer); when it has
     none (momentum fixed at 0), the best such trial of the comparable studies.
-    No-momentum side: the best COMPLETE momentum-0 trial of this study and the comparable ones
-    (e.g. a momentum-0 study that tuned plain SGD's learning rate beats an untuned baseline);
-    failing that, a momentum-0 trial of this study that did not complete (the baseline first),
-    so that it is at least shown.
+    No-momentum side: the best COMPLETE momentum-0 trial among the studies (this one and the
+    comparable ones) that tuned plain SGD's learning rate (:func:`tuned_without_momentum`).
+    Never a single untuned trial: without a tuned side it is None, and the plot says so.
     """
     own = [(study, records)]
-    moving = _best_of(own, lambda r: r.momentum > 0) or _best_of(
+    with_momentum = _best_of(own, lambda r: r.momentum > 0) or _best_of(
         comparable, lambda r: r.momentum > 0
     )
-    still = _best_of([*own, *comparable], lambda r: r.momentum == 0)
-    if still is None:
-        trained = [
-            r for r in records if r.momentum == 0 and r.state in TRAINED_STATES and len(r.val_loss)
-        ]
-        trained.sort(key=lambda r: (not r.baseline, r.number))
-        still = (study, trained[0]) if trained else None
+    tuned = [(name, rs) for name, rs in [*own, *comparable] if tuned_without_momentum(rs)]
+    without = _best_of(tuned, lambda r: r.momentum == 0)
     return MomentumComparison(
-        target_loss, _compared(moving, target_loss), _compared(still, target_loss)
+        target_loss, _compared(with_momentum, target_loss), _compared(without, target_loss)
     )
 
 
@@ -417,9 +424,9 @@ def compare_momentum(
 
 @dataclass(frozen=True)
 class Interval:
-    """A sample mean with its two-sided confidence interval (Student t, n - 1 d.o.f.).
+    """A sample mean with its two-sided confidence interval (see :func:`mean_interval`).
 
-    n = 1: the bounds are -inf and inf (one value says nothing about spread); n = 0: all NaN.
+    n = 1: the bounds are NaN (one value says nothing about spread); n = 0: all NaN.
     """
 
     mean: float
@@ -429,48 +436,62 @@ class Interval:
     confidence: float = 0.95
 
 
+INTERVAL_METHOD = "95% percentile-bootstrap interval of the mean (2,000 resamples)"
+BOOTSTRAP_RESAMPLES = 2000
+
+
 def mean_interval(values: Iterable[float], confidence: float = 0.95) -> Interval:
-    """Mean of ``values`` with its ``confidence`` t-interval: mean +- t * s / sqrt(n)."""
+    """Mean of ``values`` with its percentile-bootstrap ``confidence`` interval.
+
+    Resampling the values with replacement (a fixed seed, so the same values give the same
+    bounds) and taking the quantiles of the resampled means: the bounds lie between the smallest
+    and the largest value, so a positive quantity (a loss, a count of epochs) never gets a
+    negative bound, as the Student-t interval gives small skewed samples.
+    """
     x = np.asarray(list(values), dtype=float)
     n = len(x)
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, 0, confidence)
     mean = float(x.mean())
     if n == 1:
-        return Interval(mean, -math.inf, math.inf, 1, confidence)
-    import scipy.stats  # a second or more to import: only where an interval is computed
-
-    quantile = float(scipy.stats.t.ppf(0.5 + confidence / 2, n - 1))
-    half = quantile * float(x.std(ddof=1)) / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n, confidence)
+        return Interval(mean, math.nan, math.nan, 1, confidence)
+    rng = np.random.default_rng(0)
+    means = x[rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))].mean(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    # A resample of one value repeated averages to it give or take a rounding: clip to the
+    # sample's range, so the bounds never leave it.
+    low, high = max(low, x.min()), min(high, x.max())
+    return Interval(mean, float(min(low, mean)), float(max(high, mean)), n, confidence)
 
 
 # ---------------------------------------------------------------------------------------------
-# Robustness to the seed
+# Confirmation on fresh seeds
 
 
 @dataclass(frozen=True)
 class RobustCandidate:
-    """One top trial re-trained with fresh seeds.
+    """One of the search's top settings re-trained on fresh seeds.
 
-    ``objective`` is over the seeds that did not diverge; ``epochs_to_target`` over those too,
-    a seed that never reached the target counting as epochs + 1 (the objective's convention).
+    ``objective`` is over the fresh networks (none diverged, else it is all NaN: a setting that
+    diverges on a fresh seed is not confirmed). ``epochs_to_target`` is over the networks that
+    reached the target only; ``reached`` says how many of ``seeds`` did. ``optimism`` is how far
+    the search's own figure (``search_value``) undercut the fresh mean, as a fraction of it.
     """
 
     number: int
     learning_rate: float
     momentum: float
     seeds: int
+    search_value: float
     objective: Interval
     epochs_to_target: Interval
-    reached: int  # seeds that reached the target loss
-    diverged: int  # seeds that diverged
+    reached: int
+    diverged: int
 
     @property
-    def rank_key(self) -> tuple:
-        """Fewest diverged seeds first, then the lowest upper bound of the objective's interval."""
-        high = self.objective.high if not math.isnan(self.objective.high) else math.inf
-        return (self.diverged, high, self.objective.mean, self.number)
+    def optimism(self) -> float:
+        return (self.objective.mean - self.search_value) / self.objective.mean
 
 
 def robust_candidates(
@@ -479,29 +500,65 @@ def robust_candidates(
     diverged_epoch: np.ndarray,
     objective,
 ) -> list[RobustCandidate]:
-    """Summarise the re-training of ``trials``, most robust first.
+    """Summarise the re-training of ``trials`` (the search's top settings, in its order).
 
-    val_loss: (K, S, epochs) validation curves of trial k's s-th fresh seed (NaN after
+    val_loss: (K, S, epochs) validation curves of trial k's s-th fresh network (NaN after
     divergence). diverged_epoch: (K, S), 0 where the network did not diverge. objective: the
-    study's ``ObjectiveSpec`` (name, target_loss). Ranked by :attr:`RobustCandidate.rank_key`.
+    study's ``ObjectiveSpec`` (name, target_loss). The order stays the search's: this confirms
+    its ranking (and says how optimistic it was), it does not pick again.
     """
     val_loss = np.asarray(val_loss, dtype=float)
-    epochs = val_loss.shape[2]
     out = []
     for k, trial in enumerate(trials):
-        stable = [s for s in range(val_loss.shape[1]) if not diverged_epoch[k, s]]
-        values = [objective_value(objective, val_loss[k, s]) for s in stable]
-        reached = [epochs_to_target(val_loss[k, s], objective.target_loss) for s in stable]
+        diverged = int(np.count_nonzero(diverged_epoch[k]))
+        curves = [] if diverged else list(val_loss[k])
+        reached = [epochs_to_target(curve, objective.target_loss) for curve in curves]
         out.append(
             RobustCandidate(
                 number=trial.number,
                 learning_rate=trial.learning_rate,
                 momentum=trial.momentum,
                 seeds=val_loss.shape[1],
-                objective=mean_interval(values),
-                epochs_to_target=mean_interval([epochs + 1 if e is None else e for e in reached]),
+                search_value=float(trial.value),
+                objective=mean_interval([objective_value(objective, c) for c in curves]),
+                epochs_to_target=mean_interval([e for e in reached if e is not None]),
                 reached=sum(e is not None for e in reached),
-                diverged=val_loss.shape[1] - len(stable),
+                diverged=diverged,
             )
         )
-    return sorted(out, key=lambda c: c.rank_key)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the answer lies in its search range
+
+
+EDGE_FRACTION = 0.05
+
+
+def edge_warnings(spec, learning_rate: float, momentum: float) -> list[str]:
+    """One sentence per searched parameter whose chosen value lies within ``EDGE_FRACTION`` of
+    its search range from a bound (on the range's own scale: logarithmic for a log range).
+
+    Momentum 0 is no edge: it is the end of momentum itself, and the answer "no momentum" is
+    an answer. spec: the study's ``StudySpec``.
+    """
+    warnings = []
+    for name, value in (("learning_rate", learning_rate), ("momentum", momentum)):
+        param = spec.searched().get(name)
+        if param is None or not math.isfinite(value) or param.high <= param.low:
+            continue
+        scale = math.log if param.log else float
+        position = (scale(value) - scale(param.low)) / (scale(param.high) - scale(param.low))
+        label = name.replace("_", " ")
+        if position <= EDGE_FRACTION and not (name == "momentum" and param.low == 0):
+            bound = "lower"
+        elif position >= 1 - EDGE_FRACTION:
+            bound = "upper"
+        else:
+            continue
+        warnings.append(
+            f"the chosen {label} {value:.4g} lies at the {bound} edge of its search range "
+            f"[{param.low:g}, {param.high:g}]: widen the range and search again"
+        )
+    return warnings

@@ -215,22 +215,27 @@ def cmd_list(args) -> int:
 
 
 def cmd_best(args) -> int:
-    from .analysis import best_trial
+    from .analysis import best_trial, edge_warnings
     from .errors import SweepError
     from .store.connect import open_storage
-    from .store.studies import read_records
+    from .store.studies import read_records, stored_spec
 
     storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
     best = best_trial(read_records(storage, name))
     if best is None:
         raise SweepError(f"study {name!r} has no completed trial yet")
+    spec = stored_spec(storage, name, foreign_ok=True)
+    networks = best.network_count
     print(f"study          {name}")
     print(f"trial          {best.number}")
-    print(f"value          {best.value:.6g}")
+    mean = f" (mean of {networks} networks)" if networks > 1 else ""
+    print(f"value          {best.value:.6g}{mean}")
     print(f"learning_rate  {best.learning_rate:.6g}")
     print(f"momentum       {best.momentum:.6g}")
     print(f"seed           {best.seed}")
+    for warning in edge_warnings(spec, best.learning_rate, best.momentum) if spec else []:
+        print(f"warning: {warning}")
     return 0
 
 

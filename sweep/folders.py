@@ -9,10 +9,10 @@ Layout under the results root (``results/`` in the current folder, or ``$MOMENTU
     <study>/momentum-vs-none.png   best momentum trial beside the best momentum-0 trial
     <study>/history.png        Optuna's optimisation history (not for grid studies)
     <study>/importances.png    Optuna's parameter importances (two searched parameters)
-    <study>/best.json          the best trial, plus the most robust one after `sweep robust`
-    <study>/tuned.toml         a study file that trains once at the recommended parameters:
-                               the most robust candidate after `sweep robust`, else the best
-    <study>/robust.csv         `sweep robust`: top trials re-trained with fresh seeds
+    <study>/best.json          the best setting (its mean over its networks), with its edge
+                               warnings and, after `sweep robust`, its fresh-seed confirmation
+    <study>/tuned.toml         a study file that trains once at the best setting
+    <study>/robust.csv         `sweep robust`: the top settings re-trained on fresh seeds
 """
 
 from __future__ import annotations
@@ -97,18 +97,10 @@ def read_json(path: Path) -> dict:
 
 
 def tuned_pick(best: dict) -> dict | None:
-    """The parameters to recommend from a best.json: the most robust candidate once `sweep
-    robust` has named one (the single best trial is partly a lucky seed), else the best trial.
+    """The parameters to recommend from a best.json: the search's best setting, the same one
+    ``sweep best`` names (``sweep robust`` confirms it on fresh seeds; it does not pick again).
     Returns {"trial", "learning_rate", "momentum", "source"} or None without completed trials.
     """
-    robust = best.get("robust")
-    if isinstance(robust, dict) and robust.get("trial") is not None:
-        return {
-            **{k: robust[k] for k in ("trial", "learning_rate", "momentum")},
-            "source": "most robust",
-        }
     if best.get("trial") is None:
         return None
     return {**{k: best[k] for k in ("trial", "learning_rate", "momentum")}, "source": "best"}
-
-

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from . import analysis
@@ -26,8 +27,11 @@ from .folders import (
     study_folder,
     tuned_pick,
 )
+from .records import lowest_epoch
 
 TOP_TABLE = 10
+# A final validation loss this many times the lowest of the run is worth a warning.
+OVERFIT_RATIO = 1.25
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f;
@@ -188,10 +192,12 @@ def _robust_section(folder: Path) -> str:
         "trial",
         "learning rate",
         "momentum",
-        "objective mean",
+        "search's value",
+        "fresh mean",
         "95% low",
         "95% high",
-        "epochs to target",
+        "optimism",
+        "epochs to target (of those reaching it)",
         "reached",
         "diverged",
     )
@@ -202,21 +208,23 @@ def _robust_section(folder: Path) -> str:
             str(row.trial),
             _num(row.learning_rate),
             _num(row.momentum, 3),
-            _num(row.objective_mean),
-            _num(row.objective_low95),
-            _num(row.objective_high95),
+            _num(row.search_value),
+            _num(row.fresh_mean),
+            _num(row.fresh_low95),
+            _num(row.fresh_high95),
+            _e(f"{row.optimism:.0%}") if math.isfinite(row.optimism) else "&ndash;",
             _num(row.epochs_to_target_mean, 3),
-            f"{row.reached_target}/{row.seeds}",
-            f"{row.diverged}/{row.seeds}",
+            f"{row.reached_target}/{row.networks}",
+            f"{row.diverged}/{row.networks}",
         )
         rows.append(_number_row(cells))
     return (
-        "<h2>Robustness to the seed</h2>\n"
-        f"<p>The top trials re-trained with {_e(robust.get('seeds', '?'))} fresh seeds each "
-        "(95% t-intervals; "
-        f'<a href="robust.csv">robust.csv</a>; a seed that never reaches the target loss counts '
-        f"as epochs + 1). Most robust: trial {_e(robust.get('trial'))}, "
-        f"ranked by {_e(robust.get('ranked_by', ''))}.</p>\n" + _table(head, rows)
+        "<h2>Confirmation on fresh seeds</h2>\n"
+        f"<p>The search's top settings re-trained on {_e(robust.get('networks', '?'))} fresh "
+        f"networks each, seeds the search never used ({_e(robust.get('interval', ''))}; "
+        '<a href="robust.csv">robust.csv</a>). <em>Optimism</em> is how much lower the '
+        "search's own figure was than the fresh mean: the price of picking the best of many "
+        "noisy measurements.</p>\n" + _table(head, rows)
     )
 
 
@@ -227,7 +235,7 @@ def study_page(study: Study, folder: Path, written: list[str]) -> str:
         f"<h1>{_e(study.name)}</h1>",
         f'<p class="lead">{_e(spec.description if spec else "")}</p>',
         _facts(study),
-        "<h2>Best trial</h2>",
+        "<h2>Best setting</h2>",
     ]
     best = analysis.best_trial(study.records)
     if best is None:
@@ -235,15 +243,39 @@ def study_page(study: Study, folder: Path, written: list[str]) -> str:
     else:
         target = study.objective.target_loss
         reached = analysis.epochs_to_target(best.val_loss, target)
+        lowest = float(np.nanmin(best.val_loss))
+        final = float(best.val_loss[-1])
+        values = best.network_values
+        spread = ""
+        if len(values) > 1:
+            spread = f" (networks {_num(np.min(values))} to {_num(np.max(values))})"
         rows = [
             ("trial", str(best.number)),
             ("learning rate", _num(best.learning_rate, 6)),
             ("momentum", _num(best.momentum, 6)),
-            (study.objective.name, _num(best.value, 6)),
+            (
+                f"{study.objective.name}, mean of {len(values)} networks",
+                _num(best.value, 6) + spread,
+            ),
             (f"epochs to loss {target:g}", "not reached" if reached is None else str(reached)),
+            (
+                "lowest validation loss",
+                f"{_num(lowest)} at epoch {lowest_epoch(best.val_loss)}; final {_num(final)}",
+            ),
             ("final validation accuracy", _num(best.val_accuracy[-1], 3)),
             ("seed", str(best.seed)),
         ]
+        notes = []
+        if final > OVERFIT_RATIO * lowest:
+            notes.append(
+                f"This setting overfits: its final validation loss is {final / lowest:.2g} times "
+                f"its lowest (epoch {lowest_epoch(best.val_loss)}). The objective min_val_loss "
+                "scores what early stopping would keep."
+            )
+        if spec is not None:
+            notes += [w[0].upper() + w[1:] + "." for w in analysis.edge_warnings(
+                spec, best.learning_rate, best.momentum)]
+        parts += [f'<p class="note">{_e(note)}</p>' for note in notes]
         files = [
             f
             for f in ("best.json", "tuned.toml", "trials.csv", "curves.csv")

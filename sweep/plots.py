@@ -476,8 +476,9 @@ def _side_label(kind: str, side, target: float) -> str:
 
 
 def comparison_figure(comparison: MomentumComparison, *, title: str) -> Figure:
-    """The best momentum trial's validation (left) and training (right) loss beside the best
-    no-momentum trial's, log y, with the target loss and the epoch each first reaches it."""
+    """The best momentum setting's validation (left) and training (right) loss beside the best
+    tuned no-momentum setting's (mean curves over their networks), log y, with the target loss
+    and the epoch each first reaches it. Without a tuned no-momentum side, the title says so."""
     figure, (val_ax, train_ax) = _figure(ncols=2, sharey=True)
     sides = [
         ("momentum", comparison.momentum, "#1f77b4"),
@@ -485,7 +486,10 @@ def comparison_figure(comparison: MomentumComparison, *, title: str) -> Figure:
     ]
     present = [(kind, side, colour) for kind, side, colour in sides if side is not None]
     if comparison.no_momentum is None and comparison.momentum is not None:
-        title += "\n(no momentum-0 trial in this study or a comparable one: momentum trial only)"
+        title += (
+            "\n(no tuned baseline: no study here tried momentum 0 at several learning rates; "
+            "only a tuned one is compared)"
+        )
     elif comparison.momentum is None and comparison.no_momentum is not None:
         title += (
             "\n(no completed trial with momentum > 0 here or in a comparable study: "

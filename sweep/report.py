@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import analysis
@@ -26,7 +27,7 @@ from .folders import (
     tuned_pick,
 )
 from .pages import gallery_page, study_page
-from .records import TrialRecord
+from .records import TrialRecord, lowest_epoch
 from .robust import retrain
 from .store.studies import load_optuna_study, read_records, stored_spec, study_names
 
@@ -45,12 +46,14 @@ def _load(storage, name: str) -> Study:
 
 
 def _comparable(study: Study, others: dict[str, Study]) -> list[tuple[str, list[TrialRecord]]]:
-    """Other studies whose trials rank with this one's: same data, network, epochs and objective."""
+    """Other studies whose trials rank with this one's: same data, network, epochs, objective and
+    measurement (folds and repeats)."""
     if study.spec is None:
         return []
 
     def key(spec):
-        return (spec.data, spec.hidden, spec.init, spec.epochs, spec.objective)
+        return (spec.data, spec.hidden, spec.init, spec.epochs, spec.objective, spec.folds,
+                spec.repeats)
 
     return [
         (other.name, other.records)
@@ -105,6 +108,13 @@ def _best_entry(study: Study) -> dict:
             "final_val_accuracy": _plain_number(best.val_accuracy[-1])
             if len(best.val_accuracy)
             else None,
+            "lowest_val_loss": _plain_number(np.nanmin(best.val_loss)),
+            "lowest_val_loss_epoch": lowest_epoch(best.val_loss),
+            "networks": best.network_count,
+            "network_values": [_plain_number(v) for v in best.network_values],
+            "edge_warnings": analysis.edge_warnings(spec, best.learning_rate, best.momentum)
+            if spec
+            else [],
         }
     )
     return entry
@@ -266,12 +276,13 @@ def write_reports(storage, names: list[str] | None = None) -> list[str]:
 
 
 def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str:
-    """Re-train the ``top`` best COMPLETE trials with ``seeds`` fresh seeds each, all in one
-    vectorised ``train_many`` call, and rank them by how reliably they do well.
+    """Confirm the search's ``top`` settings on ``seeds`` fresh seeds per fold, all in one
+    vectorised ``train_many`` call: how each holds up, and how much the search's figure
+    overstated it.
 
-    Writes ``robust.csv`` and the "robust" section of ``best.json`` (the candidate with the
-    fewest diverged seeds, then the lowest upper 95 % bound of the objective). Returns the
-    ranking as a printable table. top >= 1, seeds >= 2.
+    Writes ``robust.csv`` and the "robust" section of ``best.json``. The recommendation stays
+    the search's best (``sweep best`` and ``tuned.toml`` agree); this says how far to trust it.
+    Returns the summary as a printable table. top >= 1, seeds >= 2.
     """
     if top < 1 or seeds < 2:
         raise SweepError("robust needs top >= 1 and seeds >= 2")
@@ -280,30 +291,30 @@ def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str
     if not chosen:
         raise SweepError(f"study {name!r} has no completed trial yet: nothing to re-train")
     folder = study_folder(name)
-    ranked = retrain(spec, chosen, seeds)
+    confirmed = retrain(spec, chosen, seeds)
     folder.mkdir(parents=True, exist_ok=True)
-    frame = _robust_frame(ranked)
-    frame.to_csv(folder / "robust.csv", index=False)
-    winner = ranked[0]
+    _robust_frame(confirmed).to_csv(folder / "robust.csv", index=False)
+    best = confirmed[0]
     robust = {
-        "trial": winner.number,
-        "learning_rate": winner.learning_rate,
-        "momentum": winner.momentum,
-        "objective_mean": _plain_number(winner.objective.mean),
-        "objective_low95": _plain_number(winner.objective.low),
-        "objective_high95": _plain_number(winner.objective.high),
-        "epochs_to_target_mean": _plain_number(winner.epochs_to_target.mean),
-        "diverged": winner.diverged,
-        "seeds": seeds,
+        "trial": best.number,
+        "learning_rate": best.learning_rate,
+        "momentum": best.momentum,
+        "networks": best.seeds,
+        "search_value": _plain_number(best.search_value),
+        "fresh_mean": _plain_number(best.objective.mean),
+        "fresh_low95": _plain_number(best.objective.low),
+        "fresh_high95": _plain_number(best.objective.high),
+        "optimism": _plain_number(best.optimism),
+        "diverged": best.diverged,
+        "interval": analysis.INTERVAL_METHOD,
         "candidates": [t.number for t in chosen],
-        "ranked_by": "fewest diverged seeds, then lowest upper 95% bound of the objective",
         "file": "robust.csv",
     }
     _write_tuned(folder, spec, _write_best(folder, _best_entry(study), robust))
-    return _robust_table(name, spec, ranked, folder)
+    return _robust_table(name, spec, confirmed, folder)
 
 
-def _robust_frame(ranked: list[analysis.RobustCandidate]) -> pd.DataFrame:
+def _robust_frame(confirmed: list[analysis.RobustCandidate]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -311,50 +322,52 @@ def _robust_frame(ranked: list[analysis.RobustCandidate]) -> pd.DataFrame:
                 "trial": c.number,
                 "learning_rate": c.learning_rate,
                 "momentum": c.momentum,
-                "seeds": c.seeds,
-                "objective_mean": c.objective.mean,
-                "objective_low95": c.objective.low,
-                "objective_high95": c.objective.high,
+                "networks": c.seeds,
+                "search_value": c.search_value,
+                "fresh_mean": c.objective.mean,
+                "fresh_low95": c.objective.low,
+                "fresh_high95": c.objective.high,
+                "optimism": c.optimism,
                 "epochs_to_target_mean": c.epochs_to_target.mean,
                 "epochs_to_target_low95": c.epochs_to_target.low,
                 "epochs_to_target_high95": c.epochs_to_target.high,
                 "reached_target": c.reached,
                 "diverged": c.diverged,
             }
-            for i, c in enumerate(ranked)
+            for i, c in enumerate(confirmed)
         ]
     )
 
 
-def _robust_table(name: str, spec, ranked: list[analysis.RobustCandidate], folder: Path) -> str:
-    seeds = ranked[0].seeds
+def _robust_table(name: str, spec, confirmed: list[analysis.RobustCandidate], folder: Path) -> str:
+    networks = confirmed[0].seeds
     lines = [
         (
-            f"{name}: top {len(ranked)} trials re-trained with {seeds} fresh seeds each "
-            f"(objective {spec.objective.name}; "
-            f"epochs to target loss {spec.objective.target_loss:g}, "
-            f"not reached = {spec.epochs + 1})"
+            f"{name}: the search's top {len(confirmed)} settings re-trained on {networks} fresh "
+            f"networks each (objective {spec.objective.name}; "
+            f"{analysis.INTERVAL_METHOD}; epochs to target loss "
+            f"{spec.objective.target_loss:g} over the networks that reached it)"
         ),
         (
-            f"{'rank':>4} {'trial':>6} {'learning_rate':>13} {'momentum':>8}  "
-            f"{'objective mean [95% interval]':<34} {'epochs to target [95%]':<24} "
+            f"{'rank':>4} {'trial':>6} {'learning_rate':>13} {'momentum':>8}  {'search':>8}  "
+            f"{'fresh mean [95% interval]':<32} {'optimism':>8}  {'epochs to target':<22} "
             f"{'reached':>7} {'diverged':>8}"
         ),
     ]
-    for i, c in enumerate(ranked):
+    for i, c in enumerate(confirmed):
         o, e = c.objective, c.epochs_to_target
         lines.append(
             f"{i + 1:>4} {c.number:>6} {c.learning_rate:>13.4g} {c.momentum:>8.3f}  "
-            f"{f'{o.mean:.4g} [{o.low:.4g}, {o.high:.4g}]':<34} "
-            f"{f'{e.mean:.1f} [{e.low:.1f}, {e.high:.1f}]':<24}"
-            f" {c.reached:>4}/{seeds:<2} {c.diverged:>5}/{seeds:<2}"
+            f"{c.search_value:>8.4g}  "
+            f"{f'{o.mean:.4g} [{o.low:.4g}, {o.high:.4g}]':<32} {c.optimism:>8.1%}  "
+            f"{f'{e.mean:.1f} [{e.low:.1f}, {e.high:.1f}]':<22}"
+            f" {c.reached:>4}/{networks:<3} {c.diverged:>4}/{networks:<3}"
         )
-    best = ranked[0]
+    best = confirmed[0]
     lines.append(
-        f"most robust: trial {best.number} (learning rate {best.learning_rate:.4g}, momentum "
-        f'{best.momentum:.3f}); wrote {folder / "robust.csv"} '
+        f"best: trial {best.number} (learning rate {best.learning_rate:.4g}, momentum "
+        f"{best.momentum:.3f}): the search said {best.search_value:.4g}, fresh seeds give "
+        f"{best.objective.mean:.4g}; wrote {folder / 'robust.csv'} "
         f'and the "robust" entry of {folder / "best.json"}'
     )
     return "\n".join(lines)
-
-

@@ -1,9 +1,10 @@
-"""Re-training a study's top trials on fresh seeds, for ``sweep robust``.
+"""Confirmation on fresh seeds, for ``sweep robust``.
 
-The best trial of a search is partly a lucky seed. This module trains each of the top trials
-again with seeds the search never used, all in one vectorised ``train_many`` call, and hands the
-curves to :func:`sweep.analysis.robust_candidates` to rank. It trains but writes nothing: the
-report turns the ranking into files.
+A search picks the setting whose networks happened to do best, so its own figure flatters it.
+This module trains the search's top settings again on seeds the search never used (on every
+fold), all in one vectorised ``train_many`` call, and hands the curves to
+:func:`sweep.analysis.robust_candidates`, which says how each holds up and how optimistic the
+search's figure was. It trains but writes nothing: the report turns the summary into files.
 """
 
 from __future__ import annotations
@@ -27,16 +28,19 @@ def robust_seeds(study_seed: int, trial_number: int, seeds: int) -> list[int]:
 
 
 def retrain(spec, chosen: list[TrialRecord], seeds: int) -> list[analysis.RobustCandidate]:
-    """Train each trial of ``chosen`` with ``seeds`` fresh seeds (one batch) and rank them,
-    most robust first (see :attr:`sweep.analysis.RobustCandidate.rank_key`).
+    """Train each setting of ``chosen`` (the search's top trials, in its order) on ``seeds``
+    fresh seeds per fold, all in one batch, and summarise how each holds up.
 
-    spec: the study's ``StudySpec`` (data, network, objective). seeds >= 2.
+    spec: the study's ``StudySpec`` (data, folds, network, objective). seeds >= 2.
     """
+    datasets = spec.datasets()
+    per_trial = seeds * len(datasets)
     batch = train_many(
-        spec.data.load(),
-        np.repeat([t.learning_rate for t in chosen], seeds),
-        np.repeat([t.momentum for t in chosen], seeds),
-        [s for t in chosen for s in robust_seeds(spec.seed, t.number, seeds)],
+        datasets,
+        np.repeat([t.learning_rate for t in chosen], per_trial),
+        np.repeat([t.momentum for t in chosen], per_trial),
+        [s for t in chosen for s in robust_seeds(spec.seed, t.number, per_trial)],
+        dataset_index=np.tile(np.repeat(np.arange(len(datasets)), seeds), len(chosen)),
         hidden=spec.hidden,
         epochs=spec.epochs,
         rule=spec.rule,
@@ -45,7 +49,7 @@ def retrain(spec, chosen: list[TrialRecord], seeds: int) -> list[analysis.Robust
     k = len(chosen)
     return analysis.robust_candidates(
         chosen,
-        batch.val_loss.reshape(k, seeds, -1),
-        batch.diverged_epoch.reshape(k, seeds),
+        batch.val_loss.reshape(k, per_trial, -1),
+        batch.diverged_epoch.reshape(k, per_trial),
         spec.objective,
     )

@@ -11,6 +11,7 @@ from sweep.analysis import (
     colour_limits,
     compare_momentum,
     curves,
+    edge_warnings,
     epochs_to_target,
     grid_landscape,
     landscape_points,
@@ -19,9 +20,10 @@ from sweep.analysis import (
     robust_candidates,
     state_counts,
     top_trials,
+    tuned_without_momentum,
 )
 from sweep.records import TrialRecord
-from sweep.spec import ObjectiveSpec
+from sweep.spec import ObjectiveSpec, parse_study
 
 
 def record(
@@ -185,12 +187,12 @@ def test_grid_landscape_with_one_fixed_value_has_one_row():
     assert grid.momentum_edges == pytest.approx([0.45, 0.55])
 
 
-def test_colour_limits_start_at_the_best_and_clip_far_off_values():
-    values = [0.1] * 19 + [100.0]
+def test_colour_limits_come_from_percentiles_so_one_lucky_value_does_not_set_the_scale():
+    values = [0.00087] + list(np.linspace(0.1, 0.3, 18)) + [100.0]
     low, high = colour_limits(values)
-    assert low == 0.1 and high < 100.0
+    assert 0.05 < low < 0.12 and 0.25 < high < 100.0  # neither the lucky nor the far-off value
     assert colour_limits([]) is None and colour_limits([None, float("nan")]) is None
-    assert colour_limits([0.2, 0.2]) == (0.2, pytest.approx(0.22))
+    assert colour_limits([0.2, 0.2]) == (pytest.approx(0.2), pytest.approx(0.22))
 
 
 # --- momentum against none -------------------------------------------------------------------
@@ -199,39 +201,59 @@ FAST = [1.0, 0.3, 0.08, 0.05]  # reaches 0.1 at epoch 3
 SLOW = [1.0, 0.6, 0.3, 0.15]  # never reaches 0.1
 
 
-def test_comparison_pairs_the_best_momentum_trial_with_the_best_momentum_zero_trial():
+def plain_sgd_row(first: int, best_loss: list, others: int = 3) -> list:
+    """A tuned momentum-0 row: one good learning rate and ``others`` slower ones."""
+    rows = [record(first, lr=0.05, momentum=0.0, val_loss=best_loss)]
+    rows += [
+        record(first + 1 + i, lr=0.001 * (i + 1), momentum=0.0, val_loss=SLOW)
+        for i in range(others)
+    ]
+    return rows
+
+
+def test_comparison_pairs_the_best_momentum_trial_with_the_best_tuned_momentum_zero_trial():
     trials = [
-        record(0, momentum=0.0, baseline=True, val_loss=SLOW),
-        record(1, momentum=0.9, val_loss=FAST),
-        record(2, momentum=0.5, val_loss=[1.0, 0.5, 0.4, 0.3]),
+        *plain_sgd_row(0, [1.0, 0.5, 0.2, 0.12]),
+        record(10, momentum=0.9, val_loss=FAST),
+        record(11, momentum=0.5, val_loss=[1.0, 0.5, 0.4, 0.3]),
     ]
     pair = compare_momentum("s", trials, 0.1)
-    assert pair.momentum.record.number == 1 and pair.momentum.study == "s"
+    assert pair.momentum.record.number == 10 and pair.momentum.study == "s"
     assert pair.momentum.epochs_to_target == 3 and pair.momentum.final_val_loss == 0.05
     assert pair.no_momentum.record.number == 0 and pair.no_momentum.epochs_to_target is None
     assert pair.momentum.train_epochs_to_target == 3  # train loss is 0.8 x val loss here
 
 
-def test_comparison_takes_a_better_momentum_zero_trial_from_a_comparable_study():
+def test_comparison_takes_a_tuned_momentum_zero_trial_from_a_comparable_study():
     trials = [
-        record(0, momentum=0.0, baseline=True, val_loss=SLOW),
+        record(0, momentum=0.0, baseline=True, val_loss=[1.0, 0.4, 0.1, 0.05]),
         record(1, momentum=0.9, val_loss=FAST),
     ]
-    plain = [
-        record(7, momentum=0.0, val_loss=[1.0, 0.4, 0.12, 0.09]),
-        record(8, momentum=0.0, val_loss=SLOW),
-    ]
+    plain = plain_sgd_row(7, [1.0, 0.4, 0.12, 0.09])
     pair = compare_momentum("s", trials, 0.1, [("s-no-momentum", plain)])
+    # The own baseline is better, but one untuned trial: the tuned study's best is taken.
     assert (pair.no_momentum.study, pair.no_momentum.record.number) == ("s-no-momentum", 7)
     assert pair.no_momentum.epochs_to_target == 4
 
 
+def test_comparison_refuses_an_untuned_baseline():
+    trials = [
+        record(0, momentum=0.0, baseline=True, val_loss=SLOW),
+        *[record(5 + i, lr=0.01, momentum=0.0, val_loss=SLOW) for i in range(3)],  # one rate
+        record(1, momentum=0.9, val_loss=FAST),
+    ]
+    assert not tuned_without_momentum(trials)
+    pair = compare_momentum("s", trials, 0.1)
+    assert pair.no_momentum is None and pair.momentum.record.number == 1
+    assert tuned_without_momentum(plain_sgd_row(0, FAST))
+
+
 def test_a_study_without_momentum_trials_borrows_the_momentum_side():
-    plain = [record(0, momentum=0.0, val_loss=SLOW)]
+    plain = plain_sgd_row(0, SLOW)
     pair = compare_momentum(
-        "plain", plain, 0.1, [("tuned", [record(3, momentum=0.7, val_loss=FAST)])]
+        "plain", plain, 0.1, [("tuned", [record(30, momentum=0.7, val_loss=FAST)])]
     )
-    assert (pair.momentum.study, pair.momentum.record.number) == ("tuned", 3)
+    assert (pair.momentum.study, pair.momentum.record.number) == ("tuned", 30)
     assert compare_momentum("plain", plain, 0.1).momentum is None
 
 
@@ -242,46 +264,37 @@ def test_comparison_without_any_momentum_zero_trial_has_one_side():
     assert empty.momentum is None and empty.no_momentum is None
 
 
-def test_a_baseline_that_did_not_complete_is_still_shown_when_nothing_else_exists():
-    trials = [
-        record(0, state="pruned", momentum=0.0, baseline=True, value=0.9, val_loss=[1.0, 0.9]),
-        record(1, momentum=0.9, val_loss=FAST),
-    ]
-    assert compare_momentum("s", trials, 0.1).no_momentum.record.number == 0
-
-
 # --- statistics ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "values, df_quantile",
-    [([0.2, 0.4], 12.7062047), ([1, 2, 3, 4, 5], 2.7764451), (list(range(10)), 2.2621572)],
-)
-def test_mean_interval_uses_the_t_table_quantile(values, df_quantile):
+def test_mean_interval_is_a_seeded_percentile_bootstrap_around_the_mean():
+    values = [1, 2, 3, 4, 5]
     interval = mean_interval(values)
-    se = np.std(values, ddof=1) / math.sqrt(len(values))
-    assert interval.high - interval.mean == pytest.approx(df_quantile * se, rel=1e-6)
-
-
-def test_mean_interval_against_hand_computation():
-    # mean 3, sample sd sqrt(2.5), se sqrt(2.5 / 5) = 0.70711, t(0.975, 4) = 2.776445
-    interval = mean_interval([1, 2, 3, 4, 5])
-    half = 2.776445 * math.sqrt(2.5 / 5)
     assert interval.mean == 3 and interval.n == 5
-    assert interval.low == pytest.approx(3 - half, rel=1e-6)
-    assert interval.high == pytest.approx(3 + half, rel=1e-6)
-    # Two values 0.2 and 0.4: mean 0.3, sd 0.141421, se 0.1, t(0.975, 1) = 12.7062
-    assert mean_interval([0.2, 0.4]).high == pytest.approx(0.3 + 12.7062047 * 0.1, rel=1e-6)
+    assert 1 <= interval.low < 3 < interval.high <= 5
+    assert interval == mean_interval(values)  # the same values give the same bounds
+    # About the normal theory's width for a symmetric sample: se = sqrt(2.5 / 5).
+    assert interval.high - interval.low == pytest.approx(2 * 1.96 * math.sqrt(2.5 / 5), rel=0.25)
 
 
-def test_mean_interval_of_one_value_is_unbounded_and_of_none_is_nan():
+def test_mean_interval_of_one_value_has_no_bounds_and_of_none_is_nan():
     one = mean_interval([0.5])
-    assert one.mean == 0.5 and one.low == -math.inf and one.high == math.inf
+    assert one.mean == 0.5 and math.isnan(one.low) and math.isnan(one.high)
     assert math.isnan(mean_interval([]).mean)
 
 
-def test_robust_candidates_rank_by_divergence_then_upper_bound():
-    # Three trials x three seeds x four epochs.
+@pytest.mark.parametrize("seed", range(40))
+def test_interval_bounds_stay_inside_a_positive_quantitys_domain(seed):
+    # Small, skewed positive samples (losses, epoch counts) are where a t-interval goes negative.
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 12))
+    values = rng.lognormal(mean=rng.uniform(-6, 3), sigma=rng.uniform(0.1, 3), size=n)
+    interval = mean_interval(values)
+    assert 0 < values.min() <= interval.low <= interval.mean <= interval.high <= values.max()
+
+
+def test_robust_candidates_keep_the_search_order_and_measure_its_optimism():
+    # Three settings x three fresh networks x four epochs.
     steady = [[1, 0.5, 0.2, 0.10], [1, 0.5, 0.2, 0.11], [1, 0.5, 0.2, 0.12]]  # reach 0.1 once
     lucky = [[1, 0.3, 0.09, 0.05], [1, 0.8, 0.6, 0.30], [1, 0.2, 0.08, 0.02]]  # low mean, wide
     shaky = [
@@ -291,22 +304,36 @@ def test_robust_candidates_rank_by_divergence_then_upper_bound():
     ]  # one diverges
     val_loss = np.array([steady, lucky, shaky], dtype=float)
     diverged = np.array([[0, 0, 0], [0, 0, 0], [0, 0, 2]])
-    trials = [record(10), record(11), record(12)]
-    ranked = robust_candidates(trials, val_loss, diverged, ObjectiveSpec("final_val_loss", 0.1))
-    assert [c.number for c in ranked] == [10, 11, 12]
-    steady_c, lucky_c, shaky_c = ranked
+    trials = [record(10, value=0.055), record(11, value=0.06), record(12, value=0.07)]
+    confirmed = robust_candidates(trials, val_loss, diverged, ObjectiveSpec("final_val_loss", 0.1))
+    assert [c.number for c in confirmed] == [10, 11, 12]
+    steady_c, lucky_c, shaky_c = confirmed
     assert steady_c.objective.mean == pytest.approx(0.11)
-    assert (
-        lucky_c.objective.mean == pytest.approx(0.12333333)
-        and lucky_c.objective.high > steady_c.objective.high
-    )
-    assert (
-        shaky_c.diverged == 1
-        and shaky_c.objective.n == 2
-        and shaky_c.objective.mean == pytest.approx(0.01)
-    )
-    # Epochs to 0.1: a seed that never reaches it counts as epochs + 1 = 5.
-    assert steady_c.reached == 1 and steady_c.epochs_to_target.mean == pytest.approx(
-        (4 + 5 + 5) / 3
-    )
-    assert lucky_c.reached == 2 and lucky_c.epochs_to_target.mean == pytest.approx((3 + 5 + 3) / 3)
+    assert steady_c.optimism == pytest.approx((0.11 - 0.055) / 0.11)
+    assert lucky_c.objective.mean == pytest.approx(0.12333333)
+    # A setting that diverges on a fresh seed is not confirmed: no figure at all.
+    assert shaky_c.diverged == 1 and shaky_c.objective.n == 0
+    # Epochs to 0.1 are censored: over the networks that reached it, with how many did.
+    assert steady_c.reached == 1 and steady_c.epochs_to_target.mean == 4
+    assert lucky_c.reached == 2 and lucky_c.epochs_to_target.mean == pytest.approx(3)
+
+
+@pytest.mark.parametrize(
+    "learning_rate, momentum, warned",
+    [
+        (0.001, 0.5, ["learning rate", "lower edge"]),  # the floor of a log range
+        (0.0012, 0.5, ["learning rate", "lower edge"]),  # within 5 % of it on the log scale
+        (0.95, 0.5, ["learning rate", "upper edge"]),
+        (0.03, 0.94, ["momentum", "upper edge"]),
+        (0.03, 0.5, []),  # inside
+        (0.03, 0.0, []),  # no momentum is an answer, not an edge
+    ],
+)
+def test_edge_warning_fires_at_a_bound_and_not_inside(learning_rate, momentum, warned):
+    spec = parse_study({"name": "s"}, "s.toml")  # lr 1e-3..1 (log), momentum 0..0.95
+    warnings = edge_warnings(spec, learning_rate, momentum)
+    if warned:
+        assert len(warnings) == 1 and all(w in warnings[0] for w in warned)
+        assert "widen the range" in warnings[0]
+    else:
+        assert warnings == []

@@ -60,7 +60,7 @@ def test_report_and_robust_all_live_beside_a_study_made_by_another_tool(
     assert main(["robust", "--all", "--top", "2", "--seeds", "2", "--storage", url]) == 0
     assert main(["report", "--all", "--storage", url]) == 0
     out = capsys.readouterr().out
-    assert "most robust: trial" in out and "foreign" in out
+    assert "the search said" in out and "foreign" in out
     assert (tmp_path / "results" / "index.html").exists()
 
 

@@ -232,16 +232,18 @@ def test_write_robust_retrains_top_trials_in_one_batch(results_env, gallery, mon
     folder = results_env / "tiny"
     rows = (folder / "robust.csv").read_text().splitlines()
     assert rows[0].startswith(
-        "rank,trial,learning_rate,momentum,seeds,objective_mean,objective_low95"
+        "rank,trial,learning_rate,momentum,networks,search_value,fresh_mean,fresh_low95"
     )
     assert len(rows) == 4
-    robust = json.loads((folder / "best.json").read_text())["robust"]
-    top3 = {r.number for r in top_trials(read_records(gallery["storage"], "tiny"), 3)}
-    assert set(robust["candidates"]) == top3 and robust["trial"] in top3
-    assert robust["objective_low95"] <= robust["objective_mean"] <= robust["objective_high95"]
-    assert rows[1].split(",")[1] == str(robust["trial"])
-    assert "most robust: trial" in table
-    # tuned.toml now recommends the most robust candidate, not the single best trial.
+    best = json.loads((folder / "best.json").read_text())
+    robust = best["robust"]
+    top3 = [r.number for r in top_trials(read_records(gallery["storage"], "tiny"), 3)]
+    # Confirmation keeps the search's order: its best is the one confirmed and recommended.
+    assert robust["candidates"] == top3 and robust["trial"] == top3[0] == best["trial"]
+    assert robust["fresh_low95"] <= robust["fresh_mean"] <= robust["fresh_high95"]
+    assert [row.split(",")[1] for row in rows[1:]] == [str(n) for n in top3]
+    assert "the search said" in table
+    # tuned.toml names the search's best, the setting `sweep best` names.
     path = folder / "tuned.toml"
     tuned = parse_study(tomllib.loads(path.read_text()), str(path))
     assert (tuned.learning_rate.fixed, tuned.momentum.fixed) == (
@@ -251,7 +253,7 @@ def test_write_robust_retrains_top_trials_in_one_batch(results_env, gallery, mon
     # A later report keeps the robust entry and shows it on the page.
     write_reports(gallery["storage"], ["tiny"])
     assert json.loads((folder / "best.json").read_text())["robust"]["trial"] == robust["trial"]
-    assert "Robustness to the seed" in (folder / "index.html").read_text()
+    assert "Confirmation on fresh seeds" in (folder / "index.html").read_text()
 
 
 def test_robust_seeds_are_fresh(results_env, gallery):
@@ -315,7 +317,7 @@ def test_sweep_robust_all_covers_every_study_with_completed_trials(
         for n in ("tiny", "tiny-plain", "wild", "empty")
         if best_trial(read_records(gallery["storage"], n))
     }
-    assert out.count("most robust: trial") == len(completed)
+    assert out.count("the search said") == len(completed)
     for name in ("tiny", "tiny-plain", "wild", "empty"):
         assert (tmp_path / "results" / name / "robust.csv").exists() == (name in completed)
 

@@ -278,3 +278,80 @@ def test_a_trial_failed_by_another_worker_meanwhile_is_skipped_not_fatal(
     monkeypatch.setattr(search, "_train_batch", fail_one_first)
     run_study(spec, storage, max_batches=1)
     assert [r.state for r in read_records(storage, "tiny")] == ["failed", "complete", "complete"]
+
+
+# --- folds and repeats: a trial measured over several networks ------------------------------
+
+
+def test_a_trials_value_is_the_mean_of_its_networks_and_each_network_replays(tmp_path, storage):
+    spec = tiny_spec(tmp_path, folds=3, repeats=2, trials=6)
+    run_study(spec, storage)
+    records = read_records(storage, "tiny")
+    assert len(records) == 6
+    for record in records:
+        networks = record.networks
+        assert record.network_count == 6 and networks.folds == (0, 0, 1, 1, 2, 2)
+        assert len(set(networks.seeds)) == 6  # each network its own seed
+        assert networks.val_loss.shape == (6, len(record.val_loss))
+        if record.state == "complete":
+            assert record.value == pytest.approx(np.mean(networks.values))
+            assert np.allclose(record.val_loss, networks.val_loss.mean(axis=0))
+    identical, _ = replay(spec, records[2])
+    assert identical
+    # The networks' seeds are a pure function of the trial's seed: a second run draws the same.
+    other = open_storage(f"sqlite:///{tmp_path / 'again.db'}")
+    run_study(spec, other)
+    assert [r.networks.seeds for r in read_records(other, "tiny")] == [
+        r.networks.seeds for r in records
+    ]
+
+
+def test_a_fold_network_of_a_trial_equals_that_network_trained_alone(tmp_path, storage):
+    spec = tiny_spec(tmp_path, folds=3, repeats=1, trials=3)
+    run_study(spec, storage)
+    record = read_records(storage, "tiny")[1]
+    from sweep.train import train
+
+    folds = spec.datasets()
+    for row, (seed, fold) in enumerate(zip(record.networks.seeds, record.networks.folds)):
+        alone = train(folds[fold], record.learning_rate, record.momentum, seed,
+                      hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init)
+        assert np.array_equal(record.networks.val_loss[row], alone.val_loss)
+
+
+def test_pruning_removes_whole_trials(tmp_path, storage):
+    pruner = {"name": "median", "startup_trials": 2, "warmup_steps": 2, "interval": 2}
+    spec = tiny_spec(tmp_path, folds=2, repeats=2, trials=20, batch_size=10, pruner=pruner)
+    run_study(spec, storage)
+    pruned = [r for r in read_records(storage, "tiny") if r.state == "pruned"]
+    assert pruned, "the pruner stopped nothing: the test checks nothing"
+    for record in pruned:
+        trained = len(record.val_loss)
+        assert record.stopped_epoch == trained < spec.epochs
+        # Every network of the trial stopped at the same epoch: none trained on alone.
+        assert np.isfinite(record.networks.val_loss[:, trained - 1]).all()
+
+
+def test_a_trial_with_one_diverged_network_is_never_recommended(tmp_path, storage):
+    from sweep.analysis import best_trial
+    from sweep.search import trial_outcome
+    from sweep.train import train_many
+
+    spec = tiny_spec(tmp_path, repeats=3)
+    data = spec.datasets()
+    # Three networks at one setting on the edge of stability: some diverge, some do not.
+    batch = train_many(data, 1.0, 0.9, list(range(40)), epochs=spec.epochs)
+    runs = batch.runs()
+    diverged = [r for r in runs if r.diverged_epoch]
+    stable = [r for r in runs if not r.diverged_epoch]
+    assert diverged and stable, "the setting must split the seeds for this test to mean anything"
+    state, value, values = trial_outcome(spec, [stable[0], stable[1], diverged[0]])
+    assert state.name == "PRUNED" and value is None and values == [None] * 3
+    state, value, _ = trial_outcome(spec, stable[:3])
+    assert state.name == "COMPLETE"
+    # And through a whole search: no diverged trial is ever the best.
+    search = {"learning_rate": {"low": 0.5, "high": 20.0}}
+    run_study(tiny_spec(tmp_path, repeats=3, search=search), storage)
+    records = read_records(storage, "tiny")
+    assert any(r.state == "diverged" for r in records)
+    assert best_trial(records).state == "complete"

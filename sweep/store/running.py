@@ -23,9 +23,9 @@ from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from ..records import mean_curve
 from . import bulk
 from .connect import sqlite_path
-from ..records import mean_curve
 from .studies import CURVES_ATTR, TRIAL_ATTR, json_curve, trial_info
 
 # A RUNNING trial whose worker has not renewed its lease for this long is taken as dead.

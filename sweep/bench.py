@@ -35,7 +35,9 @@ def trainer_figures(epochs: int = 20, sizes=(1, 16, 64, 256, 1024), repeats: int
         rng = np.random.default_rng(k)
         learning_rates = 10 ** rng.uniform(-3, -1, k)
         momenta = rng.uniform(0, 0.9, k)
-        runs[k] = lambda k=k, lr=learning_rates, m=momenta: train_many(iris, lr, m, np.arange(k), epochs=epochs)
+        runs[k] = lambda k=k, lr=learning_rates, m=momenta: train_many(
+            iris, lr, m, np.arange(k), epochs=epochs
+        )
     seconds = {k: float("inf") for k in sizes}
     for _ in range(repeats):
         for k, run in runs.items():
@@ -55,7 +57,10 @@ def main(argv=None) -> None:
     print(f"  train (K = 1): {single:8.2f} us per item-step")
     for k, micros in figures.items():
         if k > 1:
-            print(f"  train_many K = {k:4d}: {micros:8.3f} us per network-step  ({single / micros:5.1f}x K = 1)")
+            print(
+                f"  train_many K = {k:4d}: {micros:8.3f} us per network-step  "
+                f"({single / micros:5.1f}x K = 1)"
+            )
     if not args.skip_search:
         from .bench_search import main as search_main
 

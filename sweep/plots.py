@@ -200,7 +200,7 @@ def landscape_figure(
 
 def _objective_colours(points: Sequence[LandscapePoint]):
     """(colour map, log norm or None, colour limits or None) over the COMPLETE trials' values:
-    logarithmic, clipped at the 95th percentile (see ``analysis.colour_limits``)."""
+    logarithmic, clipped at the 5th and 95th percentiles (see ``analysis.colour_limits``)."""
     limits = colour_limits([p.value for p in points if p.value is not None])
     cmap = matplotlib.colormaps[OBJECTIVE_COLOURS].copy()
     norm = colors.LogNorm(*limits, clip=False) if limits else None
@@ -363,11 +363,11 @@ def _finish_plane(figure, ax, points, objective: str, best, handles, mappable, l
         )
     if mappable is not None:
         values = [p.value for p in points if p.value is not None]
-        bar = figure.colorbar(
-            mappable, ax=ax, pad=0.01, extend="max" if max(values) > limits[1] else "neither"
-        )
+        clipped = (min(values) < limits[0], max(values) > limits[1])
+        extend = {(True, True): "both", (True, False): "min", (False, True): "max"}
+        bar = figure.colorbar(mappable, ax=ax, pad=0.01, extend=extend.get(clipped, "neither"))
         label = OBJECTIVE_LABELS.get(objective, objective)
-        bar.set_label(f"{label} (log scale, top 5% clipped)")
+        bar.set_label(f"{label} (log scale, 5th to 95th percentile)")
         _plain_log_ticks(bar.ax.yaxis)
     return figure
 

@@ -288,7 +288,7 @@ def _train_chunk(first, n_lanes, width, single_lane, n_hidden, n_outputs, rule, 
         for j in range(width):
             active[j] = t < chunk_counts[j]
             row = orders[first + j, t] if active[j] else 0  # a finished lane idles on row 0
-            targets[j] = y_table[row]
+            targets[j] = y_table[row] if active[j] else 0
             for i in range(n_inputs):
                 x[i, j] = x_table[row, i]
 
@@ -419,25 +419,48 @@ def _train_chunk_of(first, n_lanes, width, n_hidden, n_outputs, rule, weights, m
 
 
 @njit(**_JIT)
+def _first_bad_network(rows, counts, y_table, n_outputs):
+    """The first network whose count is not in [1, rows.shape[1]], or one of whose rows (those
+    it reads) is not a row of the table or has a class outside [0, n_outputs); -1 if none.
+    The compiled loops trust these (no bounds checks), so they are checked before."""
+    for k in range(rows.shape[0]):
+        if counts[k] < 1 or counts[k] > rows.shape[1]:
+            return k
+        for t in range(counts[k]):
+            row = rows[k, t]
+            if row < 0 or row >= y_table.shape[0] or y_table[row] < 0 or y_table[row] >= n_outputs:
+                return k
+    return -1
+
+
+@njit(**_JIT)
 def _train_epoch_serial(width, n_hidden, n_outputs, rule, weights, memory, learning_rates,
                         momenta, x_table, y_table, orders, counts, log_likelihood):
+    bad = _first_bad_network(orders, counts, y_table, n_outputs)
+    if bad >= 0:
+        return bad
     n_networks = weights.shape[1]
     for chunk in range((n_networks + width - 1) // width):
         first = chunk * width
         _train_chunk_of(first, min(width, n_networks - first), width, n_hidden, n_outputs, rule,
-                     weights, memory, learning_rates, momenta, x_table, y_table, orders,
-                     counts, log_likelihood)
+                        weights, memory, learning_rates, momenta, x_table, y_table, orders,
+                        counts, log_likelihood)
+    return -1
 
 
 @njit(parallel=True, **_JIT)
 def _train_epoch_parallel(width, n_hidden, n_outputs, rule, weights, memory, learning_rates,
                           momenta, x_table, y_table, orders, counts, log_likelihood):
+    bad = _first_bad_network(orders, counts, y_table, n_outputs)
+    if bad >= 0:
+        return bad
     n_networks = weights.shape[1]
     for chunk in prange((n_networks + width - 1) // width):
         first = chunk * width
         _train_chunk_of(first, min(width, n_networks - first), width, n_hidden, n_outputs, rule,
-                     weights, memory, learning_rates, momenta, x_table, y_table, orders,
-                     counts, log_likelihood)
+                        weights, memory, learning_rates, momenta, x_table, y_table, orders,
+                        counts, log_likelihood)
+    return -1
 
 
 # ---------------------------------------------------------------- one chunk's evaluation
@@ -482,7 +505,7 @@ def _evaluate_chunk(first, n_lanes, width, single_lane, n_hidden, n_outputs, wei
         for j in range(width):
             active[j] = t < chunk_counts[j]
             row = rows[first + j, t] if active[j] else 0
-            targets[j] = y_table[row]
+            targets[j] = y_table[row] if active[j] else 0
             for i in range(n_inputs):
                 x[i, j] = x_table[row, i]
         # Evaluation's einsum adds the bias (its constant-1 input comes first), then the inputs.
@@ -546,21 +569,29 @@ def _evaluate_chunk_of(first, n_lanes, width, n_hidden, n_outputs, weights, x_ta
 @njit(**_JIT)
 def _evaluate_serial(width, n_hidden, n_outputs, weights, x_table, y_table, rows, counts,
                      loss, accuracy):
+    bad = _first_bad_network(rows, counts, y_table, n_outputs)
+    if bad >= 0:
+        return bad
     n_networks = weights.shape[1]
     for chunk in range((n_networks + width - 1) // width):
         first = chunk * width
         _evaluate_chunk_of(first, min(width, n_networks - first), width, n_hidden, n_outputs,
-                        weights, x_table, y_table, rows, counts, loss, accuracy)
+                           weights, x_table, y_table, rows, counts, loss, accuracy)
+    return -1
 
 
 @njit(parallel=True, **_JIT)
 def _evaluate_parallel(width, n_hidden, n_outputs, weights, x_table, y_table, rows, counts,
                        loss, accuracy):
+    bad = _first_bad_network(rows, counts, y_table, n_outputs)
+    if bad >= 0:
+        return bad
     n_networks = weights.shape[1]
     for chunk in prange((n_networks + width - 1) // width):
         first = chunk * width
         _evaluate_chunk_of(first, min(width, n_networks - first), width, n_hidden, n_outputs,
-                        weights, x_table, y_table, rows, counts, loss, accuracy)
+                           weights, x_table, y_table, rows, counts, loss, accuracy)
+    return -1
 
 
 # ---------------------------------------------------------------- the Python interface
@@ -577,29 +608,34 @@ def _width(chunk: int, n_networks: int) -> int:
     return min(int(chunk), n_networks)
 
 
-def _run(serial, parallel, n_networks, threads, arguments):
+def _run(serial, parallel, n_networks, threads, arguments, rows_name):
     threads = default_threads(n_networks) if threads is None else int(threads)
     if threads < 1:
         raise ValueError("threads must be at least 1")
     if threads == 1:
-        serial(*arguments)
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        parallel(*arguments)
-    finally:
-        numba.set_num_threads(previous)
+        bad = serial(*arguments)
+    else:
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            bad = parallel(*arguments)
+        finally:
+            numba.set_num_threads(previous)
+    if bad >= 0:
+        raise ValueError(
+            f"network {bad}: its count must be from 1 to {rows_name}.shape[1], and the rows it "
+            "reads must be rows of the table whose classes are from 0 to n_outputs - 1")
 
 
-def _check_rows(name, rows, counts, n_networks, n_rows):
+def _parameter_count(layout: Layout) -> int:
+    """``layout.size``, without its dict of shapes and NumPy products: 10 us a call, as much
+    as a whole epoch of one network costs here."""
+    return (layout.n_inputs + 1) * layout.n_hidden + (layout.n_hidden + 1) * layout.n_outputs
+
+
+def _check_shapes(name, rows, counts, n_networks):
     if rows.ndim != 2 or rows.shape[0] != n_networks or counts.shape != (n_networks,):
         raise ValueError(f"{name} must be ({n_networks}, n_max) with counts ({n_networks},)")
-    if counts.size and (counts.min() < 1 or counts.max() > rows.shape[1]):
-        raise ValueError(f"counts must be from 1 to {name}.shape[1] = {rows.shape[1]}")
-    if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
-        # A slot past a network's count is never read, but must still be a valid row.
-        raise ValueError(f"{name} must hold row indices from 0 to {n_rows - 1}")
 
 
 def train_epoch(layout: Layout, weights, memory, learning_rates, momenta, rule: str,
@@ -614,11 +650,11 @@ def train_epoch(layout: Layout, weights, memory, learning_rates, momenta, rule: 
         rule's prev_delta, or heavy ball's and Nesterov's velocity; updated in place.
     learning_rates, momenta: (K,), cast to the weights' dtype as the trainer casts them.
     rule: one of ``sweep.rules.RULES``.
-    x_table: (n_rows, n_inputs) items, the weights' dtype, C-contiguous; y_table: (n_rows,)
-        int64 class indices in [0, n_outputs).
+    x_table: (n_rows, n_inputs) items, the weights' dtype; y_table: (n_rows,) int class
+        indices in [0, n_outputs) (checked for the rows read, as the orders are: ValueError).
     orders: (K, n_max) int64 rows of the table, network k's items in the order it visits them;
         counts: (K,) int64 in [1, n_max]: network k takes exactly counts[k] steps, on
-        orders[k, :counts[k]]; the slots after must hold valid rows but are not read.
+        orders[k, :counts[k]]; the slots after are not read.
     chunk: networks per vector-loop (>= 1); any value gives the same numbers.
     threads: threads over chunks; None picks ``default_threads(K)``. Any count gives the same
         numbers.
@@ -630,8 +666,8 @@ def train_epoch(layout: Layout, weights, memory, learning_rates, momenta, rule: 
     dtype = weights.dtype
     if dtype not in (np.float64, np.float32) or memory.dtype != dtype or x_table.dtype != dtype:
         raise ValueError("weights, memory and x_table must share one dtype, float64 or float32")
-    if weights.shape != (layout.size, n_networks) or memory.shape != weights.shape:
-        raise ValueError(f"weights and memory must be ({layout.size}, K)")
+    if weights.shape != (_parameter_count(layout), n_networks) or memory.shape != weights.shape:
+        raise ValueError(f"weights and memory must be ({_parameter_count(layout)}, K)")
     if not (weights.flags.c_contiguous and memory.flags.c_contiguous):
         raise ValueError("weights and memory must be C-contiguous: they are updated in place")
     if x_table.shape[1] != layout.n_inputs or len(y_table) != len(x_table):
@@ -640,7 +676,7 @@ def train_epoch(layout: Layout, weights, memory, learning_rates, momenta, rule: 
         raise ValueError(f"unknown momentum rule {rule!r}; expected one of {', '.join(RULES)}")
     orders = np.ascontiguousarray(orders, dtype=np.int64)
     counts = np.ascontiguousarray(counts, dtype=np.int64)
-    _check_rows("orders", orders, counts, n_networks, len(x_table))
+    _check_shapes("orders", orders, counts, n_networks)
     log_likelihood = np.empty(n_networks)
     arguments = (
         _width(chunk, n_networks), layout.n_hidden, layout.n_outputs, RULE_CODES[rule], weights, memory,
@@ -648,7 +684,7 @@ def train_epoch(layout: Layout, weights, memory, learning_rates, momenta, rule: 
         np.ascontiguousarray(x_table), np.ascontiguousarray(y_table, dtype=np.int64),
         orders, counts, log_likelihood,
     )
-    _run(_train_epoch_serial, _train_epoch_parallel, n_networks, threads, arguments)
+    _run(_train_epoch_serial, _train_epoch_parallel, n_networks, threads, arguments, "orders")
     return log_likelihood
 
 
@@ -664,16 +700,16 @@ def evaluate(layout: Layout, weights, x_table, y_table, rows, counts, *,
     items whose target is ``numpy.argmax``'s answer (the first NaN, or the first maximum).
     """
     n_networks = weights.shape[1]
-    if weights.shape[0] != layout.size or x_table.shape[1] != layout.n_inputs:
-        raise ValueError(f"weights must be ({layout.size}, K), x_table (n_rows, {layout.n_inputs})")
+    if weights.shape[0] != _parameter_count(layout) or x_table.shape[1] != layout.n_inputs:
+        raise ValueError(f"weights must be ({_parameter_count(layout)}, K), x_table (n_rows, {layout.n_inputs})")
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     counts = np.ascontiguousarray(counts, dtype=np.int64)
-    _check_rows("rows", rows, counts, n_networks, len(x_table))
+    _check_shapes("rows", rows, counts, n_networks)
     loss, accuracy = np.empty(n_networks), np.empty(n_networks)
     arguments = (
         _width(chunk, n_networks), layout.n_hidden, layout.n_outputs, np.ascontiguousarray(weights),
         np.ascontiguousarray(x_table), np.ascontiguousarray(y_table, dtype=np.int64),
         rows, counts, loss, accuracy,
     )
-    _run(_evaluate_serial, _evaluate_parallel, n_networks, threads, arguments)
+    _run(_evaluate_serial, _evaluate_parallel, n_networks, threads, arguments, "rows")
     return loss, accuracy

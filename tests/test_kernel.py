@@ -332,11 +332,18 @@ def test_a_network_whose_logits_are_nan_has_nan_loss_and_numpys_argmax_accuracy(
 def test_bad_arguments_are_refused_before_the_compiled_code_sees_them(iris):
     layout = Layout(4, 7, 3)
     weights = np.zeros((layout.size, 2))
-    with pytest.raises(ValueError, match="row indices"):
-        kernel.train_epoch(layout, weights, np.zeros_like(weights), [0.1, 0.1], [0, 0], "seed",
-                           iris.x_train, iris.y_train, np.full((2, 3), 500), [3, 3])
+
+    def train(orders, counts, rule="seed", y_table=iris.y_train):
+        kernel.train_epoch(layout, weights, np.zeros_like(weights), [0.1, 0.1], [0.0, 0.0], rule,
+                           iris.x_train, y_table, orders, counts)
+
+    with pytest.raises(ValueError, match="network 1"):
+        train(np.array([[0, 1, 2], [0, 500, 2]]), [3, 3])  # a row past the table
+    with pytest.raises(ValueError, match="network 0"):
+        train(np.zeros((2, 3), int), [3, 3], y_table=np.full(len(iris.y_train), 3))  # class 3 of 3
     with pytest.raises(ValueError, match="momentum rule"):
-        kernel.train_epoch(layout, weights, np.zeros_like(weights), [0.1, 0.1], [0, 0], "adam",
-                           iris.x_train, iris.y_train, np.zeros((2, 3), int), [3, 3])
-    with pytest.raises(ValueError, match="counts"):
+        train(np.zeros((2, 3), int), [3, 3], rule="adam")
+    with pytest.raises(ValueError, match="network 0"):
         kernel.evaluate(layout, weights, iris.x_val, iris.y_val, np.zeros((2, 3), int), [0, 3])
+    # Slots past a network's count are never read: any value will do.
+    train(np.array([[0, 1, -7], [0, 1, 10**9]]), [2, 2])

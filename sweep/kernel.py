@@ -16,22 +16,29 @@ size, the thread count or the machine.
 * Every sum runs in the order the NumPy trainer adds its terms (index order, from 0), so the
   kernel follows ``sweep.train`` and ``sweep.network.Evaluation`` operation for operation.
 * No fast-math: LLVM may neither reorder nor fuse floating-point operations. Without the
-  ``contract`` flag, which Numba sets only under ``fastmath``, LLVM never fuses a multiply and
-  an add into an FMA (``tests/test_kernel.py`` checks the compiled code has no FMA
-  instruction, on a machine that has them).
+  ``contract`` flag, which Numba sets only under ``fastmath``, LLVM does not fuse a multiply
+  and an add into an FMA, whose single rounding would differ from NumPy's two and from a
+  machine without FMA. ``tests/test_kernel.py`` compiles the helpers below into a loop and
+  finds no FMA instruction, where the same loop with the ``contract`` flag has them.
 * No libm or vector-library call, whose results differ between libraries and machines:
-  ``exp``, ``log`` and ``tanh`` are written here in + - * / and bit operations (fdlibm's
-  exp and log, Cephes's tanh), within 2 ulp of NumPy's, with the special values (0, -0, inf,
-  nan, subnormals) as IEEE says.
+  ``exp``, ``log`` and ``tanh`` are written here in + - * / and bit operations (exp: fdlibm's
+  range reduction and a Taylor polynomial; log: fdlibm's; tanh: Cephes's), within 2 ulp of
+  NumPy's, with the special values (0, -0, inf, nan, subnormals) as NumPy gives them. In
+  float32 each is computed in float64 and rounded once.
 
 The kernel keeps only the state it is given: the caller draws item orders, decides on
 divergence and keeps the curves, as ``train_many`` does. ``train_epoch`` runs one epoch and
 returns each network's sum of log p(target); ``evaluate`` gives each network's mean
 validation loss and accuracy. Both read items from one table by row index, so networks may
-train on different data (folds of one data set) without copying it per network.
+train on different data (folds of one data set) without copying it per network, and on
+different numbers of items (``counts``).
 
-The first call compiles the kernel (cached on disk beside this file, or in
-``NUMBA_CACHE_DIR`` if this directory is not writable).
+Chunks go to Numba's threads (``prange``) from ``PARALLEL_MIN_NETWORKS`` networks on; a chunk
+is one thread's from start to end, so the thread count changes no number either.
+
+The first call compiles every rule's variant at once, which takes about half a minute; the
+code is cached on disk beside this file (or in ``NUMBA_CACHE_DIR``, or Numba's user cache
+directory if this one is not writable), and later processes load it in a fraction of a second.
 """
 
 from __future__ import annotations

@@ -612,7 +612,7 @@ def _width(chunk: int, n_networks: int) -> int:
     """Lanes per chunk: ``chunk``, or K if fewer, so that a lone network runs as scalar code."""
     if not 1 <= chunk <= 1024:
         raise ValueError("chunk must be from 1 to 1024 networks")
-    return min(int(chunk), n_networks)
+    return max(1, min(int(chunk), n_networks))
 
 
 def _run(serial, parallel, n_networks, threads, arguments, rows_name):

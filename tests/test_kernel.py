@@ -347,3 +347,13 @@ def test_bad_arguments_are_refused_before_the_compiled_code_sees_them(iris):
         kernel.evaluate(layout, weights, iris.x_val, iris.y_val, np.zeros((2, 3), int), [0, 3])
     # Slots past a network's count are never read: any value will do.
     train(np.array([[0, 1, -7], [0, 1, 10**9]]), [2, 2])
+
+
+def test_no_networks_give_empty_results(iris):
+    layout = Layout(4, 7, 3)
+    weights = np.zeros((layout.size, 0))
+    no_rows = np.zeros((0, 3), int)
+    log_likelihood = kernel.train_epoch(layout, weights, np.zeros_like(weights), [], [], "seed",
+                                        iris.x_train, iris.y_train, no_rows, np.zeros(0, int))
+    loss, accuracy = kernel.evaluate(layout, weights, iris.x_val, iris.y_val, no_rows, np.zeros(0, int))
+    assert log_likelihood.shape == loss.shape == accuracy.shape == (0,)

@@ -59,8 +59,12 @@ def trainer_figures(epochs: int = 20, sizes=(1, 16, 64, 256, 1024), repeats: int
     steps = epochs * len(iris.y_train)
     runs = {}
     for k in sizes:
-        learning_rates, momenta = _hyper_parameters(k)
-        runs[k] = lambda k=k, lr=learning_rates, m=momenta: train_many(iris, lr, m, np.arange(k), epochs=epochs)
+        rng = np.random.default_rng(k)
+        learning_rates = 10 ** rng.uniform(-3, -1, k)
+        momenta = rng.uniform(0, 0.9, k)
+        runs[k] = lambda k=k, lr=learning_rates, m=momenta: train_many(
+            iris, lr, m, np.arange(k), epochs=epochs
+        )
     seconds = {k: float("inf") for k in sizes}
     for _ in range(repeats):
         for k, run in runs.items():
@@ -85,10 +89,22 @@ def _kernel_run(dataset, hidden: int, k: int, epochs: int, threads, dtype=np.flo
     def run():
         weights, memory = initial.copy(), np.zeros_like(initial)
         for _ in range(epochs):
-            kernel.train_epoch(layout, weights, memory, learning_rates, momenta, "seed", x_train,
-                               dataset.y_train, orders, train_counts, threads=threads)
-            kernel.evaluate(layout, weights, dataset.x_val, dataset.y_val, val_rows, val_counts,
-                            threads=threads)
+            kernel.train_epoch(
+                layout,
+                weights,
+                memory,
+                learning_rates,
+                momenta,
+                "seed",
+                x_train,
+                dataset.y_train,
+                orders,
+                train_counts,
+                threads=threads,
+            )
+            kernel.evaluate(
+                layout, weights, dataset.x_val, dataset.y_val, val_rows, val_counts, threads=threads
+            )
 
     return run
 
@@ -114,8 +130,14 @@ def kernel_figures(epochs: int = 20, sizes=KERNEL_SIZES, repeats: int = 5):
     for k in sizes:
         learning_rates, momenta = _hyper_parameters(k)
         numpy_epochs = max(1, min(epochs, 20_000 // k))  # K = 4096: a second a run is enough
-        runs["numpy", k] = (lambda k=k, lr=learning_rates, m=momenta, e=numpy_epochs:
-                            train_many(iris, lr, m, np.arange(k), epochs=e)), numpy_epochs
+        runs["numpy", k] = (
+            (
+                lambda k=k, lr=learning_rates, m=momenta, e=numpy_epochs: train_many(
+                    iris, lr, m, np.arange(k), epochs=e
+                )
+            ),
+            numpy_epochs,
+        )
         runs["kernel 1 thread", k] = _kernel_run(iris, 7, k, epochs, threads=1), epochs
         if default_threads(k) > 1:
             runs["kernel", k] = _kernel_run(iris, 7, k, epochs, threads=None), epochs
@@ -130,11 +152,15 @@ def kernel_figures(epochs: int = 20, sizes=KERNEL_SIZES, repeats: int = 5):
 def large_shape_figures(epochs: int = 2, repeats: int = 3):
     """Microseconds per network-step on the larger shape, NumPy and kernel."""
     shape = LARGE_SHAPE
-    data = load_dataset("synthetic", items=shape["items"], inputs=shape["inputs"], classes=shape["classes"])
+    data = load_dataset(
+        "synthetic", items=shape["items"], inputs=shape["inputs"], classes=shape["classes"]
+    )
     k, hidden = shape["k"], shape["hidden"]
     learning_rates, momenta = _hyper_parameters(k)
     runs = {
-        "numpy": lambda: train_many(data, learning_rates, momenta, np.arange(k), hidden=hidden, epochs=epochs),
+        "numpy": lambda: train_many(
+            data, learning_rates, momenta, np.arange(k), hidden=hidden, epochs=epochs
+        ),
         "kernel 1 thread": _kernel_run(data, hidden, k, epochs, threads=1),
         "kernel": _kernel_run(data, hidden, k, epochs, threads=None),
     }
@@ -178,12 +204,16 @@ def floor_figures(layout: Layout) -> dict:
     multiply_adds = 2 * n_i * n_h + 3 * n_h * n_c + 2 * layout.size
     floors = {}
     for dtype in (np.float64, np.float32):
-        transcendentals = (n_h * _per_element_seconds(np.tanh, dtype)
-                           + n_c * _per_element_seconds(np.exp, dtype)
-                           + _per_element_seconds(np.log, dtype))
+        transcendentals = (
+            n_h * _per_element_seconds(np.tanh, dtype)
+            + n_c * _per_element_seconds(np.exp, dtype)
+            + _per_element_seconds(np.log, dtype)
+        )
         # float32 vectors hold twice the lanes: half the multiply-add time.
         scale = 1.0 if dtype == np.float64 else 0.5
-        floors[np.dtype(dtype).name] = (transcendentals + scale * multiply_adds * multiply_add) * 1e6
+        floors[np.dtype(dtype).name] = (
+            transcendentals + scale * multiply_adds * multiply_add
+        ) * 1e6
     return floors
 
 
@@ -206,7 +236,10 @@ def main(argv=None) -> None:
     print(f"  train (K = 1): {single:8.2f} us per item-step")
     for k, micros in figures.items():
         if k > 1:
-            print(f"  train_many K = {k:4d}: {micros:8.3f} us per network-step  ({single / micros:5.1f}x K = 1)")
+            print(
+                f"  train_many K = {k:4d}: {micros:8.3f} us per network-step  "
+                f"({single / micros:5.1f}x K = 1)"
+            )
     if not args.skip_kernel:
         print_kernel_figures(args.epochs)
     if not args.skip_search:
@@ -215,30 +248,48 @@ def main(argv=None) -> None:
         search_main()
 
 
+def _versus(micros: float, numpy_micros: float, floor: float) -> str:
+    """A kernel figure with its speed-up over the NumPy path and its ratio to the floor."""
+    return f"{micros:8.4f} ({numpy_micros / micros:5.1f}x NumPy, {micros / floor:4.2f}x floor)"
+
+
 def print_kernel_figures(epochs: int) -> None:
+    from .kernel import default_threads
+
     cores = _cores()
-    iris_floor = floor_figures(Layout(4, 7, 3))["float64"]
-    print(f"\nKernel: sweep.kernel, Iris 4-7-3, {epochs} epochs, seed rule, float64, evaluation "
-          f"after every epoch; {cores} cores ({os.cpu_count()} CPUs)")
-    print(f"  floor, one core: {iris_floor:.4f} us per network-step (float32: "
-          f"{floor_figures(Layout(4, 7, 3))['float32']:.4f}); all cores: {iris_floor / cores:.4f}")
+    floors = floor_figures(Layout(4, 7, 3))
+    floor = floors["float64"]
+    print(
+        f"\nKernel: sweep.kernel, Iris 4-7-3, {epochs} epochs, seed rule, float64, evaluation "
+        f"after every epoch; {cores} cores ({os.cpu_count()} CPUs)"
+    )
+    print(
+        f"  floor, one core: {floor:.4f} us per network-step (float32 {floors['float32']:.4f}); "
+        f"all cores: {floor / cores:.4f}"
+    )
     figures = kernel_figures(epochs)
-    print("       K   NumPy us   kernel 1 thread (xNumPy, xfloor)   kernel all cores (xNumPy, xfloor)")
+    print("       K   NumPy us   kernel, 1 thread                        kernel, default threads")
     for k in KERNEL_SIZES:
-        numpy_micros, one, many = figures["numpy", k], figures["kernel 1 thread", k], figures["kernel", k]
-        threads = cores if k >= 64 else 1
-        print(f"  {k:6d}  {numpy_micros:9.3f}   {one:8.4f} ({numpy_micros / one:5.1f}x, {one / iris_floor:4.2f}x)"
-              f"           {many:8.4f} ({numpy_micros / many:5.1f}x, {many / (iris_floor / threads):4.2f}x)")
+        numpy_micros = figures["numpy", k]
+        one = _versus(figures["kernel 1 thread", k], numpy_micros, floor)
+        threads = default_threads(k)
+        default = _versus(figures["kernel", k], numpy_micros, floor / threads)
+        print(f"  {k:6d}  {numpy_micros:9.3f}   {one}   {default} on {threads}")
     shape = LARGE_SHAPE
     layout = Layout(shape["inputs"], shape["hidden"], shape["classes"])
     large_floor = floor_figures(layout)["float64"]
     large = large_shape_figures()
-    print(f"  larger shape {shape['inputs']}-{shape['hidden']}-{shape['classes']}, {shape['items']} "
-          f"synthetic items, K = {shape['k']}: floor {large_floor:.3f} us one core")
-    print(f"          NumPy {large['numpy']:.3f}   kernel 1 thread {large['kernel 1 thread']:.3f} "
-          f"({large['numpy'] / large['kernel 1 thread']:.1f}x, {large['kernel 1 thread'] / large_floor:.2f}x floor)"
-          f"   all cores {large['kernel']:.3f} ({large['numpy'] / large['kernel']:.1f}x, "
-          f"{large['kernel'] / (large_floor / cores):.2f}x floor)")
+    print(
+        f"  larger shape {shape['inputs']}-{shape['hidden']}-{shape['classes']}, "
+        f"{shape['items']} synthetic items, K = {shape['k']}: NumPy {large['numpy']:.3f} us, "
+        f"floor {large_floor:.3f} one core"
+    )
+    one_thread = _versus(large["kernel 1 thread"], large["numpy"], large_floor)
+    print(f"    kernel, 1 thread:     {one_thread}")
+    print(
+        f"    kernel, all cores:    "
+        f"{_versus(large['kernel'], large['numpy'], large_floor / default_threads(shape['k']))}"
+    )
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ _INLINED = dict(_JIT, inline="always")
 
 # ---------------------------------------------------------------- bits of a float64
 
+
 @intrinsic
 def _bits_of(typingctx, value):
     """The IEEE bit pattern of a float64, as an int64 (a bit cast, no arithmetic)."""
@@ -106,8 +107,18 @@ _ROUNDER = 6755399441055744.0
 # first term left out is below 4e-18 relative: a polynomial without a division, which costs
 # as much as a dozen multiply-adds in a vector.
 _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
-    1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
-    1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800,
+    1.0 / 2,
+    1.0 / 6,
+    1.0 / 24,
+    1.0 / 120,
+    1.0 / 720,
+    1.0 / 5040,
+    1.0 / 40320,
+    1.0 / 362880,
+    1.0 / 3628800,
+    1.0 / 39916800,
+    1.0 / 479001600,
+    1.0 / 6227020800,
 )
 
 
@@ -215,12 +226,17 @@ def tanh(x):
     sign = 1.0 if x >= 0.0 else -1.0
     a = x if near_zero else sign
     b = x * (z * (_TANH_P2 + z * (_TANH_P1 + z * _TANH_P0))) if near_zero else -2.0 * sign
-    c = (_TANH_Q2 + z * (_TANH_Q1 + z * (_TANH_Q0 + z))) if near_zero else exp(magnitude + magnitude) + 1.0
+    c = (
+        (_TANH_Q2 + z * (_TANH_Q1 + z * (_TANH_Q0 + z)))
+        if near_zero
+        else exp(magnitude + magnitude) + 1.0
+    )
     result = a + b / c
     return result if x != 0.0 else x  # keeps -0's sign, and a NaN stays NaN (x != 0)
 
 
 # ---------------------------------------------------------------- one chunk's epoch
+
 
 @njit(**_INLINED)
 def _rule_step(rule, weights, memory, p, j, sgd_step, momentum, active):
@@ -243,8 +259,24 @@ def _rule_step(rule, weights, memory, p, j, sgd_step, momentum, active):
 
 
 @njit(**_JIT)
-def _train_chunk(first, n_lanes, width, single_lane, n_hidden, n_outputs, rule, weights, memory,
-                 learning_rates, momenta, x_table, y_table, orders, counts, log_likelihood):
+def _train_chunk(
+    first,
+    n_lanes,
+    width,
+    single_lane,
+    n_hidden,
+    n_outputs,
+    rule,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    log_likelihood,
+):
     """Networks first .. first + n_lanes - 1 through one epoch, in ``width`` lanes.
 
     Every loop over the lanes is a loop LLVM vectorises; lanes past n_lanes (the last
@@ -362,7 +394,9 @@ def _train_chunk(first, n_lanes, width, single_lane, n_hidden, n_outputs, rule, 
         for c in range(n_outputs):
             for h in range(n_hidden):
                 for j in range(width):
-                    hidden_error[h, j] += chunk_weights[ho_start + h * n_outputs + c, j] * outputs[c, j]
+                    hidden_error[h, j] += (
+                        chunk_weights[ho_start + h * n_outputs + c, j] * outputs[c, j]
+                    )
         for h in range(n_hidden):
             for j in range(width):
                 hidden_error[h, j] *= one - hidden[h, j] * hidden[h, j]  # tanh' = 1 - tanh**2
@@ -371,22 +405,54 @@ def _train_chunk(first, n_lanes, width, single_lane, n_hidden, n_outputs, rule, 
             for c in range(n_outputs):
                 p = ho_start + h * n_outputs + c
                 for j in range(width):
-                    _rule_step(rule, chunk_weights, chunk_memory, p, j,
-                               hidden[h, j] * outputs[c, j], chunk_momenta[j], active[j])
+                    _rule_step(
+                        rule,
+                        chunk_weights,
+                        chunk_memory,
+                        p,
+                        j,
+                        hidden[h, j] * outputs[c, j],
+                        chunk_momenta[j],
+                        active[j],
+                    )
         for c in range(n_outputs):
             for j in range(width):
-                _rule_step(rule, chunk_weights, chunk_memory, output_bias + c, j,
-                           outputs[c, j], chunk_momenta[j], active[j])
+                _rule_step(
+                    rule,
+                    chunk_weights,
+                    chunk_memory,
+                    output_bias + c,
+                    j,
+                    outputs[c, j],
+                    chunk_momenta[j],
+                    active[j],
+                )
         for i in range(n_inputs):
             for h in range(n_hidden):
                 p = i * n_hidden + h
                 for j in range(width):
-                    _rule_step(rule, chunk_weights, chunk_memory, p, j,
-                               x[i, j] * hidden_error[h, j], chunk_momenta[j], active[j])
+                    _rule_step(
+                        rule,
+                        chunk_weights,
+                        chunk_memory,
+                        p,
+                        j,
+                        x[i, j] * hidden_error[h, j],
+                        chunk_momenta[j],
+                        active[j],
+                    )
         for h in range(n_hidden):
             for j in range(width):
-                _rule_step(rule, chunk_weights, chunk_memory, hidden_bias + h, j,
-                           hidden_error[h, j], chunk_momenta[j], active[j])
+                _rule_step(
+                    rule,
+                    chunk_weights,
+                    chunk_memory,
+                    hidden_bias + h,
+                    j,
+                    hidden_error[h, j],
+                    chunk_momenta[j],
+                    active[j],
+                )
 
     for p in range(n_parameters):
         for j in range(n_lanes):
@@ -397,32 +463,139 @@ def _train_chunk(first, n_lanes, width, single_lane, n_hidden, n_outputs, rule, 
 
 
 @njit(**_INLINED)
-def _train_chunk_of(first, n_lanes, width, n_hidden, n_outputs, rule, weights, memory,
-                    learning_rates, momenta, x_table, y_table, orders, counts, log_likelihood):
+def _train_chunk_of(
+    first,
+    n_lanes,
+    width,
+    n_hidden,
+    n_outputs,
+    rule,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    log_likelihood,
+):
     """``_train_chunk`` compiled for rule code ``rule`` and for one lane or several."""
     if width == 1:
         if rule == _SEED:
-            _train_chunk(first, n_lanes, width, True, n_hidden, n_outputs, _SEED, weights, memory,
-                         learning_rates, momenta, x_table, y_table, orders, counts, log_likelihood)
+            _train_chunk(
+                first,
+                n_lanes,
+                width,
+                True,
+                n_hidden,
+                n_outputs,
+                _SEED,
+                weights,
+                memory,
+                learning_rates,
+                momenta,
+                x_table,
+                y_table,
+                orders,
+                counts,
+                log_likelihood,
+            )
         elif rule == _HEAVY_BALL:
-            _train_chunk(first, n_lanes, width, True, n_hidden, n_outputs, _HEAVY_BALL, weights,
-                         memory, learning_rates, momenta, x_table, y_table, orders, counts,
-                         log_likelihood)
+            _train_chunk(
+                first,
+                n_lanes,
+                width,
+                True,
+                n_hidden,
+                n_outputs,
+                _HEAVY_BALL,
+                weights,
+                memory,
+                learning_rates,
+                momenta,
+                x_table,
+                y_table,
+                orders,
+                counts,
+                log_likelihood,
+            )
         else:
-            _train_chunk(first, n_lanes, width, True, n_hidden, n_outputs, _NESTEROV, weights,
-                         memory, learning_rates, momenta, x_table, y_table, orders, counts,
-                         log_likelihood)
+            _train_chunk(
+                first,
+                n_lanes,
+                width,
+                True,
+                n_hidden,
+                n_outputs,
+                _NESTEROV,
+                weights,
+                memory,
+                learning_rates,
+                momenta,
+                x_table,
+                y_table,
+                orders,
+                counts,
+                log_likelihood,
+            )
     elif rule == _SEED:
-        _train_chunk(first, n_lanes, width, False, n_hidden, n_outputs, _SEED, weights, memory,
-                     learning_rates, momenta, x_table, y_table, orders, counts, log_likelihood)
+        _train_chunk(
+            first,
+            n_lanes,
+            width,
+            False,
+            n_hidden,
+            n_outputs,
+            _SEED,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            x_table,
+            y_table,
+            orders,
+            counts,
+            log_likelihood,
+        )
     elif rule == _HEAVY_BALL:
-        _train_chunk(first, n_lanes, width, False, n_hidden, n_outputs, _HEAVY_BALL, weights,
-                     memory, learning_rates, momenta, x_table, y_table, orders, counts,
-                     log_likelihood)
+        _train_chunk(
+            first,
+            n_lanes,
+            width,
+            False,
+            n_hidden,
+            n_outputs,
+            _HEAVY_BALL,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            x_table,
+            y_table,
+            orders,
+            counts,
+            log_likelihood,
+        )
     else:
-        _train_chunk(first, n_lanes, width, False, n_hidden, n_outputs, _NESTEROV, weights,
-                     memory, learning_rates, momenta, x_table, y_table, orders, counts,
-                     log_likelihood)
+        _train_chunk(
+            first,
+            n_lanes,
+            width,
+            False,
+            n_hidden,
+            n_outputs,
+            _NESTEROV,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            x_table,
+            y_table,
+            orders,
+            counts,
+            log_likelihood,
+        )
 
 
 @njit(**_JIT)
@@ -441,40 +614,108 @@ def _first_bad_network(rows, counts, y_table, n_outputs):
 
 
 @njit(**_JIT)
-def _train_epoch_serial(width, n_hidden, n_outputs, rule, weights, memory, learning_rates,
-                        momenta, x_table, y_table, orders, counts, log_likelihood):
+def _train_epoch_serial(
+    width,
+    n_hidden,
+    n_outputs,
+    rule,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    log_likelihood,
+):
     bad = _first_bad_network(orders, counts, y_table, n_outputs)
     if bad >= 0:
         return bad
     n_networks = weights.shape[1]
     for chunk in range((n_networks + width - 1) // width):
         first = chunk * width
-        _train_chunk_of(first, min(width, n_networks - first), width, n_hidden, n_outputs, rule,
-                        weights, memory, learning_rates, momenta, x_table, y_table, orders,
-                        counts, log_likelihood)
+        _train_chunk_of(
+            first,
+            min(width, n_networks - first),
+            width,
+            n_hidden,
+            n_outputs,
+            rule,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            x_table,
+            y_table,
+            orders,
+            counts,
+            log_likelihood,
+        )
     return -1
 
 
 @njit(parallel=True, **_JIT)
-def _train_epoch_parallel(width, n_hidden, n_outputs, rule, weights, memory, learning_rates,
-                          momenta, x_table, y_table, orders, counts, log_likelihood):
+def _train_epoch_parallel(
+    width,
+    n_hidden,
+    n_outputs,
+    rule,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    log_likelihood,
+):
     bad = _first_bad_network(orders, counts, y_table, n_outputs)
     if bad >= 0:
         return bad
     n_networks = weights.shape[1]
     for chunk in prange((n_networks + width - 1) // width):
         first = chunk * width
-        _train_chunk_of(first, min(width, n_networks - first), width, n_hidden, n_outputs, rule,
-                        weights, memory, learning_rates, momenta, x_table, y_table, orders,
-                        counts, log_likelihood)
+        _train_chunk_of(
+            first,
+            min(width, n_networks - first),
+            width,
+            n_hidden,
+            n_outputs,
+            rule,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            x_table,
+            y_table,
+            orders,
+            counts,
+            log_likelihood,
+        )
     return -1
 
 
 # ---------------------------------------------------------------- one chunk's evaluation
 
+
 @njit(**_JIT)
-def _evaluate_chunk(first, n_lanes, width, single_lane, n_hidden, n_outputs, weights, x_table,
-                    y_table, rows, counts, loss, accuracy):
+def _evaluate_chunk(
+    first,
+    n_lanes,
+    width,
+    single_lane,
+    n_hidden,
+    n_outputs,
+    weights,
+    x_table,
+    y_table,
+    rows,
+    counts,
+    loss,
+    accuracy,
+):
     """Mean cross-entropy and accuracy of networks first .. first + n_lanes - 1, in float64
     whatever the weights' dtype, as ``sweep.network.Evaluation`` computes them. ``width`` and
     ``single_lane`` as in ``_train_chunk``."""
@@ -562,46 +803,111 @@ def _evaluate_chunk(first, n_lanes, width, single_lane, n_hidden, n_outputs, wei
 
 
 @njit(**_INLINED)
-def _evaluate_chunk_of(first, n_lanes, width, n_hidden, n_outputs, weights, x_table, y_table,
-                       rows, counts, loss, accuracy):
+def _evaluate_chunk_of(
+    first,
+    n_lanes,
+    width,
+    n_hidden,
+    n_outputs,
+    weights,
+    x_table,
+    y_table,
+    rows,
+    counts,
+    loss,
+    accuracy,
+):
     """``_evaluate_chunk`` compiled for one lane or several."""
     if width == 1:
-        _evaluate_chunk(first, n_lanes, width, True, n_hidden, n_outputs, weights, x_table,
-                        y_table, rows, counts, loss, accuracy)
+        _evaluate_chunk(
+            first,
+            n_lanes,
+            width,
+            True,
+            n_hidden,
+            n_outputs,
+            weights,
+            x_table,
+            y_table,
+            rows,
+            counts,
+            loss,
+            accuracy,
+        )
     else:
-        _evaluate_chunk(first, n_lanes, width, False, n_hidden, n_outputs, weights, x_table,
-                        y_table, rows, counts, loss, accuracy)
+        _evaluate_chunk(
+            first,
+            n_lanes,
+            width,
+            False,
+            n_hidden,
+            n_outputs,
+            weights,
+            x_table,
+            y_table,
+            rows,
+            counts,
+            loss,
+            accuracy,
+        )
 
 
 @njit(**_JIT)
-def _evaluate_serial(width, n_hidden, n_outputs, weights, x_table, y_table, rows, counts,
-                     loss, accuracy):
+def _evaluate_serial(
+    width, n_hidden, n_outputs, weights, x_table, y_table, rows, counts, loss, accuracy
+):
     bad = _first_bad_network(rows, counts, y_table, n_outputs)
     if bad >= 0:
         return bad
     n_networks = weights.shape[1]
     for chunk in range((n_networks + width - 1) // width):
         first = chunk * width
-        _evaluate_chunk_of(first, min(width, n_networks - first), width, n_hidden, n_outputs,
-                           weights, x_table, y_table, rows, counts, loss, accuracy)
+        _evaluate_chunk_of(
+            first,
+            min(width, n_networks - first),
+            width,
+            n_hidden,
+            n_outputs,
+            weights,
+            x_table,
+            y_table,
+            rows,
+            counts,
+            loss,
+            accuracy,
+        )
     return -1
 
 
 @njit(parallel=True, **_JIT)
-def _evaluate_parallel(width, n_hidden, n_outputs, weights, x_table, y_table, rows, counts,
-                       loss, accuracy):
+def _evaluate_parallel(
+    width, n_hidden, n_outputs, weights, x_table, y_table, rows, counts, loss, accuracy
+):
     bad = _first_bad_network(rows, counts, y_table, n_outputs)
     if bad >= 0:
         return bad
     n_networks = weights.shape[1]
     for chunk in prange((n_networks + width - 1) // width):
         first = chunk * width
-        _evaluate_chunk_of(first, min(width, n_networks - first), width, n_hidden, n_outputs,
-                           weights, x_table, y_table, rows, counts, loss, accuracy)
+        _evaluate_chunk_of(
+            first,
+            min(width, n_networks - first),
+            width,
+            n_hidden,
+            n_outputs,
+            weights,
+            x_table,
+            y_table,
+            rows,
+            counts,
+            loss,
+            accuracy,
+        )
     return -1
 
 
 # ---------------------------------------------------------------- the Python interface
+
 
 def default_threads(n_networks: int) -> int:
     """Threads worth using for ``n_networks``: all of Numba's from PARALLEL_MIN_NETWORKS up."""
@@ -631,7 +937,8 @@ def _run(serial, parallel, n_networks, threads, arguments, rows_name):
     if bad >= 0:
         raise ValueError(
             f"network {bad}: its count must be from 1 to {rows_name}.shape[1], and the rows it "
-            "reads must be rows of the table whose classes are from 0 to n_outputs - 1")
+            "reads must be rows of the table whose classes are from 0 to n_outputs - 1"
+        )
 
 
 def _parameter_count(layout: Layout) -> int:
@@ -645,9 +952,21 @@ def _check_shapes(name, rows, counts, n_networks):
         raise ValueError(f"{name} must be ({n_networks}, n_max) with counts ({n_networks},)")
 
 
-def train_epoch(layout: Layout, weights, memory, learning_rates, momenta, rule: str,
-                x_table, y_table, orders, counts, *, chunk: int = DEFAULT_CHUNK,
-                threads: int | None = None) -> np.ndarray:
+def train_epoch(
+    layout: Layout,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    rule: str,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    threads: int | None = None,
+) -> np.ndarray:
     """One epoch of online back-propagation for K networks, in place; each network's sum of
     log p(target) over its items (float64 (K,)): its training loss is ``-sum / counts``.
 
@@ -686,17 +1005,35 @@ def train_epoch(layout: Layout, weights, memory, learning_rates, momenta, rule: 
     _check_shapes("orders", orders, counts, n_networks)
     log_likelihood = np.empty(n_networks)
     arguments = (
-        _width(chunk, n_networks), layout.n_hidden, layout.n_outputs, RULE_CODES[rule], weights, memory,
-        np.ascontiguousarray(learning_rates, dtype=dtype), np.ascontiguousarray(momenta, dtype=dtype),
-        np.ascontiguousarray(x_table), np.ascontiguousarray(y_table, dtype=np.int64),
-        orders, counts, log_likelihood,
+        _width(chunk, n_networks),
+        layout.n_hidden,
+        layout.n_outputs,
+        RULE_CODES[rule],
+        weights,
+        memory,
+        np.ascontiguousarray(learning_rates, dtype=dtype),
+        np.ascontiguousarray(momenta, dtype=dtype),
+        np.ascontiguousarray(x_table),
+        np.ascontiguousarray(y_table, dtype=np.int64),
+        orders,
+        counts,
+        log_likelihood,
     )
     _run(_train_epoch_serial, _train_epoch_parallel, n_networks, threads, arguments, "orders")
     return log_likelihood
 
 
-def evaluate(layout: Layout, weights, x_table, y_table, rows, counts, *,
-             chunk: int = DEFAULT_CHUNK, threads: int | None = None):
+def evaluate(
+    layout: Layout,
+    weights,
+    x_table,
+    y_table,
+    rows,
+    counts,
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    threads: int | None = None,
+):
     """Each network's mean cross-entropy loss and accuracy on its rows: two float64 (K,) arrays.
 
     weights: (P, K), float64 or float32 (evaluated in float64, as the trainer evaluates).
@@ -708,15 +1045,24 @@ def evaluate(layout: Layout, weights, x_table, y_table, rows, counts, *,
     """
     n_networks = weights.shape[1]
     if weights.shape[0] != _parameter_count(layout) or x_table.shape[1] != layout.n_inputs:
-        raise ValueError(f"weights must be ({_parameter_count(layout)}, K), x_table (n_rows, {layout.n_inputs})")
+        raise ValueError(
+            f"weights must be ({_parameter_count(layout)}, K), x_table (n_rows, {layout.n_inputs})"
+        )
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     counts = np.ascontiguousarray(counts, dtype=np.int64)
     _check_shapes("rows", rows, counts, n_networks)
     loss, accuracy = np.empty(n_networks), np.empty(n_networks)
     arguments = (
-        _width(chunk, n_networks), layout.n_hidden, layout.n_outputs, np.ascontiguousarray(weights),
-        np.ascontiguousarray(x_table), np.ascontiguousarray(y_table, dtype=np.int64),
-        rows, counts, loss, accuracy,
+        _width(chunk, n_networks),
+        layout.n_hidden,
+        layout.n_outputs,
+        np.ascontiguousarray(weights),
+        np.ascontiguousarray(x_table),
+        np.ascontiguousarray(y_table, dtype=np.int64),
+        rows,
+        counts,
+        loss,
+        accuracy,
     )
     _run(_evaluate_serial, _evaluate_parallel, n_networks, threads, arguments, "rows")
     return loss, accuracy

@@ -22,13 +22,15 @@ def iris():
 
 # ---------------------------------------------------------------- the rule step
 
+
 def test_the_articles_worked_example_gives_3_609():
     # The article: w = 3.56, learning rate 0.01, gradient 2.70 (downhill), momentum 0.50 and a
     # previous delta of 0.044 give 3.56 + 0.027 + 0.022 = 3.609.
     weights, prev_delta = np.array([[3.56]]), np.array([[0.044]])
     downhill_gradient = 2.70
-    kernel._rule_step(kernel.RULE_CODES["seed"], weights, prev_delta, 0, 0,
-                      0.01 * downhill_gradient, 0.50, True)
+    kernel._rule_step(
+        kernel.RULE_CODES["seed"], weights, prev_delta, 0, 0, 0.01 * downhill_gradient, 0.50, True
+    )
     assert weights[0, 0] == pytest.approx(3.609, abs=1e-12)
     assert prev_delta[0, 0] == pytest.approx(0.027, abs=1e-15)
 
@@ -42,6 +44,7 @@ def test_an_idle_lane_keeps_its_weight_and_memory(name):
 
 # ---------------------------------------------------------------- exp, log, tanh
 
+
 @numba.njit
 def _apply(function, values):
     out = np.empty_like(values)
@@ -54,26 +57,61 @@ def _ulps_apart(got, want):
     """Distance in units in the last place: 0 where both are NaN, inf where the signs differ
     (a zero of the wrong sign included)."""
     bits = np.int64 if got.dtype == np.float64 else np.int32
-    distance = np.abs(got.view(bits).astype(np.int64) - want.view(bits).astype(np.int64)).astype(float)
+    distance = np.abs(got.view(bits).astype(np.int64) - want.view(bits).astype(np.int64)).astype(
+        float
+    )
     distance[np.signbit(got) != np.signbit(want)] = np.inf
     distance[np.isnan(got) & np.isnan(want)] = 0
     return distance
 
 
-SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e-310, -1e-310,
-                    2.2250738585072014e-308, 1e-300, -1e-300, 1.7976931348623157e308,
-                    -1.7976931348623157e308, 1.0, -1.0])
+SPECIAL = np.array(
+    [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        5e-324,
+        -5e-324,
+        1e-310,
+        -1e-310,
+        2.2250738585072014e-308,
+        1e-300,
+        -1e-300,
+        1.7976931348623157e308,
+        -1.7976931348623157e308,
+        1.0,
+        -1.0,
+    ]
+)
 
 
 def _wide_inputs(name, rng):
     if name == "exp":  # everything from underflow through subnormal results to overflow
-        return np.concatenate([rng.uniform(-760, 720, 1_000_000), rng.normal(0, 1, 500_000),
-                               rng.uniform(-746, -707, 200_000), 10.0 ** rng.uniform(-300, 0, 200_000)])
+        return np.concatenate(
+            [
+                rng.uniform(-760, 720, 1_000_000),
+                rng.normal(0, 1, 500_000),
+                rng.uniform(-746, -707, 200_000),
+                10.0 ** rng.uniform(-300, 0, 200_000),
+            ]
+        )
     if name == "log":  # subnormals to the largest float64
-        return np.concatenate([10.0 ** rng.uniform(-323, 308, 1_000_000), rng.uniform(0.5, 2, 500_000),
-                               1 + rng.normal(0, 1e-6, 200_000)])
-    return np.concatenate([rng.normal(0, 1, 1_000_000), rng.uniform(-30, 30, 500_000),  # tanh
-                           np.sign(rng.normal(size=300_000)) * 10.0 ** rng.uniform(-320, 3, 300_000)])
+        return np.concatenate(
+            [
+                10.0 ** rng.uniform(-323, 308, 1_000_000),
+                rng.uniform(0.5, 2, 500_000),
+                1 + rng.normal(0, 1e-6, 200_000),
+            ]
+        )
+    return np.concatenate(
+        [
+            rng.normal(0, 1, 1_000_000),
+            rng.uniform(-30, 30, 500_000),  # tanh
+            np.sign(rng.normal(size=300_000)) * 10.0 ** rng.uniform(-320, 3, 300_000),
+        ]
+    )
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "tanh"])
@@ -119,18 +157,22 @@ def test_float32_function_is_within_1_ulp_of_the_rounded_float64_and_4_of_numpys
 
 # ---------------------------------------------------------------- no fused multiply-add
 
+
 def _compiled_assembly(**options):
     @numba.njit(error_model="numpy", **options)
     def multiply_adds(a, b, c, out):
         for i in range(a.size):
             out[i] = kernel.tanh(a[i] * b[i] + c[i]) + kernel.exp(a[i]) * kernel.log(b[i])
+
     arrays = [np.ones(64) for _ in range(4)]
     multiply_adds(*arrays)
     return multiply_adds.inspect_asm(multiply_adds.signatures[0])
 
 
-@pytest.mark.skipif("fma" not in llvm.get_host_cpu_features().flatten(),
-                    reason="the check needs a CPU with fused multiply-add")
+@pytest.mark.skipif(
+    "fma" not in llvm.get_host_cpu_features().flatten(),
+    reason="the check needs a CPU with fused multiply-add",
+)
 def test_llvm_fuses_no_multiply_and_add_without_fastmath():
     fused = re.compile(r"\bv?fn?m(add|sub)\w*")
     # The check can see a fused multiply-add: with the contract flag LLVM makes them here.
@@ -140,12 +182,14 @@ def test_llvm_fuses_no_multiply_and_add_without_fastmath():
 
 # ---------------------------------------------------------------- against train_many
 
+
 def _kernel_ufunc(function):
     """A NumPy ufunc computing ``function`` in float64, rounded once for float32, as the kernel
     does: with it in place of NumPy's own, train_many and the kernel share every operation."""
     # float32 first: NumPy takes the first loop its inputs cast to safely.
     return numba.vectorize(["float32(float32)", "float64(float64)"])(
-        lambda value: function(np.float64(value)))
+        lambda value: function(np.float64(value))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +207,9 @@ def _setting(dataset, hidden, n_networks, epochs, seed, largest_learning_rate=30
     return layout, learning_rates, momenta, weights, orders
 
 
-def _kernel_run(dataset, layout, learning_rates, momenta, weights, orders, rule, dtype=np.float64, **options):
+def _kernel_run(
+    dataset, layout, learning_rates, momenta, weights, orders, rule, dtype=np.float64, **options
+):
     """The kernel driven epoch by epoch as train_many drives its trainer: curves (K, epochs)
     and the weights after each epoch (epochs, P, K)."""
     n_networks, epochs, n_train = orders.shape
@@ -175,12 +221,23 @@ def _kernel_run(dataset, layout, learning_rates, momenta, weights, orders, rule,
     curves = np.empty((3, n_networks, epochs))
     history = np.empty((epochs, *weights.shape))
     for epoch in range(epochs):
-        log_likelihood = kernel.train_epoch(layout, weights, memory, learning_rates, momenta, rule,
-                                            x_train, dataset.y_train, orders[:, epoch],
-                                            train_counts, **options)
+        log_likelihood = kernel.train_epoch(
+            layout,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            rule,
+            x_train,
+            dataset.y_train,
+            orders[:, epoch],
+            train_counts,
+            **options,
+        )
         curves[0, :, epoch] = -log_likelihood / n_train
-        curves[1:, :, epoch] = kernel.evaluate(layout, weights, dataset.x_val, dataset.y_val,
-                                               val_rows, val_counts, **options)
+        curves[1:, :, epoch] = kernel.evaluate(
+            layout, weights, dataset.x_val, dataset.y_val, val_rows, val_counts, **options
+        )
         history[epoch] = weights
     return curves, history
 
@@ -192,7 +249,9 @@ def _compare_until_stopped(batch, curves, history, rtol):
         last = batch.diverged_epoch[k] or epochs
         for got, want in zip(curves, (batch.train_loss, batch.val_loss, batch.val_accuracy)):
             np.testing.assert_allclose(got[k, :last], want[k, :last], rtol=rtol, atol=0)
-        np.testing.assert_allclose(history[last - 1][:, k], batch.final_parameters[:, k], rtol=rtol, atol=0)
+        np.testing.assert_allclose(
+            history[last - 1][:, k], batch.final_parameters[:, k], rtol=rtol, atol=0
+        )
 
 
 SHAPES = [  # (items, inputs, classes, hidden)
@@ -207,26 +266,47 @@ def _dataset(shape):
     items, inputs, classes, hidden = shape
     if items == "iris":
         return sweep.load_dataset("iris"), hidden
-    return sweep.load_dataset("synthetic", items=items, inputs=inputs, classes=classes, seed=3), hidden
+    return sweep.load_dataset(
+        "synthetic", items=items, inputs=inputs, classes=classes, seed=3
+    ), hidden
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}-{s[1]}-{s[2]}-h{s[3]}")
 def test_kernel_equals_train_many_bit_for_bit_given_the_same_exp_log_tanh(
-        shape, rule, dtype, kernel_functions, monkeypatch):
+    shape, rule, dtype, kernel_functions, monkeypatch
+):
     # Learning rates up to 30 make some networks diverge; they are compared up to the epoch
     # train_many stops them, divergence epoch included.
     dataset, hidden = _dataset(shape)
     layout, learning_rates, momenta, weights, orders = _setting(dataset, hidden, 12, 4, seed=1)
     for name, ufunc in kernel_functions.items():
         monkeypatch.setattr(np, name, ufunc)
-    batch = train_many(dataset, learning_rates, momenta, np.arange(12), hidden=hidden, epochs=4,
-                       rule=rule, initial_weights=weights, orders=orders, dtype=dtype)
+    batch = train_many(
+        dataset,
+        learning_rates,
+        momenta,
+        np.arange(12),
+        hidden=hidden,
+        epochs=4,
+        rule=rule,
+        initial_weights=weights,
+        orders=orders,
+        dtype=dtype,
+    )
     monkeypatch.undo()
     assert batch.diverged_epoch.any() and not batch.diverged_epoch.all()
-    curves, history = _kernel_run(dataset, layout, learning_rates.astype(dtype), momenta.astype(dtype),
-                                  weights, orders, rule, dtype)
+    curves, history = _kernel_run(
+        dataset,
+        layout,
+        learning_rates.astype(dtype),
+        momenta.astype(dtype),
+        weights,
+        orders,
+        rule,
+        dtype,
+    )
     _compare_until_stopped(batch, curves, history, rtol=0)
 
 
@@ -237,9 +317,19 @@ def test_kernel_agrees_with_train_many_using_numpys_own_functions(shape, rule):
     # rates below divergence keep that from growing past 1e-12 in a few epochs.
     dataset, hidden = _dataset(shape)
     layout, learning_rates, momenta, weights, orders = _setting(
-        dataset, hidden, 8, 3, seed=2, largest_learning_rate=0.03)
-    batch = train_many(dataset, learning_rates, momenta, np.arange(8), hidden=hidden, epochs=3,
-                       rule=rule, initial_weights=weights, orders=orders)
+        dataset, hidden, 8, 3, seed=2, largest_learning_rate=0.03
+    )
+    batch = train_many(
+        dataset,
+        learning_rates,
+        momenta,
+        np.arange(8),
+        hidden=hidden,
+        epochs=3,
+        rule=rule,
+        initial_weights=weights,
+        orders=orders,
+    )
     curves, history = _kernel_run(dataset, layout, learning_rates, momenta, weights, orders, rule)
     _compare_until_stopped(batch, curves, history, rtol=1e-12)
 
@@ -247,28 +337,64 @@ def test_kernel_agrees_with_train_many_using_numpys_own_functions(shape, rule):
 @pytest.mark.parametrize("rule", RULES)
 def test_float32_kernel_agrees_with_float32_train_many_within_float32_rounding(iris, rule):
     layout, learning_rates, momenta, weights, orders = _setting(
-        iris, 7, 8, 3, seed=4, largest_learning_rate=0.03)
-    batch = train_many(iris, learning_rates, momenta, np.arange(8), epochs=3, rule=rule,
-                       initial_weights=weights, orders=orders, dtype=np.float32)
-    curves, history = _kernel_run(iris, layout, learning_rates.astype(np.float32),
-                                  momenta.astype(np.float32), weights, orders, rule, np.float32)
+        iris, 7, 8, 3, seed=4, largest_learning_rate=0.03
+    )
+    batch = train_many(
+        iris,
+        learning_rates,
+        momenta,
+        np.arange(8),
+        epochs=3,
+        rule=rule,
+        initial_weights=weights,
+        orders=orders,
+        dtype=np.float32,
+    )
+    curves, history = _kernel_run(
+        iris,
+        layout,
+        learning_rates.astype(np.float32),
+        momenta.astype(np.float32),
+        weights,
+        orders,
+        rule,
+        np.float32,
+    )
     np.testing.assert_allclose(curves[:2], np.stack([batch.train_loss, batch.val_loss]), rtol=1e-4)
     np.testing.assert_allclose(history[-1], batch.final_parameters, rtol=1e-3, atol=1e-5)
 
 
 # ---------------------------------------------------------------- exact whatever the batch
 
+
 def _train_and_evaluate(dataset, layout, learning_rates, momenta, weights, orders, **options):
     """(log-likelihoods, weights, memory, val loss, val accuracy) after len(orders[0]) epochs."""
     weights, memory = weights.copy(), np.zeros_like(weights)
     n_networks, epochs, n_train = orders.shape
     for epoch in range(epochs):
-        log_likelihood = kernel.train_epoch(layout, weights, memory, learning_rates, momenta, "nesterov",
-                                            dataset.x_train, dataset.y_train, orders[:, epoch],
-                                            np.full(n_networks, n_train), **options)
+        log_likelihood = kernel.train_epoch(
+            layout,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            "nesterov",
+            dataset.x_train,
+            dataset.y_train,
+            orders[:, epoch],
+            np.full(n_networks, n_train),
+            **options,
+        )
     val_rows = np.broadcast_to(np.arange(len(dataset.y_val)), (n_networks, len(dataset.y_val)))
-    loss, accuracy = kernel.evaluate(layout, weights, dataset.x_val, dataset.y_val, val_rows,
-                                     np.full(n_networks, len(dataset.y_val)), **options)
+    loss, accuracy = kernel.evaluate(
+        layout,
+        weights,
+        dataset.x_val,
+        dataset.y_val,
+        val_rows,
+        np.full(n_networks, len(dataset.y_val)),
+        **options,
+    )
     return log_likelihood, weights, memory, loss, accuracy
 
 
@@ -280,13 +406,26 @@ def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_cou
     for size, networks in batch.items():
         for chunk in (1, 4, 8, 32):
             for threads in (1, 2):
-                outputs = _train_and_evaluate(iris, layout, learning_rates[networks], momenta[networks],
-                                              weights[:, networks], orders[networks], chunk=chunk, threads=threads)
+                outputs = _train_and_evaluate(
+                    iris,
+                    layout,
+                    learning_rates[networks],
+                    momenta[networks],
+                    weights[:, networks],
+                    orders[networks],
+                    chunk=chunk,
+                    threads=threads,
+                )
                 first = networks.start
-                runs[size, chunk, threads] = {k: [out[..., k - first] for out in outputs]
-                                              for k in watched if networks.start <= k < networks.stop}
+                runs[size, chunk, threads] = {
+                    k: [out[..., k - first] for out in outputs]
+                    for k in watched
+                    if networks.start <= k < networks.stop
+                }
     for k in watched:
-        alone = _train_and_evaluate(iris, layout, learning_rates[[k]], momenta[[k]], weights[:, [k]], orders[[k]])
+        alone = _train_and_evaluate(
+            iris, layout, learning_rates[[k]], momenta[[k]], weights[:, [k]], orders[[k]]
+        )
         for key, run in runs.items():
             if k in run:
                 for got, want in zip(run[k], alone):
@@ -300,15 +439,44 @@ def test_a_network_with_fewer_items_equals_it_trained_alone_on_just_those(iris):
     val_rows = np.argsort(np.random.default_rng(7).random((5, 30)), axis=1)
     val_counts = np.array([30, 3, 10, 1, 29])
     ragged_weights, ragged_memory = weights.copy(), np.zeros_like(weights)
-    log_likelihood = kernel.train_epoch(layout, ragged_weights, ragged_memory, learning_rates, momenta,
-                                        "seed", iris.x_train, iris.y_train, orders, counts, chunk=4)
-    loss, accuracy = kernel.evaluate(layout, ragged_weights, iris.x_val, iris.y_val, val_rows, val_counts, chunk=4)
+    log_likelihood = kernel.train_epoch(
+        layout,
+        ragged_weights,
+        ragged_memory,
+        learning_rates,
+        momenta,
+        "seed",
+        iris.x_train,
+        iris.y_train,
+        orders,
+        counts,
+        chunk=4,
+    )
+    loss, accuracy = kernel.evaluate(
+        layout, ragged_weights, iris.x_val, iris.y_val, val_rows, val_counts, chunk=4
+    )
     for k, count in enumerate(counts):
         alone_weights, alone_memory = weights[:, [k]].copy(), np.zeros((layout.size, 1))
-        alone_sum = kernel.train_epoch(layout, alone_weights, alone_memory, learning_rates[[k]], momenta[[k]],
-                                       "seed", iris.x_train, iris.y_train, orders[[k], :count], [count])
-        alone_loss, alone_accuracy = kernel.evaluate(layout, alone_weights, iris.x_val, iris.y_val,
-                                                     val_rows[[k], : val_counts[k]], val_counts[[k]])
+        alone_sum = kernel.train_epoch(
+            layout,
+            alone_weights,
+            alone_memory,
+            learning_rates[[k]],
+            momenta[[k]],
+            "seed",
+            iris.x_train,
+            iris.y_train,
+            orders[[k], :count],
+            [count],
+        )
+        alone_loss, alone_accuracy = kernel.evaluate(
+            layout,
+            alone_weights,
+            iris.x_val,
+            iris.y_val,
+            val_rows[[k], : val_counts[k]],
+            val_counts[[k]],
+        )
         assert log_likelihood[k] == alone_sum[0]
         np.testing.assert_array_equal(ragged_weights[:, k], alone_weights[:, 0])
         np.testing.assert_array_equal(ragged_memory[:, k], alone_memory[:, 0])
@@ -320,7 +488,9 @@ def test_a_network_whose_logits_are_nan_has_nan_loss_and_numpys_argmax_accuracy(
     weights = initial_block(layout, generators([0, 1]))
     weights[-1, 1] = np.nan  # one output bias of network 1
     rows = np.broadcast_to(np.arange(len(iris.y_val)), (2, len(iris.y_val)))
-    loss, accuracy = kernel.evaluate(layout, weights, iris.x_val, iris.y_val, rows, np.full(2, len(iris.y_val)))
+    loss, accuracy = kernel.evaluate(
+        layout, weights, iris.x_val, iris.y_val, rows, np.full(2, len(iris.y_val))
+    )
     assert np.isfinite(loss[0]) and np.isnan(loss[1])
     # numpy.argmax names the first NaN, output 2 here, whatever the other logits.
     assert accuracy[1] == np.mean(iris.y_val == 2)
@@ -334,8 +504,18 @@ def test_bad_arguments_are_refused_before_the_compiled_code_sees_them(iris):
     weights = np.zeros((layout.size, 2))
 
     def train(orders, counts, rule="seed", y_table=iris.y_train):
-        kernel.train_epoch(layout, weights, np.zeros_like(weights), [0.1, 0.1], [0.0, 0.0], rule,
-                           iris.x_train, y_table, orders, counts)
+        kernel.train_epoch(
+            layout,
+            weights,
+            np.zeros_like(weights),
+            [0.1, 0.1],
+            [0.0, 0.0],
+            rule,
+            iris.x_train,
+            y_table,
+            orders,
+            counts,
+        )
 
     with pytest.raises(ValueError, match="network 1"):
         train(np.array([[0, 1, 2], [0, 500, 2]]), [3, 3])  # a row past the table
@@ -353,7 +533,19 @@ def test_no_networks_give_empty_results(iris):
     layout = Layout(4, 7, 3)
     weights = np.zeros((layout.size, 0))
     no_rows = np.zeros((0, 3), int)
-    log_likelihood = kernel.train_epoch(layout, weights, np.zeros_like(weights), [], [], "seed",
-                                        iris.x_train, iris.y_train, no_rows, np.zeros(0, int))
-    loss, accuracy = kernel.evaluate(layout, weights, iris.x_val, iris.y_val, no_rows, np.zeros(0, int))
+    log_likelihood = kernel.train_epoch(
+        layout,
+        weights,
+        np.zeros_like(weights),
+        [],
+        [],
+        "seed",
+        iris.x_train,
+        iris.y_train,
+        no_rows,
+        np.zeros(0, int),
+    )
+    loss, accuracy = kernel.evaluate(
+        layout, weights, iris.x_val, iris.y_val, no_rows, np.zeros(0, int)
+    )
     assert log_likelihood.shape == loss.shape == accuracy.shape == (0,)

@@ -240,12 +240,12 @@ def main(argv=None) -> None:
                 f"  train_many K = {k:4d}: {micros:8.3f} us per network-step  "
                 f"({single / micros:5.1f}x K = 1)"
             )
-    if not args.skip_kernel:
-        print_kernel_figures(args.epochs)
     if not args.skip_search:
         from .bench_search import main as search_main
 
         search_main()
+    if not args.skip_kernel:
+        print_kernel_figures(args.epochs)
 
 
 def _versus(micros: float, numpy_micros: float, floor: float) -> str:

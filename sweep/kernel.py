@@ -1,0 +1,1068 @@
+"""Compiled epochs of online back-propagation for K networks: a Numba kernel.
+
+``sweep.train`` steps K networks together with a dozen NumPy calls per training item; at
+Iris's size each call does little work, so the calls' overhead is most of the time. This
+module runs a whole epoch in one compiled call instead. It walks the networks in chunks of
+``chunk`` (a few vector registers wide), and for each chunk the items, and for each item the
+networks of the chunk, innermost, so one vector instruction does the same operation for
+several networks. A chunk's weights and rule state are copied into small contiguous buffers
+for the epoch, where they stay in cache.
+
+Exact by construction: network k's numbers are bit for bit the same whatever K, the chunk
+size, the thread count or the machine.
+
+* No operation mixes two networks: a vector lane is a network, and nothing is summed across
+  lanes.
+* Every sum runs in the order the NumPy trainer adds its terms (index order, from 0), so the
+  kernel follows ``sweep.train`` and ``sweep.network.Evaluation`` operation for operation.
+* No fast-math: LLVM may neither reorder nor fuse floating-point operations. Without the
+  ``contract`` flag, which Numba sets only under ``fastmath``, LLVM does not fuse a multiply
+  and an add into an FMA, whose single rounding would differ from NumPy's two and from a
+  machine without FMA. ``tests/test_kernel.py`` compiles the helpers below into a loop and
+  finds no FMA instruction, where the same loop with the ``contract`` flag has them.
+* No libm or vector-library call, whose results differ between libraries and machines:
+  ``exp``, ``log`` and ``tanh`` are written here in + - * / and bit operations (exp: fdlibm's
+  range reduction and a Taylor polynomial; log: fdlibm's; tanh: Cephes's), within 2 ulp of
+  NumPy's, with the special values (0, -0, inf, nan, subnormals) as NumPy gives them. In
+  float32 each is computed in float64 and rounded once.
+
+The kernel keeps only the state it is given: the caller draws item orders, decides on
+divergence and keeps the curves, as ``train_many`` does. ``train_epoch`` runs one epoch and
+returns each network's sum of log p(target); ``evaluate`` gives each network's mean
+validation loss and accuracy. Both read items from one table by row index, so networks may
+train on different data (folds of one data set) without copying it per network, and on
+different numbers of items (``counts``).
+
+Chunks go to Numba's threads (``prange``) from ``PARALLEL_MIN_NETWORKS`` networks on; a chunk
+is one thread's from start to end, so the thread count changes no number either.
+
+The first call compiles every rule's variant at once, which takes about half a minute; the
+code is cached on disk beside this file (or in ``NUMBA_CACHE_DIR``, or Numba's user cache
+directory if this one is not writable), and later processes load it in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from .network import Layout
+from .rules import RULES
+
+# Rule codes the compiled code branches on, in sweep.rules.RULES's order.
+RULE_CODES = {name: code for code, name in enumerate(RULES)}
+_SEED, _HEAVY_BALL, _NESTEROV = (RULE_CODES[name] for name in ("seed", "heavy-ball", "nesterov"))
+
+# Networks per chunk: eight 4-wide vectors of float64 per operation, enough independent work
+# to hide the latencies, while an Iris chunk's weights and state (30 KB) stay in L1.
+DEFAULT_CHUNK = 32
+# Below this many networks a second thread costs more than it saves (see ``make bench``).
+PARALLEL_MIN_NETWORKS = 64
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath=False, boundscheck=False)
+# The helpers are inlined by Numba itself: LLVM left them as calls, which stop a loop over the
+# networks from vectorising.
+_INLINED = dict(_JIT, inline="always")
+
+
+# ---------------------------------------------------------------- bits of a float64
+
+
+@intrinsic
+def _bits_of(typingctx, value):
+    """The IEEE bit pattern of a float64, as an int64 (a bit cast, no arithmetic)."""
+    if value != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _float_of(typingctx, bits):
+    """The float64 whose IEEE bit pattern is the int64 ``bits``."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+# ---------------------------------------------------------------- exp, log, tanh in float64
+# Branch-free (both sides computed, one selected) so that a loop over networks vectorises.
+
+_LN2_HI = 6.93147180369123816490e-01  # ln 2's leading bits: k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+# Adding and subtracting 1.5 * 2**52 rounds a float64 below 2**51 to the nearest integer.
+_ROUNDER = 6755399441055744.0
+# 1/n! for n = 2 .. 13: Taylor's series of e**r - 1 - r, over r**2. On |r| <= ln2 / 2 the
+# first term left out is below 4e-18 relative: a polynomial without a division, which costs
+# as much as a dozen multiply-adds in a vector.
+_E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
+    1.0 / 2,
+    1.0 / 6,
+    1.0 / 24,
+    1.0 / 120,
+    1.0 / 720,
+    1.0 / 5040,
+    1.0 / 40320,
+    1.0 / 362880,
+    1.0 / 3628800,
+    1.0 / 39916800,
+    1.0 / 479001600,
+    1.0 / 6227020800,
+)
+
+
+@njit(**_INLINED)
+def exp(x):
+    """e**x for a float64 x, without branches or divisions.
+
+    x = k ln2 + r with |r| <= ln2 / 2, ln2 in two parts as fdlibm's e_exp.c splits it, so
+    that r keeps its low bits; e**r = 1 + r + r**2 (1/2 + r/6 + ... + r**11/13!); then times
+    2**k in two factors, so that a subnormal result is rounded once.
+    """
+    # Clamped first: beyond these e**x is inf or 0 anyway, and k stays a small integer.
+    # A NaN fails both comparisons and is put back at the end.
+    clamped = x if x < 710.0 else 710.0
+    clamped = clamped if clamped > -746.0 else -746.0
+    k = (clamped * _INV_LN2 + _ROUNDER) - _ROUNDER
+    hi = clamped - k * _LN2_HI
+    lo = k * _LN2_LO
+    r = hi - lo
+    q = _E12 + r * _E13
+    q = _E11 + r * q
+    q = _E10 + r * q
+    q = _E9 + r * q
+    q = _E8 + r * q
+    q = _E7 + r * q
+    q = _E6 + r * q
+    q = _E5 + r * q
+    q = _E4 + r * q
+    q = _E3 + r * q
+    q = _E2 + r * q
+    y = 1.0 + (hi - (lo - (r * r) * q))
+    n = np.int64(k)
+    half = n >> 1
+    scale_a = _float_of((half + 1023) << 52)
+    scale_b = _float_of((n - half + 1023) << 52)
+    result = (y * scale_a) * scale_b
+    return result if x == x else x
+
+
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_TWO54 = 1.80143985094819840000e16
+_SMALLEST_NORMAL = 2.2250738585072014e-308
+
+
+@njit(**_INLINED)
+def log(x):
+    """Natural log of a float64 x: fdlibm's e_log.c (error below 1 ulp), without branches.
+
+    x = 2**k (1 + f) with 1 + f in [sqrt(2)/2, sqrt(2)); log(1 + f) from s = f / (2 + f) and a
+    polynomial in s**2; two forms of the last sum, chosen by f as fdlibm chooses them.
+    """
+    subnormal = x < _SMALLEST_NORMAL  # also 0 and negatives, whose result is replaced below
+    scaled = x * _TWO54 if subnormal else x
+    bits = _bits_of(scaled)
+    high = (bits >> 32) & 0x7FFFFFFF
+    k = (high >> 20) - 1023 - (54 if subnormal else 0)
+    high &= 0x000FFFFF
+    i = (high + 0x95F64) & 0x100000
+    # The mantissa with exponent 0 or -1, whichever puts it in [sqrt(2)/2, sqrt(2)).
+    mantissa = _float_of(((high | (i ^ 0x3FF00000)) << 32) | (bits & 0xFFFFFFFF))
+    k += i >> 20
+    f = mantissa - 1.0
+    s = f / (2.0 + f)
+    dk = np.float64(k)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    r = t2 + t1
+    half_f_squared = 0.5 * f * f
+    far_from_one = ((high - 0x6147A) | (0x6B851 - high)) > 0
+    if far_from_one:
+        result = dk * _LN2_HI - ((half_f_squared - (s * (half_f_squared + r) + dk * _LN2_LO)) - f)
+    else:
+        result = dk * _LN2_HI - ((s * (f - r) - dk * _LN2_LO) - f)
+    result = result if x < np.inf else x + x  # inf, and NaN
+    result = result if x != 0.0 else -np.inf
+    return result if x >= 0.0 else np.nan
+
+
+_TANH_P0 = -9.64399179425052238628e-01
+_TANH_P1 = -9.92877231001918586564e01
+_TANH_P2 = -1.61468768441708447952e03
+_TANH_Q0 = 1.12811678491632931402e02
+_TANH_Q1 = 2.23548839060100448583e03
+_TANH_Q2 = 4.84406305325125486048e03
+
+
+@njit(**_INLINED)
+def tanh(x):
+    """Hyperbolic tangent of a float64 x: Cephes's tanh.c, without branches, in one division.
+
+    |x| < 0.625: x + x**3 P(x**2) / Q(x**2); beyond, 1 - 2 / (e**(2|x|) + 1) with x's sign.
+    Both are a + b / c: the two (a, b, c) are made and one chosen before the one division.
+    """
+    magnitude = abs(x)
+    near_zero = magnitude < 0.625
+    z = x * x
+    sign = 1.0 if x >= 0.0 else -1.0
+    a = x if near_zero else sign
+    b = x * (z * (_TANH_P2 + z * (_TANH_P1 + z * _TANH_P0))) if near_zero else -2.0 * sign
+    c = (
+        (_TANH_Q2 + z * (_TANH_Q1 + z * (_TANH_Q0 + z)))
+        if near_zero
+        else exp(magnitude + magnitude) + 1.0
+    )
+    result = a + b / c
+    return result if x != 0.0 else x  # keeps -0's sign, and a NaN stays NaN (x != 0)
+
+
+# ---------------------------------------------------------------- one chunk's epoch
+
+
+@njit(**_INLINED)
+def _rule_step(rule, weights, memory, p, j, sgd_step, momentum, active):
+    """Parameter p of lane j: the momentum rule, as ``sweep.rules`` writes it, given
+    ``sgd_step`` = -learning_rate * dLoss/dw. ``memory`` is the seed rule's prev_delta or the
+    others' velocity. A lane not ``active`` (past its last item) keeps its values. ``rule`` is
+    a compile-time constant, so only its own branch is compiled."""
+    weight = weights[p, j]
+    if rule == _SEED:
+        updated = (weight + sgd_step) + memory[p, j] * momentum
+        remembered = sgd_step
+    elif rule == _HEAVY_BALL:
+        remembered = memory[p, j] * momentum + sgd_step
+        updated = weight + remembered
+    else:
+        remembered = memory[p, j] * momentum + sgd_step
+        updated = weight + (remembered * momentum + sgd_step)
+    weights[p, j] = updated if active else weight
+    memory[p, j] = remembered if active else memory[p, j]
+
+
+@njit(**_JIT)
+def _train_chunk(
+    first,
+    n_lanes,
+    width,
+    single_lane,
+    n_hidden,
+    n_outputs,
+    rule,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    log_likelihood,
+):
+    """Networks first .. first + n_lanes - 1 through one epoch, in ``width`` lanes.
+
+    Every loop over the lanes is a loop LLVM vectorises; lanes past n_lanes (the last
+    chunk's) idle on zero weights. ``rule`` and ``single_lane`` (width 1) are compiled in as
+    constants (``_train_chunk_of`` passes them so): one lane then runs as plain scalar code,
+    without a vector loop's set-up around every operation.
+    """
+    numba.literally(rule)
+    numba.literally(single_lane)
+    if single_lane:
+        width = 1
+    n_inputs = x_table.shape[1]
+    n_parameters = weights.shape[0]
+    dtype = weights.dtype
+    hidden_bias = n_inputs * n_hidden  # offsets of the blocks in sweep.network.Layout's order
+    ho_start = hidden_bias + n_hidden
+    output_bias = ho_start + n_hidden * n_outputs
+
+    chunk_weights = np.zeros((n_parameters, width), dtype)
+    chunk_memory = np.zeros((n_parameters, width), dtype)
+    for p in range(n_parameters):
+        for j in range(n_lanes):
+            chunk_weights[p, j] = weights[p, first + j]
+            chunk_memory[p, j] = memory[p, first + j]
+    scale = np.zeros(width, dtype)  # -learning_rate: it scales the output error
+    chunk_momenta = np.zeros(width, dtype)
+    chunk_counts = np.zeros(width, np.int64)
+    for j in range(n_lanes):
+        scale[j] = -learning_rates[first + j]
+        chunk_momenta[j] = momenta[first + j]
+        chunk_counts[j] = counts[first + j]
+    n_steps = chunk_counts.max()
+    zero = np.zeros(1, dtype)[0]
+    one = np.ones(1, dtype)[0]
+
+    x = np.empty((n_inputs, width), dtype)
+    targets = np.empty(width, np.int64)
+    active = np.empty(width, np.bool_)
+    hidden = np.empty((n_hidden, width), dtype)
+    hidden_error = np.empty((n_hidden, width), dtype)
+    outputs = np.empty((n_outputs, width), dtype)  # logits, then probabilities, then errors
+    top = np.empty(width, dtype)
+    total = np.empty(width, dtype)
+    log_p = np.empty(width, dtype)  # the log in the networks' dtype, as the trainer takes it
+    sums = np.zeros(width, np.float64)
+
+    for t in range(n_steps):
+        for j in range(width):
+            active[j] = t < chunk_counts[j]
+            row = orders[first + j, t] if active[j] else 0  # a finished lane idles on row 0
+            targets[j] = y_table[row] if active[j] else 0
+            for i in range(n_inputs):
+                x[i, j] = x_table[row, i]
+
+        # Forward: the sums start at 0 and add the inputs' products, then the bias (times
+        # the constant 1 input), as the trainer's einsum does.
+        # The term's index is the outer loop: consecutive updates of one sum are then a whole
+        # layer apart, not waiting on each other through memory.
+        for h in range(n_hidden):
+            for j in range(width):
+                hidden[h, j] = zero
+        for i in range(n_inputs):
+            for h in range(n_hidden):
+                for j in range(width):
+                    hidden[h, j] += x[i, j] * chunk_weights[i * n_hidden + h, j]
+        for h in range(n_hidden):
+            for j in range(width):
+                hidden[h, j] = tanh(np.float64(hidden[h, j] + chunk_weights[hidden_bias + h, j]))
+        for c in range(n_outputs):
+            for j in range(width):
+                outputs[c, j] = zero
+        for h in range(n_hidden):
+            for c in range(n_outputs):
+                for j in range(width):
+                    outputs[c, j] += hidden[h, j] * chunk_weights[ho_start + h * n_outputs + c, j]
+        for c in range(n_outputs):
+            for j in range(width):
+                outputs[c, j] += chunk_weights[output_bias + c, j]
+
+        # Softmax, shifted by the maximum; NumPy's maximum lets a NaN through.
+        for j in range(width):
+            top[j] = outputs[0, j]
+        for c in range(1, n_outputs):
+            for j in range(width):
+                value = outputs[c, j]
+                top[j] = value if (value > top[j] or value != value) else top[j]
+        for c in range(n_outputs):
+            for j in range(width):
+                outputs[c, j] = exp(np.float64(outputs[c, j] - top[j]))
+        for j in range(width):
+            total[j] = outputs[0, j]
+        for c in range(1, n_outputs):
+            for j in range(width):
+                total[j] += outputs[c, j]
+        for c in range(n_outputs):
+            for j in range(width):
+                outputs[c, j] /= total[j]
+
+        # The item's log p(target), before the update, added to the running sum in float64.
+        for j in range(width):
+            log_p[j] = outputs[targets[j], j]
+        for j in range(width):  # apart from the gather above, so that this loop vectorises
+            log_p[j] = log(np.float64(log_p[j]))
+            sums[j] = sums[j] + np.float64(log_p[j]) if active[j] else sums[j]
+
+        # Back-propagation: the output error (softmax - one-hot) scaled by -learning_rate is
+        # the output biases' SGD step; the hidden error is made from the weights before update.
+        for c in range(n_outputs):
+            for j in range(width):
+                target_share = one if targets[j] == c else zero
+                outputs[c, j] = (outputs[c, j] - target_share) * scale[j]
+        for h in range(n_hidden):
+            for j in range(width):
+                hidden_error[h, j] = zero
+        for c in range(n_outputs):
+            for h in range(n_hidden):
+                for j in range(width):
+                    hidden_error[h, j] += (
+                        chunk_weights[ho_start + h * n_outputs + c, j] * outputs[c, j]
+                    )
+        for h in range(n_hidden):
+            for j in range(width):
+                hidden_error[h, j] *= one - hidden[h, j] * hidden[h, j]  # tanh' = 1 - tanh**2
+
+        for h in range(n_hidden):
+            for c in range(n_outputs):
+                p = ho_start + h * n_outputs + c
+                for j in range(width):
+                    _rule_step(
+                        rule,
+                        chunk_weights,
+                        chunk_memory,
+                        p,
+                        j,
+                        hidden[h, j] * outputs[c, j],
+                        chunk_momenta[j],
+                        active[j],
+                    )
+        for c in range(n_outputs):
+            for j in range(width):
+                _rule_step(
+                    rule,
+                    chunk_weights,
+                    chunk_memory,
+                    output_bias + c,
+                    j,
+                    outputs[c, j],
+                    chunk_momenta[j],
+                    active[j],
+                )
+        for i in range(n_inputs):
+            for h in range(n_hidden):
+                p = i * n_hidden + h
+                for j in range(width):
+                    _rule_step(
+                        rule,
+                        chunk_weights,
+                        chunk_memory,
+                        p,
+                        j,
+                        x[i, j] * hidden_error[h, j],
+                        chunk_momenta[j],
+                        active[j],
+                    )
+        for h in range(n_hidden):
+            for j in range(width):
+                _rule_step(
+                    rule,
+                    chunk_weights,
+                    chunk_memory,
+                    hidden_bias + h,
+                    j,
+                    hidden_error[h, j],
+                    chunk_momenta[j],
+                    active[j],
+                )
+
+    for p in range(n_parameters):
+        for j in range(n_lanes):
+            weights[p, first + j] = chunk_weights[p, j]
+            memory[p, first + j] = chunk_memory[p, j]
+    for j in range(n_lanes):
+        log_likelihood[first + j] = sums[j]
+
+
+@njit(**_INLINED)
+def _train_chunk_of(
+    first,
+    n_lanes,
+    width,
+    n_hidden,
+    n_outputs,
+    rule,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    log_likelihood,
+):
+    """``_train_chunk`` compiled for rule code ``rule`` and for one lane or several."""
+    if width == 1:
+        if rule == _SEED:
+            _train_chunk(
+                first,
+                n_lanes,
+                width,
+                True,
+                n_hidden,
+                n_outputs,
+                _SEED,
+                weights,
+                memory,
+                learning_rates,
+                momenta,
+                x_table,
+                y_table,
+                orders,
+                counts,
+                log_likelihood,
+            )
+        elif rule == _HEAVY_BALL:
+            _train_chunk(
+                first,
+                n_lanes,
+                width,
+                True,
+                n_hidden,
+                n_outputs,
+                _HEAVY_BALL,
+                weights,
+                memory,
+                learning_rates,
+                momenta,
+                x_table,
+                y_table,
+                orders,
+                counts,
+                log_likelihood,
+            )
+        else:
+            _train_chunk(
+                first,
+                n_lanes,
+                width,
+                True,
+                n_hidden,
+                n_outputs,
+                _NESTEROV,
+                weights,
+                memory,
+                learning_rates,
+                momenta,
+                x_table,
+                y_table,
+                orders,
+                counts,
+                log_likelihood,
+            )
+    elif rule == _SEED:
+        _train_chunk(
+            first,
+            n_lanes,
+            width,
+            False,
+            n_hidden,
+            n_outputs,
+            _SEED,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            x_table,
+            y_table,
+            orders,
+            counts,
+            log_likelihood,
+        )
+    elif rule == _HEAVY_BALL:
+        _train_chunk(
+            first,
+            n_lanes,
+            width,
+            False,
+            n_hidden,
+            n_outputs,
+            _HEAVY_BALL,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            x_table,
+            y_table,
+            orders,
+            counts,
+            log_likelihood,
+        )
+    else:
+        _train_chunk(
+            first,
+            n_lanes,
+            width,
+            False,
+            n_hidden,
+            n_outputs,
+            _NESTEROV,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            x_table,
+            y_table,
+            orders,
+            counts,
+            log_likelihood,
+        )
+
+
+@njit(**_JIT)
+def _first_bad_network(rows, counts, y_table, n_outputs):
+    """The first network whose count is not in [1, rows.shape[1]], or one of whose rows (those
+    it reads) is not a row of the table or has a class outside [0, n_outputs); -1 if none.
+    The compiled loops trust these (no bounds checks), so they are checked before."""
+    for k in range(rows.shape[0]):
+        if counts[k] < 1 or counts[k] > rows.shape[1]:
+            return k
+        for t in range(counts[k]):
+            row = rows[k, t]
+            if row < 0 or row >= y_table.shape[0] or y_table[row] < 0 or y_table[row] >= n_outputs:
+                return k
+    return -1
+
+
+@njit(**_JIT)
+def _train_epoch_serial(
+    width,
+    n_hidden,
+    n_outputs,
+    rule,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    log_likelihood,
+):
+    bad = _first_bad_network(orders, counts, y_table, n_outputs)
+    if bad >= 0:
+        return bad
+    n_networks = weights.shape[1]
+    for chunk in range((n_networks + width - 1) // width):
+        first = chunk * width
+        _train_chunk_of(
+            first,
+            min(width, n_networks - first),
+            width,
+            n_hidden,
+            n_outputs,
+            rule,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            x_table,
+            y_table,
+            orders,
+            counts,
+            log_likelihood,
+        )
+    return -1
+
+
+@njit(parallel=True, **_JIT)
+def _train_epoch_parallel(
+    width,
+    n_hidden,
+    n_outputs,
+    rule,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    log_likelihood,
+):
+    bad = _first_bad_network(orders, counts, y_table, n_outputs)
+    if bad >= 0:
+        return bad
+    n_networks = weights.shape[1]
+    for chunk in prange((n_networks + width - 1) // width):
+        first = chunk * width
+        _train_chunk_of(
+            first,
+            min(width, n_networks - first),
+            width,
+            n_hidden,
+            n_outputs,
+            rule,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            x_table,
+            y_table,
+            orders,
+            counts,
+            log_likelihood,
+        )
+    return -1
+
+
+# ---------------------------------------------------------------- one chunk's evaluation
+
+
+@njit(**_JIT)
+def _evaluate_chunk(
+    first,
+    n_lanes,
+    width,
+    single_lane,
+    n_hidden,
+    n_outputs,
+    weights,
+    x_table,
+    y_table,
+    rows,
+    counts,
+    loss,
+    accuracy,
+):
+    """Mean cross-entropy and accuracy of networks first .. first + n_lanes - 1, in float64
+    whatever the weights' dtype, as ``sweep.network.Evaluation`` computes them. ``width`` and
+    ``single_lane`` as in ``_train_chunk``."""
+    numba.literally(single_lane)
+    if single_lane:
+        width = 1
+    n_inputs = x_table.shape[1]
+    n_parameters = weights.shape[0]
+    hidden_bias = n_inputs * n_hidden
+    ho_start = hidden_bias + n_hidden
+    output_bias = ho_start + n_hidden * n_outputs
+
+    chunk_weights = np.zeros((n_parameters, width))
+    chunk_counts = np.zeros(width, np.int64)
+    for p in range(n_parameters):
+        for j in range(n_lanes):
+            chunk_weights[p, j] = weights[p, first + j]
+    for j in range(n_lanes):
+        chunk_counts[j] = counts[first + j]
+    n_items = chunk_counts.max()
+    x = np.empty((n_inputs, width))
+    targets = np.empty(width, np.int64)
+    active = np.empty(width, np.bool_)
+    hidden = np.empty((n_hidden, width))
+    logits = np.empty((n_outputs, width))
+    top = np.empty(width)
+    total = np.empty(width)
+    best = np.empty(width, np.int64)
+    best_logit = np.empty(width)
+    target_logit = np.empty(width)
+    sums = np.zeros(width)
+    correct = np.zeros(width, np.int64)
+
+    for t in range(n_items):
+        for j in range(width):
+            active[j] = t < chunk_counts[j]
+            row = rows[first + j, t] if active[j] else 0
+            targets[j] = y_table[row] if active[j] else 0
+            for i in range(n_inputs):
+                x[i, j] = x_table[row, i]
+        # Evaluation's einsum adds the bias (its constant-1 input comes first), then the inputs.
+        for h in range(n_hidden):
+            for j in range(width):
+                hidden[h, j] = 0.0 + chunk_weights[hidden_bias + h, j]
+            for i in range(n_inputs):
+                for j in range(width):
+                    hidden[h, j] += x[i, j] * chunk_weights[i * n_hidden + h, j]
+            for j in range(width):
+                hidden[h, j] = tanh(hidden[h, j])
+        for c in range(n_outputs):
+            for j in range(width):
+                logits[c, j] = 0.0 + chunk_weights[output_bias + c, j]
+            for h in range(n_hidden):
+                for j in range(width):
+                    logits[c, j] += hidden[h, j] * chunk_weights[ho_start + h * n_outputs + c, j]
+
+        for j in range(width):
+            top[j] = logits[0, j]
+            best[j] = 0
+            best_logit[j] = logits[0, j]
+        for c in range(1, n_outputs):
+            for j in range(width):
+                value = logits[c, j]
+                top[j] = value if (value > top[j] or value != value) else top[j]
+                # numpy.argmax: the first maximum, or the first NaN, which then stays.
+                better = best_logit[j] == best_logit[j] and not (value <= best_logit[j])
+                best[j] = c if better else best[j]
+                best_logit[j] = value if better else best_logit[j]
+        for j in range(width):
+            total[j] = exp(logits[0, j] - top[j])
+        for c in range(1, n_outputs):
+            for j in range(width):
+                total[j] += exp(logits[c, j] - top[j])
+        for j in range(width):
+            target_logit[j] = logits[targets[j], j]
+            hit = active[j] and best[j] == targets[j]
+            correct[j] += 1 if hit else 0
+        for j in range(width):  # apart from the gather above, so that this loop vectorises
+            log_p = (target_logit[j] - top[j]) - log(total[j])
+            sums[j] = sums[j] + log_p if active[j] else sums[j]
+
+    for j in range(n_lanes):
+        loss[first + j] = -sums[j] / counts[first + j]
+        accuracy[first + j] = correct[j] / counts[first + j]
+
+
+@njit(**_INLINED)
+def _evaluate_chunk_of(
+    first,
+    n_lanes,
+    width,
+    n_hidden,
+    n_outputs,
+    weights,
+    x_table,
+    y_table,
+    rows,
+    counts,
+    loss,
+    accuracy,
+):
+    """``_evaluate_chunk`` compiled for one lane or several."""
+    if width == 1:
+        _evaluate_chunk(
+            first,
+            n_lanes,
+            width,
+            True,
+            n_hidden,
+            n_outputs,
+            weights,
+            x_table,
+            y_table,
+            rows,
+            counts,
+            loss,
+            accuracy,
+        )
+    else:
+        _evaluate_chunk(
+            first,
+            n_lanes,
+            width,
+            False,
+            n_hidden,
+            n_outputs,
+            weights,
+            x_table,
+            y_table,
+            rows,
+            counts,
+            loss,
+            accuracy,
+        )
+
+
+@njit(**_JIT)
+def _evaluate_serial(
+    width, n_hidden, n_outputs, weights, x_table, y_table, rows, counts, loss, accuracy
+):
+    bad = _first_bad_network(rows, counts, y_table, n_outputs)
+    if bad >= 0:
+        return bad
+    n_networks = weights.shape[1]
+    for chunk in range((n_networks + width - 1) // width):
+        first = chunk * width
+        _evaluate_chunk_of(
+            first,
+            min(width, n_networks - first),
+            width,
+            n_hidden,
+            n_outputs,
+            weights,
+            x_table,
+            y_table,
+            rows,
+            counts,
+            loss,
+            accuracy,
+        )
+    return -1
+
+
+@njit(parallel=True, **_JIT)
+def _evaluate_parallel(
+    width, n_hidden, n_outputs, weights, x_table, y_table, rows, counts, loss, accuracy
+):
+    bad = _first_bad_network(rows, counts, y_table, n_outputs)
+    if bad >= 0:
+        return bad
+    n_networks = weights.shape[1]
+    for chunk in prange((n_networks + width - 1) // width):
+        first = chunk * width
+        _evaluate_chunk_of(
+            first,
+            min(width, n_networks - first),
+            width,
+            n_hidden,
+            n_outputs,
+            weights,
+            x_table,
+            y_table,
+            rows,
+            counts,
+            loss,
+            accuracy,
+        )
+    return -1
+
+
+# ---------------------------------------------------------------- the Python interface
+
+
+def default_threads(n_networks: int) -> int:
+    """Threads worth using for ``n_networks``: all of Numba's from PARALLEL_MIN_NETWORKS up."""
+    return numba.config.NUMBA_NUM_THREADS if n_networks >= PARALLEL_MIN_NETWORKS else 1
+
+
+def _width(chunk: int, n_networks: int) -> int:
+    """Lanes per chunk: ``chunk``, or K if fewer, so that a lone network runs as scalar code."""
+    if not 1 <= chunk <= 1024:
+        raise ValueError("chunk must be from 1 to 1024 networks")
+    return max(1, min(int(chunk), n_networks))
+
+
+def _run(serial, parallel, n_networks, threads, arguments, rows_name):
+    threads = default_threads(n_networks) if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError("threads must be at least 1")
+    if threads == 1:
+        bad = serial(*arguments)
+    else:
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            bad = parallel(*arguments)
+        finally:
+            numba.set_num_threads(previous)
+    if bad >= 0:
+        raise ValueError(
+            f"network {bad}: its count must be from 1 to {rows_name}.shape[1], and the rows it "
+            "reads must be rows of the table whose classes are from 0 to n_outputs - 1"
+        )
+
+
+def _parameter_count(layout: Layout) -> int:
+    """``layout.size``, without its dict of shapes and NumPy products: 10 us a call, as much
+    as a whole epoch of one network costs here."""
+    return (layout.n_inputs + 1) * layout.n_hidden + (layout.n_hidden + 1) * layout.n_outputs
+
+
+def _check_shapes(name, rows, counts, n_networks):
+    if rows.ndim != 2 or rows.shape[0] != n_networks or counts.shape != (n_networks,):
+        raise ValueError(f"{name} must be ({n_networks}, n_max) with counts ({n_networks},)")
+
+
+def train_epoch(
+    layout: Layout,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    rule: str,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    threads: int | None = None,
+) -> np.ndarray:
+    """One epoch of online back-propagation for K networks, in place; each network's sum of
+    log p(target) over its items (float64 (K,)): its training loss is ``-sum / counts``.
+
+    layout: the networks' sizes (n_inputs = x_table's columns, n_outputs = classes).
+    weights: (P, K) C-contiguous, float64 or float32, in ``Layout``'s order; updated in place.
+    memory: the rule's state, same shape and dtype, zero before the first epoch: the seed
+        rule's prev_delta, or heavy ball's and Nesterov's velocity; updated in place.
+    learning_rates, momenta: (K,), cast to the weights' dtype as the trainer casts them.
+    rule: one of ``sweep.rules.RULES``.
+    x_table: (n_rows, n_inputs) items, the weights' dtype; y_table: (n_rows,) int class
+        indices in [0, n_outputs) (checked for the rows read, as the orders are: ValueError).
+    orders: (K, n_max) int64 rows of the table, network k's items in the order it visits them;
+        counts: (K,) int64 in [1, n_max]: network k takes exactly counts[k] steps, on
+        orders[k, :counts[k]]; the slots after are not read.
+    chunk: networks per vector-loop (>= 1); any value gives the same numbers.
+    threads: threads over chunks; None picks ``default_threads(K)``. Any count gives the same
+        numbers.
+
+    Each item's log p(target) is taken before that item's update, in the weights' dtype, and
+    summed in float64 in item order, as ``sweep.train`` takes it.
+    """
+    n_networks = weights.shape[1]
+    dtype = weights.dtype
+    if dtype not in (np.float64, np.float32) or memory.dtype != dtype or x_table.dtype != dtype:
+        raise ValueError("weights, memory and x_table must share one dtype, float64 or float32")
+    if weights.shape != (_parameter_count(layout), n_networks) or memory.shape != weights.shape:
+        raise ValueError(f"weights and memory must be ({_parameter_count(layout)}, K)")
+    if not (weights.flags.c_contiguous and memory.flags.c_contiguous):
+        raise ValueError("weights and memory must be C-contiguous: they are updated in place")
+    if x_table.shape[1] != layout.n_inputs or len(y_table) != len(x_table):
+        raise ValueError(f"x_table must be (n_rows, {layout.n_inputs}) with y_table (n_rows,)")
+    if rule not in RULE_CODES:
+        raise ValueError(f"unknown momentum rule {rule!r}; expected one of {', '.join(RULES)}")
+    orders = np.ascontiguousarray(orders, dtype=np.int64)
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    _check_shapes("orders", orders, counts, n_networks)
+    log_likelihood = np.empty(n_networks)
+    arguments = (
+        _width(chunk, n_networks),
+        layout.n_hidden,
+        layout.n_outputs,
+        RULE_CODES[rule],
+        weights,
+        memory,
+        np.ascontiguousarray(learning_rates, dtype=dtype),
+        np.ascontiguousarray(momenta, dtype=dtype),
+        np.ascontiguousarray(x_table),
+        np.ascontiguousarray(y_table, dtype=np.int64),
+        orders,
+        counts,
+        log_likelihood,
+    )
+    _run(_train_epoch_serial, _train_epoch_parallel, n_networks, threads, arguments, "orders")
+    return log_likelihood
+
+
+def evaluate(
+    layout: Layout,
+    weights,
+    x_table,
+    y_table,
+    rows,
+    counts,
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    threads: int | None = None,
+):
+    """Each network's mean cross-entropy loss and accuracy on its rows: two float64 (K,) arrays.
+
+    weights: (P, K), float64 or float32 (evaluated in float64, as the trainer evaluates).
+    x_table: (n_rows, n_inputs), any float dtype (read as float64); y_table: (n_rows,) ints.
+    rows: (K, v_max) int64 rows of network k's validation items; counts: (K,) in [1, v_max].
+    The figures are ``sweep.network.Evaluation``'s bit for bit: the same sums in the same
+    order; a network with NaN or infinite logits has NaN loss, and its accuracy counts the
+    items whose target is ``numpy.argmax``'s answer (the first NaN, or the first maximum).
+    """
+    n_networks = weights.shape[1]
+    if weights.shape[0] != _parameter_count(layout) or x_table.shape[1] != layout.n_inputs:
+        raise ValueError(
+            f"weights must be ({_parameter_count(layout)}, K), x_table (n_rows, {layout.n_inputs})"
+        )
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    _check_shapes("rows", rows, counts, n_networks)
+    loss, accuracy = np.empty(n_networks), np.empty(n_networks)
+    arguments = (
+        _width(chunk, n_networks),
+        layout.n_hidden,
+        layout.n_outputs,
+        np.ascontiguousarray(weights),
+        np.ascontiguousarray(x_table),
+        np.ascontiguousarray(y_table, dtype=np.int64),
+        rows,
+        counts,
+        loss,
+        accuracy,
+    )
+    _run(_evaluate_serial, _evaluate_parallel, n_networks, threads, arguments, "rows")
+    return loss, accuracy

@@ -1,0 +1,551 @@
+"""The compiled kernel against the NumPy trainer, and the exactness it promises."""
+
+import re
+
+import llvmlite.binding as llvm
+import numba
+import numpy as np
+import pytest
+
+import sweep
+from sweep import kernel
+from sweep.network import Layout, evaluate, initial_block
+from sweep.rules import RULES
+from sweep.seeding import generators
+from sweep.train import train_many
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return sweep.load_dataset("iris")
+
+
+# ---------------------------------------------------------------- the rule step
+
+
+def test_the_articles_worked_example_gives_3_609():
+    # The article: w = 3.56, learning rate 0.01, gradient 2.70 (downhill), momentum 0.50 and a
+    # previous delta of 0.044 give 3.56 + 0.027 + 0.022 = 3.609.
+    weights, prev_delta = np.array([[3.56]]), np.array([[0.044]])
+    downhill_gradient = 2.70
+    kernel._rule_step(
+        kernel.RULE_CODES["seed"], weights, prev_delta, 0, 0, 0.01 * downhill_gradient, 0.50, True
+    )
+    assert weights[0, 0] == pytest.approx(3.609, abs=1e-12)
+    assert prev_delta[0, 0] == pytest.approx(0.027, abs=1e-15)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_an_idle_lane_keeps_its_weight_and_memory(name):
+    weights, memory = np.array([[0.3]]), np.array([[0.2]])
+    kernel._rule_step(kernel.RULE_CODES[name], weights, memory, 0, 0, 0.5, 0.9, False)
+    assert (weights[0, 0], memory[0, 0]) == (0.3, 0.2)
+
+
+# ---------------------------------------------------------------- exp, log, tanh
+
+
+@numba.njit
+def _apply(function, values):
+    out = np.empty_like(values)
+    for i in range(values.size):
+        out[i] = function(values[i])
+    return out
+
+
+def _ulps_apart(got, want):
+    """Distance in units in the last place: 0 where both are NaN, inf where the signs differ
+    (a zero of the wrong sign included)."""
+    bits = np.int64 if got.dtype == np.float64 else np.int32
+    distance = np.abs(got.view(bits).astype(np.int64) - want.view(bits).astype(np.int64)).astype(
+        float
+    )
+    distance[np.signbit(got) != np.signbit(want)] = np.inf
+    distance[np.isnan(got) & np.isnan(want)] = 0
+    return distance
+
+
+SPECIAL = np.array(
+    [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        5e-324,
+        -5e-324,
+        1e-310,
+        -1e-310,
+        2.2250738585072014e-308,
+        1e-300,
+        -1e-300,
+        1.7976931348623157e308,
+        -1.7976931348623157e308,
+        1.0,
+        -1.0,
+    ]
+)
+
+
+def _wide_inputs(name, rng):
+    if name == "exp":  # everything from underflow through subnormal results to overflow
+        return np.concatenate(
+            [
+                rng.uniform(-760, 720, 1_000_000),
+                rng.normal(0, 1, 500_000),
+                rng.uniform(-746, -707, 200_000),
+                10.0 ** rng.uniform(-300, 0, 200_000),
+            ]
+        )
+    if name == "log":  # subnormals to the largest float64
+        return np.concatenate(
+            [
+                10.0 ** rng.uniform(-323, 308, 1_000_000),
+                rng.uniform(0.5, 2, 500_000),
+                1 + rng.normal(0, 1e-6, 200_000),
+            ]
+        )
+    return np.concatenate(
+        [
+            rng.normal(0, 1, 1_000_000),
+            rng.uniform(-30, 30, 500_000),  # tanh
+            np.sign(rng.normal(size=300_000)) * 10.0 ** rng.uniform(-320, 3, 300_000),
+        ]
+    )
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "tanh"])
+def test_function_is_within_2_ulp_of_numpys_on_wide_random_inputs(name):
+    values = _wide_inputs(name, np.random.default_rng(13))
+    with np.errstate(all="ignore"):
+        got, want = _apply(getattr(kernel, name), values), getattr(np, name)(values)
+    assert _ulps_apart(got, want).max() <= 2
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "tanh"])
+def test_function_gives_numpys_special_values_bit_for_bit(name):
+    with np.errstate(all="ignore"):
+        got, want = _apply(getattr(kernel, name), SPECIAL), getattr(np, name)(SPECIAL)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    finite_or_inf = ~np.isnan(want)
+    assert np.array_equal(np.signbit(got[finite_or_inf]), np.signbit(want[finite_or_inf]))
+    assert _ulps_apart(got, want).max() <= 1
+
+
+@numba.njit
+def _apply_in_float32(function, values):
+    out = np.empty_like(values)
+    for i in range(values.size):
+        out[i] = function(np.float64(values[i]))  # rounded to float32 once, as the kernel does
+    return out
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "tanh"])
+def test_float32_function_is_within_1_ulp_of_the_rounded_float64_and_4_of_numpys_float32(name):
+    # In float32 the kernel rounds its float64 result once: so within 1 ulp of NumPy's float64
+    # rounded. NumPy's own float32 loops are less exact (its AVX-512 float32 log is off by up
+    # to 3 ulp from the rounded value), hence the wider bound against them.
+    with np.errstate(all="ignore"):
+        values = _wide_inputs(name, np.random.default_rng(14)).astype(np.float32)
+        values = values[np.isfinite(values)]
+        got = _apply_in_float32(getattr(kernel, name), values)
+        rounded = getattr(np, name)(values.astype(np.float64)).astype(np.float32)
+        numpys_float32 = getattr(np, name)(values)
+    assert _ulps_apart(got, rounded).max() <= 1
+    assert _ulps_apart(got, numpys_float32).max() <= 4
+
+
+# ---------------------------------------------------------------- no fused multiply-add
+
+
+def _compiled_assembly(**options):
+    @numba.njit(error_model="numpy", **options)
+    def multiply_adds(a, b, c, out):
+        for i in range(a.size):
+            out[i] = kernel.tanh(a[i] * b[i] + c[i]) + kernel.exp(a[i]) * kernel.log(b[i])
+
+    arrays = [np.ones(64) for _ in range(4)]
+    multiply_adds(*arrays)
+    return multiply_adds.inspect_asm(multiply_adds.signatures[0])
+
+
+@pytest.mark.skipif(
+    "fma" not in llvm.get_host_cpu_features().flatten(),
+    reason="the check needs a CPU with fused multiply-add",
+)
+def test_llvm_fuses_no_multiply_and_add_without_fastmath():
+    fused = re.compile(r"\bv?fn?m(add|sub)\w*")
+    # The check can see a fused multiply-add: with the contract flag LLVM makes them here.
+    assert fused.search(_compiled_assembly(fastmath={"contract"}))
+    assert not fused.search(_compiled_assembly(fastmath=False))
+
+
+# ---------------------------------------------------------------- against train_many
+
+
+def _kernel_ufunc(function):
+    """A NumPy ufunc computing ``function`` in float64, rounded once for float32, as the kernel
+    does: with it in place of NumPy's own, train_many and the kernel share every operation."""
+    # float32 first: NumPy takes the first loop its inputs cast to safely.
+    return numba.vectorize(["float32(float32)", "float64(float64)"])(
+        lambda value: function(np.float64(value))
+    )
+
+
+@pytest.fixture(scope="module")
+def kernel_functions():
+    return {name: _kernel_ufunc(getattr(kernel, name)) for name in ("exp", "log", "tanh")}
+
+
+def _setting(dataset, hidden, n_networks, epochs, seed, largest_learning_rate=30.0):
+    rng = np.random.default_rng(seed)
+    layout = Layout(dataset.x_train.shape[1], hidden, int(dataset.n_classes))
+    learning_rates = 10 ** rng.uniform(-3, np.log10(largest_learning_rate), n_networks)
+    momenta = rng.uniform(0, 0.95, n_networks)
+    weights = initial_block(layout, generators(np.arange(n_networks) + seed))
+    orders = np.argsort(rng.random((n_networks, epochs, len(dataset.y_train))), axis=2)
+    return layout, learning_rates, momenta, weights, orders
+
+
+def _kernel_run(
+    dataset, layout, learning_rates, momenta, weights, orders, rule, dtype=np.float64, **options
+):
+    """The kernel driven epoch by epoch as train_many drives its trainer: curves (K, epochs)
+    and the weights after each epoch (epochs, P, K)."""
+    n_networks, epochs, n_train = orders.shape
+    weights = weights.astype(dtype)
+    memory = np.zeros_like(weights)
+    x_train = dataset.x_train.astype(dtype)
+    val_rows = np.broadcast_to(np.arange(len(dataset.y_val)), (n_networks, len(dataset.y_val)))
+    train_counts, val_counts = np.full(n_networks, n_train), np.full(n_networks, len(dataset.y_val))
+    curves = np.empty((3, n_networks, epochs))
+    history = np.empty((epochs, *weights.shape))
+    for epoch in range(epochs):
+        log_likelihood = kernel.train_epoch(
+            layout,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            rule,
+            x_train,
+            dataset.y_train,
+            orders[:, epoch],
+            train_counts,
+            **options,
+        )
+        curves[0, :, epoch] = -log_likelihood / n_train
+        curves[1:, :, epoch] = kernel.evaluate(
+            layout, weights, dataset.x_val, dataset.y_val, val_rows, val_counts, **options
+        )
+        history[epoch] = weights
+    return curves, history
+
+
+def _compare_until_stopped(batch, curves, history, rtol):
+    """Each network's curves up to the epoch train_many stopped it, and its weights then."""
+    epochs = curves.shape[2]
+    for k in range(len(batch)):
+        last = batch.diverged_epoch[k] or epochs
+        for got, want in zip(curves, (batch.train_loss, batch.val_loss, batch.val_accuracy)):
+            np.testing.assert_allclose(got[k, :last], want[k, :last], rtol=rtol, atol=0)
+        np.testing.assert_allclose(
+            history[last - 1][:, k], batch.final_parameters[:, k], rtol=rtol, atol=0
+        )
+
+
+SHAPES = [  # (items, inputs, classes, hidden)
+    ("iris", None, None, 7),
+    (60, 3, 3, 1),
+    (80, 5, 4, 9),
+    (120, 6, 10, 7),
+]
+
+
+def _dataset(shape):
+    items, inputs, classes, hidden = shape
+    if items == "iris":
+        return sweep.load_dataset("iris"), hidden
+    return sweep.load_dataset(
+        "synthetic", items=items, inputs=inputs, classes=classes, seed=3
+    ), hidden
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}-{s[1]}-{s[2]}-h{s[3]}")
+def test_kernel_equals_train_many_bit_for_bit_given_the_same_exp_log_tanh(
+    shape, rule, dtype, kernel_functions, monkeypatch
+):
+    # Learning rates up to 30 make some networks diverge; they are compared up to the epoch
+    # train_many stops them, divergence epoch included.
+    dataset, hidden = _dataset(shape)
+    layout, learning_rates, momenta, weights, orders = _setting(dataset, hidden, 12, 4, seed=1)
+    for name, ufunc in kernel_functions.items():
+        monkeypatch.setattr(np, name, ufunc)
+    batch = train_many(
+        dataset,
+        learning_rates,
+        momenta,
+        np.arange(12),
+        hidden=hidden,
+        epochs=4,
+        rule=rule,
+        initial_weights=weights,
+        orders=orders,
+        dtype=dtype,
+    )
+    monkeypatch.undo()
+    assert batch.diverged_epoch.any() and not batch.diverged_epoch.all()
+    curves, history = _kernel_run(
+        dataset,
+        layout,
+        learning_rates.astype(dtype),
+        momenta.astype(dtype),
+        weights,
+        orders,
+        rule,
+        dtype,
+    )
+    _compare_until_stopped(batch, curves, history, rtol=0)
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}-{s[1]}-{s[2]}-h{s[3]}")
+def test_kernel_agrees_with_train_many_using_numpys_own_functions(shape, rule):
+    # NumPy's exp, log and tanh differ from the kernel's by an ulp here and there; learning
+    # rates below divergence keep that from growing past 1e-12 in a few epochs.
+    dataset, hidden = _dataset(shape)
+    layout, learning_rates, momenta, weights, orders = _setting(
+        dataset, hidden, 8, 3, seed=2, largest_learning_rate=0.03
+    )
+    batch = train_many(
+        dataset,
+        learning_rates,
+        momenta,
+        np.arange(8),
+        hidden=hidden,
+        epochs=3,
+        rule=rule,
+        initial_weights=weights,
+        orders=orders,
+    )
+    curves, history = _kernel_run(dataset, layout, learning_rates, momenta, weights, orders, rule)
+    _compare_until_stopped(batch, curves, history, rtol=1e-12)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_float32_kernel_agrees_with_float32_train_many_within_float32_rounding(iris, rule):
+    layout, learning_rates, momenta, weights, orders = _setting(
+        iris, 7, 8, 3, seed=4, largest_learning_rate=0.03
+    )
+    batch = train_many(
+        iris,
+        learning_rates,
+        momenta,
+        np.arange(8),
+        epochs=3,
+        rule=rule,
+        initial_weights=weights,
+        orders=orders,
+        dtype=np.float32,
+    )
+    curves, history = _kernel_run(
+        iris,
+        layout,
+        learning_rates.astype(np.float32),
+        momenta.astype(np.float32),
+        weights,
+        orders,
+        rule,
+        np.float32,
+    )
+    np.testing.assert_allclose(curves[:2], np.stack([batch.train_loss, batch.val_loss]), rtol=1e-4)
+    np.testing.assert_allclose(history[-1], batch.final_parameters, rtol=1e-3, atol=1e-5)
+
+
+# ---------------------------------------------------------------- exact whatever the batch
+
+
+def _train_and_evaluate(dataset, layout, learning_rates, momenta, weights, orders, **options):
+    """(log-likelihoods, weights, memory, val loss, val accuracy) after len(orders[0]) epochs."""
+    weights, memory = weights.copy(), np.zeros_like(weights)
+    n_networks, epochs, n_train = orders.shape
+    for epoch in range(epochs):
+        log_likelihood = kernel.train_epoch(
+            layout,
+            weights,
+            memory,
+            learning_rates,
+            momenta,
+            "nesterov",
+            dataset.x_train,
+            dataset.y_train,
+            orders[:, epoch],
+            np.full(n_networks, n_train),
+            **options,
+        )
+    val_rows = np.broadcast_to(np.arange(len(dataset.y_val)), (n_networks, len(dataset.y_val)))
+    loss, accuracy = kernel.evaluate(
+        layout,
+        weights,
+        dataset.x_val,
+        dataset.y_val,
+        val_rows,
+        np.full(n_networks, len(dataset.y_val)),
+        **options,
+    )
+    return log_likelihood, weights, memory, loss, accuracy
+
+
+def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_count(iris):
+    layout, learning_rates, momenta, weights, orders = _setting(iris, 7, 300, 2, seed=5)
+    batch = {"K = 300": slice(0, 300), "K = 7": slice(290, 297)}
+    watched = [0, 5, 150, 290, 293, 296]
+    runs = {}
+    for size, networks in batch.items():
+        for chunk in (1, 4, 8, 32):
+            for threads in (1, 2):
+                outputs = _train_and_evaluate(
+                    iris,
+                    layout,
+                    learning_rates[networks],
+                    momenta[networks],
+                    weights[:, networks],
+                    orders[networks],
+                    chunk=chunk,
+                    threads=threads,
+                )
+                first = networks.start
+                runs[size, chunk, threads] = {
+                    k: [out[..., k - first] for out in outputs]
+                    for k in watched
+                    if networks.start <= k < networks.stop
+                }
+    for k in watched:
+        alone = _train_and_evaluate(
+            iris, layout, learning_rates[[k]], momenta[[k]], weights[:, [k]], orders[[k]]
+        )
+        for key, run in runs.items():
+            if k in run:
+                for got, want in zip(run[k], alone):
+                    np.testing.assert_array_equal(got, want[..., 0], err_msg=f"network {k}, {key}")
+
+
+def test_a_network_with_fewer_items_equals_it_trained_alone_on_just_those(iris):
+    layout, learning_rates, momenta, weights, orders = _setting(iris, 7, 5, 1, seed=6)
+    orders = orders[:, 0]
+    counts = np.array([120, 7, 60, 1, 119])
+    val_rows = np.argsort(np.random.default_rng(7).random((5, 30)), axis=1)
+    val_counts = np.array([30, 3, 10, 1, 29])
+    ragged_weights, ragged_memory = weights.copy(), np.zeros_like(weights)
+    log_likelihood = kernel.train_epoch(
+        layout,
+        ragged_weights,
+        ragged_memory,
+        learning_rates,
+        momenta,
+        "seed",
+        iris.x_train,
+        iris.y_train,
+        orders,
+        counts,
+        chunk=4,
+    )
+    loss, accuracy = kernel.evaluate(
+        layout, ragged_weights, iris.x_val, iris.y_val, val_rows, val_counts, chunk=4
+    )
+    for k, count in enumerate(counts):
+        alone_weights, alone_memory = weights[:, [k]].copy(), np.zeros((layout.size, 1))
+        alone_sum = kernel.train_epoch(
+            layout,
+            alone_weights,
+            alone_memory,
+            learning_rates[[k]],
+            momenta[[k]],
+            "seed",
+            iris.x_train,
+            iris.y_train,
+            orders[[k], :count],
+            [count],
+        )
+        alone_loss, alone_accuracy = kernel.evaluate(
+            layout,
+            alone_weights,
+            iris.x_val,
+            iris.y_val,
+            val_rows[[k], : val_counts[k]],
+            val_counts[[k]],
+        )
+        assert log_likelihood[k] == alone_sum[0]
+        np.testing.assert_array_equal(ragged_weights[:, k], alone_weights[:, 0])
+        np.testing.assert_array_equal(ragged_memory[:, k], alone_memory[:, 0])
+        assert (loss[k], accuracy[k]) == (alone_loss[0], alone_accuracy[0])
+
+
+def test_a_network_whose_logits_are_nan_has_nan_loss_and_numpys_argmax_accuracy(iris):
+    layout = Layout(4, 7, 3)
+    weights = initial_block(layout, generators([0, 1]))
+    weights[-1, 1] = np.nan  # one output bias of network 1
+    rows = np.broadcast_to(np.arange(len(iris.y_val)), (2, len(iris.y_val)))
+    loss, accuracy = kernel.evaluate(
+        layout, weights, iris.x_val, iris.y_val, rows, np.full(2, len(iris.y_val))
+    )
+    assert np.isfinite(loss[0]) and np.isnan(loss[1])
+    # numpy.argmax names the first NaN, output 2 here, whatever the other logits.
+    assert accuracy[1] == np.mean(iris.y_val == 2)
+    numpy_loss, numpy_accuracy = evaluate(weights, layout, iris.x_val, iris.y_val)
+    np.testing.assert_allclose(loss, numpy_loss, rtol=1e-14)  # NaN where NumPy's is NaN
+    np.testing.assert_array_equal(accuracy, numpy_accuracy)
+
+
+def test_bad_arguments_are_refused_before_the_compiled_code_sees_them(iris):
+    layout = Layout(4, 7, 3)
+    weights = np.zeros((layout.size, 2))
+
+    def train(orders, counts, rule="seed", y_table=iris.y_train):
+        kernel.train_epoch(
+            layout,
+            weights,
+            np.zeros_like(weights),
+            [0.1, 0.1],
+            [0.0, 0.0],
+            rule,
+            iris.x_train,
+            y_table,
+            orders,
+            counts,
+        )
+
+    with pytest.raises(ValueError, match="network 1"):
+        train(np.array([[0, 1, 2], [0, 500, 2]]), [3, 3])  # a row past the table
+    with pytest.raises(ValueError, match="network 0"):
+        train(np.zeros((2, 3), int), [3, 3], y_table=np.full(len(iris.y_train), 3))  # class 3 of 3
+    with pytest.raises(ValueError, match="momentum rule"):
+        train(np.zeros((2, 3), int), [3, 3], rule="adam")
+    with pytest.raises(ValueError, match="network 0"):
+        kernel.evaluate(layout, weights, iris.x_val, iris.y_val, np.zeros((2, 3), int), [0, 3])
+    # Slots past a network's count are never read: any value will do.
+    train(np.array([[0, 1, -7], [0, 1, 10**9]]), [2, 2])
+
+
+def test_no_networks_give_empty_results(iris):
+    layout = Layout(4, 7, 3)
+    weights = np.zeros((layout.size, 0))
+    no_rows = np.zeros((0, 3), int)
+    log_likelihood = kernel.train_epoch(
+        layout,
+        weights,
+        np.zeros_like(weights),
+        [],
+        [],
+        "seed",
+        iris.x_train,
+        iris.y_train,
+        no_rows,
+        np.zeros(0, int),
+    )
+    loss, accuracy = kernel.evaluate(
+        layout, weights, iris.x_val, iris.y_val, no_rows, np.zeros(0, int)
+    )
+    assert log_likelihood.shape == loss.shape == accuracy.shape == (0,)

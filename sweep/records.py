@@ -41,6 +41,9 @@ class TrialRecord:
     # value the mean of theirs. Per network (None for a one-network trial, as every trial stored
     # before networks were repeated): (n, epochs) curves, n values, seeds and folds.
     networks: NetworkCurves | None = None
+    # Which of sweep.train.ARITHMETICS trained it: trials stored before the compiled kernel
+    # have no name stored and were trained by NumPy.
+    arithmetic: str = "numpy"
 
     @property
     def network_count(self) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import analysis
 from .records import TrialRecord
+from .search import ARITHMETIC
 from .train import train_many
 
 # Mixed into the robust re-training's seeds so they differ from every trial's own seed.
@@ -45,6 +46,7 @@ def retrain(spec, chosen: list[TrialRecord], seeds: int) -> list[analysis.Robust
         epochs=spec.epochs,
         rule=spec.rule,
         init=spec.init,
+        arithmetic=ARITHMETIC,
     )
     k = len(chosen)
     return analysis.robust_candidates(

@@ -42,6 +42,9 @@ from .train import DIVERGENCE_FACTOR, train_many
 
 # Stands in for a non-finite loss in the in-memory mirror, which must hold finite numbers.
 WORST_LOSS = 1e300
+# How new trials are trained: sweep.kernel's compiled epochs. Each trial stores the name, and
+# replay re-trains it the same way (trials stored without one were trained by NumPy).
+ARITHMETIC = "compiled"
 # Mixed into a trial's seed to draw its networks' seeds, apart from every other use of it.
 NETWORK_SEED_SALT = 0x4E45
 
@@ -305,6 +308,7 @@ def _settings(spec, plan: _Planned) -> dict:
         "momentum": plan.momentum,
         "seed": plan.seed,
         "rule": spec.rule,
+        "arithmetic": ARITHMETIC,
     }
     if plan.baseline:
         settings["baseline"] = True
@@ -458,6 +462,7 @@ def _train_batch(spec, datasets, storage, planned: list[_Planned], progress: Pro
     batch = train_many(
         datasets, learning_rates, momenta, seeds, dataset_index=dataset_index,
         hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init, on_epoch=on_epoch,
+        arithmetic=ARITHMETIC,
     )
     progress.seconds["training"] += clock() - tick - sampler_seconds
     progress.seconds["sampler"] += sampler_seconds
@@ -508,8 +513,8 @@ def _same(stored: np.ndarray, fresh: np.ndarray) -> bool:
 
 
 def replay(spec, record: TrialRecord):
-    """Re-train a stored trial's networks and say whether its stored curves come out
-    bit-identical: each network's, and the trial's mean.
+    """Re-train a stored trial's networks, in the arithmetic that trained them, and say whether
+    its stored curves come out bit-identical: each network's, and the trial's mean.
 
     Returns (identical: bool, val_loss): the fresh mean validation curve. A pruned or diverged
     trial is compared over the epochs it trained.
@@ -523,6 +528,7 @@ def replay(spec, record: TrialRecord):
         spec.data.load_folds(max(folds) + 1 if networks else 1),
         record.learning_rate, record.momentum, seeds, dataset_index=folds,
         hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init,
+        arithmetic=record.arithmetic,
     )
     names = ("train_loss", "val_loss", "val_accuracy")
     fresh = {name: getattr(batch, name) for name in names}

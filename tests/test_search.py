@@ -1,5 +1,6 @@
 """The sweep end to end on a temporary SQLite file: top-up, recovery, determinism, pruning."""
 
+import dataclasses
 import socket
 import subprocess
 import sys
@@ -312,10 +313,12 @@ def test_a_fold_network_of_a_trial_equals_that_network_trained_alone(tmp_path, s
     record = read_records(storage, "tiny")[1]
     from sweep.train import train
 
+    assert record.arithmetic == "compiled"  # new trials are trained by the compiled kernel
     folds = spec.datasets()
     for row, (seed, fold) in enumerate(zip(record.networks.seeds, record.networks.folds)):
         alone = train(folds[fold], record.learning_rate, record.momentum, seed,
-                      hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init)
+                      hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init,
+                      arithmetic=record.arithmetic)
         assert np.array_equal(record.networks.val_loss[row], alone.val_loss)
 
 
@@ -355,3 +358,17 @@ def test_a_trial_with_one_diverged_network_is_never_recommended(tmp_path, storag
     records = read_records(storage, "tiny")
     assert any(r.state == "diverged" for r in records)
     assert best_trial(records).state == "complete"
+
+
+def test_trials_record_their_arithmetic_and_replay_in_it(tmp_path, storage, monkeypatch):
+    import sweep.search
+
+    monkeypatch.setattr(sweep.search, "ARITHMETIC", "numpy")  # as trials stored before the kernel
+    spec = tiny_spec(tmp_path, trials=3)
+    run_study(spec, storage)
+    record = read_records(storage, "tiny")[1]
+    assert record.arithmetic == "numpy"
+    assert replay(spec, record)[0]
+    # The other arithmetic's numbers differ in the last bits: replay must not mix them up.
+    other = dataclasses.replace(record, arithmetic="compiled")
+    assert not replay(spec, other)[0]

@@ -186,6 +186,7 @@ def to_record(trial: FrozenTrial) -> TrialRecord:
         val_accuracy=_curve(curves.get("val_accuracy", [])),
         retry_of=info.get("retry_of"),
         networks=_networks(curves.get("networks")),
+        arithmetic=info.get("arithmetic", "numpy"),
     )
 
 

@@ -640,13 +640,16 @@ def train_many(
 
     return batch_of()
 
-def _draw_orders(generators, lengths: list[int], longest: int) -> np.ndarray:
-    """One epoch's item order for each network from its generator, as the NumPy path draws it
-    (a row of ``Generator.permuted`` over its own items); slots past its items hold 0."""
-    order = np.zeros((len(generators), longest), dtype=np.int64)
+def _draw_orders(generators, lengths: list[int], epochs: int) -> np.ndarray:
+    """(epochs, K, longest) item orders, each network's drawn from its generator as the NumPy
+    path draws them (rows of ``Generator.permuted`` over its own items, several epochs a call);
+    slots past a network's items hold 0."""
+    longest = max(lengths)
+    drawn = np.zeros((epochs, len(generators), longest), dtype=np.int64)
+    ranks = np.broadcast_to(np.arange(longest), (epochs, longest))
     for k, (generator, n_items) in enumerate(zip(generators, lengths)):
-        generator.permuted(np.arange(n_items)[None, :], axis=1, out=order[k : k + 1, :n_items])
-    return order
+        generator.permuted(ranks[:, :n_items], axis=1, out=drawn[:, k, :n_items])
+    return drawn
 
 
 def _train_compiled(ledger, layout, datasets, dataset_index, parameters, learning_rates,
@@ -675,11 +678,14 @@ def _train_compiled(ledger, layout, datasets, dataset_index, parameters, learnin
     weights = np.ascontiguousarray(parameters, dtype=dtype)
     memory = np.zeros_like(weights)
     rates, moments = learning_rates, momenta
+    drawn = np.empty((0, len(active), 0), dtype=np.int64)  # epochs of item orders to come
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for epoch in range(1, ledger.epochs + 1):
             if orders is None:
-                epoch_order = _draw_orders(generators, network_items[active].tolist(),
-                                           int(network_items[active].max()))
+                if len(drawn) == 0:
+                    span = min(ORDER_EPOCHS_PER_DRAW, ledger.epochs - epoch + 1)
+                    drawn = _draw_orders(generators, network_items[active].tolist(), span)
+                epoch_order, drawn = drawn[0].copy(), drawn[1:]
             else:
                 epoch_order = orders[active, epoch - 1].astype(np.int64)
             epoch_order += train_first[active][:, None]
@@ -701,6 +707,7 @@ def _train_compiled(ledger, layout, datasets, dataset_index, parameters, learnin
                 memory = np.ascontiguousarray(memory[:, remaining])
                 rates, moments = rates[remaining], moments[remaining]
                 generators = [generators[k] for k in remaining]
+                drawn = drawn[:, remaining]
 
 
 def train(

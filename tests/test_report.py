@@ -333,3 +333,33 @@ def test_a_stale_robust_entry_is_dropped_not_recommended(results_env, gallery):
     path = folder / "tuned.toml"
     tuned = parse_study(tomllib.loads(path.read_text()), str(path))
     assert tuned.learning_rate.fixed == best["learning_rate"]
+
+
+def test_one_ranking_names_the_same_setting_everywhere(results_env, gallery, monkeypatch, capsys):
+    from sweep import plots
+    from sweep.cli import main
+
+    seen = {}
+    real_landscape, real_curves = plots.landscape_figure, plots.curves_figure
+
+    def landscape(points, **options):
+        seen["star"] = options["best"]
+        return real_landscape(points, **options)
+
+    def curves(drawn, **options):
+        seen["first curve"] = [c.number for c in drawn if c.rank == 1]
+        return real_curves(drawn, **options)
+
+    monkeypatch.setattr(plots, "landscape_figure", landscape)
+    monkeypatch.setattr(plots, "curves_figure", curves)
+    write_reports(gallery["storage"], ["tiny"])
+    assert main(["best", "tiny", "--storage", str(gallery["storage"].url)]) == 0
+    named = int(capsys.readouterr().out.split("trial")[1].split()[0])
+    best = json.loads((results_env / "tiny" / "best.json").read_text())
+    path = results_env / "tiny" / "tuned.toml"
+    tuned = parse_study(tomllib.loads(path.read_text()), str(path))
+    assert best["trial"] == named == seen["star"] and seen["first curve"] == [named]
+    assert (tuned.learning_rate.fixed, tuned.momentum.fixed) == (
+        best["learning_rate"], best["momentum"]
+    )
+    assert f"best: trial {named}" in (results_env / "index.html").read_text()

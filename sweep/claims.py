@@ -178,8 +178,9 @@ def speed(momentum: TrialRecord, none: TrialRecord, target_loss: float,
     measures.append(Measure(f"loss after {epochs} epochs (the end)", rows_m[:, epochs - 1],
                             rows_n[:, epochs - 1], paired))
     values_m, values_n, paired_values = _paired_values(momentum, none)
-    measures.append(Measure("the study's objective (what the search ranked by)", values_m,
-                            values_n, paired_values))
+    if not np.array_equal(values_m, measures[-1].momentum):  # final_val_loss: said already
+        measures.append(Measure("the study's objective (what the search ranked by)",
+                                values_m, values_n, paired_values))
     never = (int(np.sum(_reach(rows_m, target_loss) > rows_m.shape[1])),
              int(np.sum(_reach(rows_n, target_loss) > rows_n.shape[1])))
     return Speed(momentum, none, target_loss, tuple(measures), never)

@@ -766,3 +766,79 @@ def _load_table(
     if target is None:
         raise _fail(source, "a target column is required for a CSV file")
     return _read_csv(name_or_path, target, name=Path(name_or_path).stem)
+
+
+# --------------------------------------------------------------------------
+# correlated inputs: data on which momentum should matter
+
+
+def make_correlated(
+    items: int = 600,
+    inputs: int = 8,
+    classes: int = 3,
+    seed: int = 0,
+    noise: float = 0.0,
+    condition: float = 30.0,
+    validation_fraction: float = 0.2,
+    folds: int = 1,
+) -> list[Dataset]:
+    """Strongly correlated inputs whose classes differ along their least-varying direction.
+
+    Standardising each feature does not make this problem well conditioned, which is why it
+    is here: momentum is meant to help exactly where plain gradient descent must take steps
+    small enough for the steep directions while crawling along the shallow ones. Latent
+    ``z ~ N(0, I)`` is scaled by singular values spread geometrically from 1 down to
+    ``1 / condition`` and rotated by a random orthogonal matrix, ``x = (z * s) @ Q.T``: every
+    feature mixes every latent direction, so the features are strongly correlated and keep
+    their covariance's spread (condition number ``condition``, squared in the loss's curvature)
+    after per-feature standardisation, which only rescales columns. The class is the quantile
+    bin of the *smallest* direction's latent coordinate (plus ``noise`` times a standard
+    normal), so telling the classes apart needs weights that are large along a direction the
+    inputs barely vary in.
+
+    Parameters:
+        items: number of examples, >= 2 * classes * max(folds, 1); default 600.
+        inputs: number of features, >= 2; default 8.
+        classes: number of classes, >= 2; default 3 (equal-sized bins).
+        seed: non-negative int drawing the data, the rotation and the split; default 0.
+        noise: standard deviation added to the class coordinate before binning, >= 0
+            (flips labels near the boundaries); default 0.
+        condition: ratio of the largest to the smallest singular value, >= 1; default 30.
+        validation_fraction: share of each class held out when ``folds == 1``, in (0, 1).
+        folds: 1 for one stratified split, else stratified k-fold cross-validation, each
+            fold standardised with its own training part (as :func:`load_folds`).
+
+    Returns:
+        ``folds`` Datasets named ``"correlated"``.
+    """
+    source = "correlated"
+    classes = _check_int(classes, "classes", 2, source)
+    items = _check_int(items, "items", 2 * classes, source)
+    inputs = _check_int(inputs, "inputs", 2, source)
+    folds = _check_int(folds, "folds", 1, source)
+    seed = _check_seed(seed, source)
+    frac = _check_fraction(validation_fraction, source)
+    for name, value, least in (("noise", noise, 0.0), ("condition", condition, 1.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise _fail(source, f"{name} must be a number >= {least:g}, got {value!r}")
+        if not (math.isfinite(float(value)) and float(value) >= least):
+            raise _fail(source, f"{name} must be a finite number >= {least:g}, got {value!r}")
+
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((items, inputs))
+    scales = np.geomspace(1.0, 1.0 / float(condition), inputs)
+    rotation, _ = np.linalg.qr(rng.standard_normal((inputs, inputs)))
+    x = (latent * scales) @ rotation.T
+    coordinate = latent[:, -1] + float(noise) * rng.standard_normal(items)
+    edges = np.quantile(coordinate, np.arange(1, classes) / classes)
+    y = np.searchsorted(edges, coordinate).astype(np.int64)
+    table = _Table(
+        source, x, y, tuple(f"x{j}" for j in range(inputs)),
+        tuple(f"class{k}" for k in range(classes)),
+    )
+    if folds == 1:
+        return [_build(table, frac, seed)]
+    counts = np.bincount(y, minlength=classes)
+    if folds > counts.min():
+        raise _fail(source, f"{folds} folds need at least {folds} items in every class")
+    return [_dataset(table, train, val) for train, val in split_folds(y, folds, seed)]

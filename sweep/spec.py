@@ -39,7 +39,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import Dataset, load_dataset, load_folds
+from .data import Dataset, load_dataset, load_folds, make_correlated
 from .network import INITIALISATIONS
 from .rules import RULES
 
@@ -58,7 +58,7 @@ __all__ = [
     "OBJECTIVES",
 ]
 
-DATA_SOURCES = ("iris", "synthetic", "csv")
+DATA_SOURCES = ("iris", "synthetic", "csv", "correlated")
 SAMPLERS = ("tpe", "random", "qmc", "grid")
 PRUNERS = ("none", "median", "percentile", "threshold")
 OBJECTIVES = ("final_val_loss", "min_val_loss", "auc_val_loss", "epochs_to_target")
@@ -79,6 +79,7 @@ _SOURCE_KEYS = {
     "iris": (),
     "synthetic": ("items", "inputs", "classes", "noise"),
     "csv": ("path", "target"),
+    "correlated": ("items", "inputs", "classes", "noise"),
 }
 # Pruner keys each pruner reads, for the same reason.
 _PRUNER_KEYS = {
@@ -123,7 +124,7 @@ class SpecError(ValueError):
 class DataSpec:
     """Which data set to train on and how to split it (the arguments of ``load_dataset``)."""
 
-    source: str = "iris"  # "iris" | "synthetic" | "csv"
+    source: str = "iris"  # "iris" | "synthetic" | "csv" | "correlated"
     path: str | None = None  # csv only: absolute, resolved against the study file's folder
     target: str | None = None  # csv only, required there: the class column
     items: int = 300  # synthetic only, >= 2 * classes
@@ -141,17 +142,24 @@ class DataSpec:
             return "synthetic", {**sizes, "noise": self.noise, **common}
         if self.source == "csv":
             return self.path, {"target": self.target, **common}
+        if self.source == "correlated":
+            sizes = {"items": self.items, "inputs": self.inputs, "classes": self.classes}
+            return "correlated", {**sizes, "noise": self.noise, **common}
         return "iris", common
 
     def load(self) -> Dataset:
         """The data set this spec describes, via :func:`sweep.data.load_dataset`."""
         source, arguments = self._arguments()
+        if source == "correlated":
+            return make_correlated(**arguments)[0]
         return load_dataset(source, **arguments)
 
     def load_folds(self, folds: int) -> list[Dataset]:
         """The data set as ``folds`` stratified folds (1: ``[self.load()]``), via
         :func:`sweep.data.load_folds`."""
         source, arguments = self._arguments()
+        if source == "correlated":
+            return make_correlated(folds=folds, **arguments)
         return load_folds(source, folds=folds, **arguments)
 
 
@@ -521,8 +529,9 @@ class _Reader:
         if "source" in table:
             source = self.choice(table["source"], "data.source", DATA_SOURCES)
         for key in table:
-            owner = next((s for s, keys in _SOURCE_KEYS.items() if key in keys), None)
-            if owner is not None and owner != source:
+            owners = [s for s, keys in _SOURCE_KEYS.items() if key in keys]
+            owner = owners[0] if owners else None
+            if owner is not None and source not in owners:
                 raise self.fail(
                     f"data.{key}", f"only used with source = {owner!r} (source is {source!r})"
                 )
@@ -535,7 +544,7 @@ class _Reader:
         if "seed" in table:
             kwargs["seed"] = self.integer(table["seed"], "data.seed", 0, SEED_LIMIT - 1)
 
-        if source == "synthetic":
+        if source in ("synthetic", "correlated"):
             if "classes" in table:
                 kwargs["classes"] = self.integer(table["classes"], "data.classes", 2)
             if "inputs" in table:

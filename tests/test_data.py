@@ -389,3 +389,37 @@ def test_load_dataset_refusals_name_the_data_set_asked_for(source, options, phra
     with pytest.raises(DataError, match=phrase) as info:
         load_dataset(source, **options)
     assert str(info.value).startswith(f"{source}: ")
+
+
+def test_correlated_inputs_stay_ill_conditioned_after_standardisation():
+    from sweep.data import make_correlated
+
+    (data,) = make_correlated(items=600, inputs=8, classes=3, seed=0, condition=30.0)
+    eigenvalues = np.linalg.eigvalsh(np.cov(data.x_train.T))
+    # Each column has variance 1, yet the covariance spreads over two orders of magnitude.
+    np.testing.assert_allclose(data.x_train.std(axis=0), 1.0)
+    assert eigenvalues.max() / eigenvalues.min() > 100
+    assert np.bincount(data.y_train).min() >= 150  # equal bins: 200 per class, 80 % train
+
+
+def test_correlated_classes_follow_the_least_varying_direction():
+    from sweep.data import make_correlated
+
+    (data,) = make_correlated(items=900, inputs=6, seed=1)
+    eigenvalues, vectors = np.linalg.eigh(np.cov(data.x_train.T))
+    along = data.x_train @ vectors  # columns from the least- to the most-varying direction
+    spread = [
+        np.ptp([along[data.y_train == k, j].mean() for k in range(3)]) / along[:, j].std()
+        for j in (0, -1)
+    ]
+    assert spread[0] > 2.0 and spread[1] < 0.5
+
+
+def test_correlated_folds_and_bad_arguments():
+    from sweep.data import DataError, make_correlated
+
+    folds = make_correlated(items=300, folds=3, seed=2)
+    assert len(folds) == 3
+    assert sum(len(f.y_val) for f in folds) == 300
+    with pytest.raises(DataError, match="condition"):
+        make_correlated(condition=0.5)

@@ -451,3 +451,16 @@ def test_with_fixed_refuses_values_out_of_range():
         spec.with_fixed(0.1, 1.2)
     with pytest.raises(SpecError, match="search.learning_rate.fixed: must be > 0"):
         spec.with_fixed(0.0, 0.5)
+
+
+def test_correlated_source_reads_its_keys_and_loads_folds(tmp_path):
+    spec = parse_study(
+        {"name": "c", "folds": 3, "data": {"source": "correlated", "items": 300, "inputs": 6}},
+        str(tmp_path / "c.toml"),
+    )
+    assert spec.data.source == "correlated" and spec.data.items == 300
+    folds = spec.datasets()
+    assert len(folds) == 3 and folds[0].n_inputs == 6 and folds[0].name == "correlated"
+    assert spec.data.load().n_inputs == 6
+    with pytest.raises(SpecError, match="data.path"):
+        parse_study({"name": "c", "data": {"source": "correlated", "path": "x.csv"}}, "c.toml")

@@ -82,6 +82,11 @@ def _data_label(spec) -> str:
         )
     if data.source == "csv":
         return f"CSV {Path(data.path or '').name} (target {data.target})"
+    if data.source == "correlated":
+        return (
+            f"correlated inputs ({data.items} items, {data.inputs} inputs, {data.classes} "
+            f"classes, noise {data.noise:g})"
+        )
     return "Iris"
 
 
@@ -379,6 +384,12 @@ def gallery_page(studies: list[Study]) -> str:
             '<p class="lead">Learning rate and momentum found by systematic trial and error. '
             f"Written {_e(when)}; each study's page has all its plots, the top trials and the "
             "tuned parameters.</p>"
+        ),
+        (
+            '<p><a href="momentum.html">What momentum does</a>: the article\'s claims about '
+            "momentum, measured on these studies, with intervals.</p>"
+            if (root / "momentum.html").exists()
+            else ""
         ),
         (
             _table(head, rows)

@@ -245,8 +245,9 @@ def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
 
 
 def write_reports(storage, names: list[str] | None = None) -> list[str]:
-    """Write the pages of the studies ``names`` (None: every study in the storage), then the
-    gallery index of every study in the storage. Returns one line per folder written.
+    """Write the pages of the studies ``names`` (None: every study in the storage, and the
+    "What momentum does" page), then the gallery index of every study in the storage.
+    Returns one line per folder written.
 
     SweepError for a name not in the storage or one that cannot be a folder name; with
     ``names=None`` such a study (made outside momentum-sweep) is skipped with a line saying so.
@@ -266,6 +267,10 @@ def write_reports(storage, names: list[str] | None = None) -> list[str]:
         lines.append(_write_study(storage, studies[name], studies))
     root = results_root()
     root.mkdir(parents=True, exist_ok=True)
+    if names is None:
+        from .claims_page import write_momentum_page
+
+        lines.append(f"momentum: wrote {write_momentum_page(storage, root)}")
     (root / "index.html").write_text(gallery_page(list(studies.values())), encoding="utf-8")
     lines.append(f"index: wrote {root / 'index.html'} ({len(studies)} studies)")
     return lines

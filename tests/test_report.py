@@ -173,8 +173,11 @@ def test_a_study_without_completed_trials_still_gets_a_page_and_a_best_json(gall
 
 def test_write_reports_says_what_it_wrote(gallery):
     lines = gallery["lines"]
-    assert len(lines) == 5 and lines[-1].startswith("index: wrote")
+    assert len(lines) == 6 and lines[-1].startswith("index: wrote")
     assert any(line.startswith("tiny: wrote") and "curves.png" in line for line in lines)
+    # Every study reported: the "What momentum does" page too, linked from the gallery.
+    assert lines[-2].startswith("momentum: wrote") and lines[-2].endswith("momentum.html")
+    assert 'href="momentum.html"' in (gallery["results"] / "index.html").read_text()
 
 
 def test_unknown_study_is_a_one_line_error(results_env, gallery):

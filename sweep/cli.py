@@ -18,9 +18,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the default prints the whole usage first)."""
 
     def error(self, message):
-        from .store.connect import (
-            redact_text,
-        )  # argparse echoes arguments: a storage URL among them
+        from .store.urls import redact_text  # argparse echoes arguments: a storage URL among them
 
         self.exit(
             EXIT_USAGE, f"{self.prog}: error: {redact_text(message)} (see {self.prog} --help)\n"
@@ -28,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_storage(parser):
-    from .store.connect import DEFAULT_STORAGE
+    from .store.urls import DEFAULT_STORAGE
 
     parser.add_argument(
         "--storage",
@@ -350,7 +348,7 @@ def main(argv=None) -> int:
     try:
         return COMMANDS[args.verb](args)
     except user_errors() as error:
-        from .store.connect import redact_text
+        from .store.urls import redact_text
 
         print(f"sweep: error: {redact_text(str(error))}", file=sys.stderr)
         return EXIT_USAGE

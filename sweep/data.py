@@ -29,10 +29,12 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DataError",
@@ -370,6 +372,9 @@ def _too_many_fields(path: Path) -> str | None:
 
 
 def _read_table(path: str | os.PathLike, source: str) -> pd.DataFrame:
+    # pandas takes a fifth of a second to import: only reading a CSV needs it.
+    import pandas as pd
+
     p = Path(path)
     if not p.exists():
         raise _fail(source, "file not found")

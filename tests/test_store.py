@@ -24,6 +24,8 @@ SPACE = {
     "momentum": FloatDistribution(0.0, 0.95),
 }
 CURVES = {"train_loss": [0.9, 0.5, None], "val_loss": [1.0, 0.6, None], "diverged_epoch": 3}
+# Intermediate values as trial.report stores them, non-finite ones included.
+INTERMEDIATE = {1: 1.0, 2: 0.6, 3: math.nan, 4: math.inf, 5: -math.inf}
 # (params, user attrs, end state, value): complete, pruned with a value, diverged without one,
 # and an infinite value (stored as a type flag, not a number).
 TRIALS = [
@@ -53,6 +55,8 @@ def written_by_optuna(storage, study_id):
         )
         trial_id = storage.create_new_trial(study_id, template_trial=template)
         storage.set_trial_user_attr(trial_id, "curves", CURVES)
+        for step, reported in INTERMEDIATE.items():
+            storage.set_trial_intermediate_value(trial_id, step, reported)
         storage.set_trial_state_values(trial_id, state, None if value is None else [value])
 
 
@@ -62,7 +66,10 @@ def written_in_bulk(storage, study_id):
     )
     stored = bulk.finish(
         storage,
-        [bulk.Finished(i, s, v, {"curves": CURVES}) for i, (_, _, s, v) in zip(ids, TRIALS)],
+        [
+            bulk.Finished(i, s, v, {"curves": CURVES}, intermediate_values=INTERMEDIATE)
+            for i, (_, _, s, v) in zip(ids, TRIALS)
+        ],
     )
     assert stored == [True] * len(TRIALS)
 
@@ -76,7 +83,7 @@ def fields(trial):
         trial.distributions,
         trial.user_attrs,
         trial.system_attrs,
-        trial.intermediate_values,
+        {step: repr(value) for step, value in trial.intermediate_values.items()},  # NaN != NaN
         trial.datetime_start is not None,
         trial.datetime_complete is not None,
     )

@@ -234,3 +234,22 @@ def test_stored_spec_refuses_foreign_studies_unless_asked(tmp_path):
     assert studies.stored_spec(storage, "foreign", foreign_ok=True) is None
     with pytest.raises(SweepError, match="no study named 'missing'"):
         studies.stored_spec(storage, "missing", foreign_ok=True)
+
+
+def test_summaries_agree_with_optunas_own(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'summaries.db'}")
+    lowest = optuna.create_study(storage=storage, study_name="lowest")
+    highest = optuna.create_study(storage=storage, study_name="highest", direction="maximize")
+    optuna.create_study(storage=storage, study_name="empty")
+    optuna.create_study(storage=storage, study_name="two", directions=["minimize", "maximize"])
+    for study in (lowest, highest):
+        for value in (0.5, 0.25, -math.inf, 2.0):
+            study.add_trial(optuna.trial.create_trial(value=value))
+        study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, value=-9.0))
+        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    expected = sorted(
+        (s.study_name, s.n_trials, s.best_trial.value if s.best_trial else None)
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=True)
+    )
+    assert studies.summaries(storage) == expected
+    assert expected[2] == ("lowest", 6, -math.inf)

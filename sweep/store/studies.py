@@ -118,12 +118,47 @@ def stored_spec(storage, study_name: str, *, foreign_ok: bool = False):
 
 
 def summaries(storage) -> list[tuple[str, int, float | None]]:
-    """(name, number of trials, best value or None) of every study, sorted by name."""
-    found = optuna.get_all_study_summaries(storage, include_best_trial=True)
-    return [
-        (s.study_name, s.n_trials, s.best_trial.value if s.best_trial else None)
-        for s in sorted(found, key=lambda s: s.study_name)
-    ]
+    """(name, number of trials, best value or None) of every study, sorted by name.
+
+    Three small queries on Optuna's tables: ``optuna.get_all_study_summaries`` would read and
+    copy every trial with its curves, seconds for a results database of a few thousand trials.
+    The best value is Optuna's: the best COMPLETE value in the study's direction, None for a
+    study with several objectives.
+    """
+    from optuna.storages._rdb import models
+    from sqlalchemy import func, select
+
+    studies, trials = models.StudyModel.__table__, models.TrialModel.__table__
+    directions, values = models.StudyDirectionModel.__table__, models.TrialValueModel.__table__
+    with storage.engine.connect() as connection:
+        names = dict(connection.execute(select(studies.c.study_id, studies.c.study_name)).all())
+        counts = dict(
+            connection.execute(
+                select(trials.c.study_id, func.count()).group_by(trials.c.study_id)
+            ).all()
+        )
+        directions_of = {}
+        for study_id, direction in connection.execute(
+            select(directions.c.study_id, directions.c.direction)
+        ):
+            directions_of.setdefault(study_id, []).append(direction)
+        completed = connection.execute(
+            select(trials.c.study_id, values.c.value, values.c.value_type)
+            .join(values, values.c.trial_id == trials.c.trial_id)
+            .where(trials.c.state == TrialState.COMPLETE, values.c.objective == 0)
+        ).all()
+    best = {}
+    for study_id, stored, value_type in completed:
+        if len(directions_of.get(study_id, ())) != 1:
+            continue
+        value = models.TrialValueModel.stored_repr_to_value(stored, value_type)
+        maximise = directions_of[study_id][0] == optuna.study.StudyDirection.MAXIMIZE
+        earlier = best.get(study_id)
+        if earlier is None or (value > earlier if maximise else value < earlier):
+            best[study_id] = value
+    return sorted(
+        (name, counts.get(study_id, 0), best.get(study_id)) for study_id, name in names.items()
+    )
 
 
 def load_optuna_study(storage, study_name: str) -> optuna.Study:

@@ -6,6 +6,7 @@ Every user error ends the same way: one line on stderr, exit code 2, no tracebac
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -300,16 +301,30 @@ def cmd_report(args) -> int:
 
     storage = open_storage(args.storage, create=False)
     names = None if args.all or not args.studies else [study_name(s) for s in args.studies]
-    for line in write_reports(storage, names):
+    lines = write_reports(storage, names, on_study=_report_progress())
+    for line in lines:
         print(line)
     return 0
 
 
+def _report_progress():
+    """Show which study the report is on, redrawn in place on a terminal; nothing in a log."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(i, count, name):
+        sys.stderr.write(f"\rreport: study {i + 1}/{count} {name}\033[K")
+        if i + 1 == count:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
 def cmd_robust(args) -> int:
-    from .analysis import best_trial
     from .report import write_robust
     from .store.connect import open_storage
-    from .store.studies import made_here, read_records, stored_spec, study_names
+    from .store.studies import made_here, stored_spec, summaries
 
     if args.top < 1 or args.seeds < 2:
         raise UsageError("--top must be at least 1 and --seeds at least 2")
@@ -319,9 +334,11 @@ def cmd_robust(args) -> int:
     if args.all:
         # Studies with nothing completed yet have nothing to re-train, and studies that other
         # tools made have no spec to re-train from: both skipped, not an error.
+        # A made-here study has a completed trial exactly when its best value is a finite
+        # number; asking the storage for that reads no curves.
         names = [
-            n for n in study_names(storage)
-            if made_here(storage, n) and best_trial(read_records(storage, n))
+            n for n, _, best in summaries(storage)
+            if best is not None and math.isfinite(best) and made_here(storage, n)
         ]
     else:
         names = [study_name(s) for s in args.studies]

@@ -8,12 +8,13 @@ draws their plots (:mod:`sweep.plots` over :mod:`sweep.analysis`'s records) and 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from . import analysis
 from .errors import SweepError
@@ -22,14 +23,21 @@ from .folders import (
     FolderNameError,
     Study,
     read_json,
+    read_stamp,
     results_root,
     study_folder,
     tuned_pick,
+    write_stamp,
 )
 from .pages import gallery_page, study_page
 from .records import TrialRecord, lowest_epoch
-from .robust import retrain
-from .store.studies import load_optuna_study, read_records, stored_spec, study_names
+from .store.studies import (
+    load_optuna_study,
+    read_records,
+    stored_spec,
+    study_names,
+    trials_digest,
+)
 
 TOP_CURVES = 5
 # Optuna's importances need enough completed trials to say anything.
@@ -244,9 +252,39 @@ def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
     return f"{study.name}: wrote {folder}/ ({', '.join(written)})"
 
 
-def write_reports(storage, names: list[str] | None = None) -> list[str]:
+def _key(**parts) -> str:
+    """A digest of what a step's files are written from: the same parts give the same files."""
+    from . import _version
+
+    text = json.dumps({**parts, "version": _version()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _spec_digest(spec) -> str | None:
+    return None if spec is None else json.dumps(spec.to_dict(), sort_keys=True)
+
+
+def _report_key(study: Study, digests: dict[str, str], others: dict[str, Study]) -> str:
+    # The comparison plot draws comparable studies' trials, and the page shows `sweep robust`'s
+    # results: a change in either is a change in this study's report.
+    return _key(
+        trials=digests[study.name],
+        spec=_spec_digest(study.spec),
+        compared={name: digests[name] for name, _ in _comparable(study, others)},
+        robust=read_stamp(study_folder(study.name)).get("robust"),
+    )
+
+
+def write_reports(
+    storage, names: list[str] | None = None, *,
+    on_study: Callable[[int, int, str], None] | None = None,
+) -> list[str]:
     """Write the pages of the studies ``names`` (None: every study in the storage), then the
     gallery index of every study in the storage. Returns one line per folder written.
+
+    A study whose trials, spec, compared studies and robust results are those its files were
+    written from (its ``.stamp.json``), by this version of momentum-sweep, is left as it is.
+    ``on_study(i, count, name)`` is called before each of the ``count`` studies (i from 0).
 
     SweepError for a name not in the storage or one that cannot be a folder name; with
     ``names=None`` such a study (made outside momentum-sweep) is skipped with a line saying so.
@@ -254,16 +292,24 @@ def write_reports(storage, names: list[str] | None = None) -> list[str]:
     every = study_names(storage)
     chosen = every if names is None else list(dict.fromkeys(names))
     studies = {name: _load(storage, name) for name in dict.fromkeys([*every, *chosen])}
+    digests = {name: trials_digest(storage, name) for name in studies}
     lines = []
-    for name in chosen:
+    for i, name in enumerate(chosen):
+        if on_study is not None:
+            on_study(i, len(chosen), name)
         try:
-            study_folder(name)
+            folder = study_folder(name)
         except FolderNameError as error:
             if names is not None:
                 raise
             lines.append(f"skipped {error}")
             continue
+        key = _report_key(studies[name], digests, studies)
+        if read_stamp(folder).get("report") == key and (folder / "index.html").exists():
+            lines.append(f"{name}: {folder}/ is up to date (nothing changed since it was written)")
+            continue
         lines.append(_write_study(storage, studies[name], studies))
+        write_stamp(folder, "report", key)
     root = results_root()
     root.mkdir(parents=True, exist_ok=True)
     (root / "index.html").write_text(gallery_page(list(studies.values())), encoding="utf-8")
@@ -284,13 +330,21 @@ def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str
     the search's best (``sweep best`` and ``tuned.toml`` agree); this says how far to trust it.
     Returns the summary as a printable table. top >= 1, seeds >= 2.
     """
+    from .robust import retrain
+
     if top < 1 or seeds < 2:
         raise SweepError("robust needs top >= 1 and seeds >= 2")
+    folder = study_folder(name)
+    key = _key(trials=trials_digest(storage, name), spec=_spec_digest(spec), top=top, seeds=seeds)
+    if read_stamp(folder).get("robust") == key and (folder / "robust.csv").exists():
+        return (
+            f"{name}: {folder / 'robust.csv'} is up to date "
+            "(same trials, spec, --top and --seeds as when it was written)"
+        )
     study = Study(name, spec, read_records(storage, name))  # the spec given, not the stored one
     chosen = analysis.top_trials(study.records, top)
     if not chosen:
         raise SweepError(f"study {name!r} has no completed trial yet: nothing to re-train")
-    folder = study_folder(name)
     confirmed = retrain(spec, chosen, seeds)
     folder.mkdir(parents=True, exist_ok=True)
     _robust_frame(confirmed).to_csv(folder / "robust.csv", index=False)
@@ -311,10 +365,13 @@ def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str
         "file": "robust.csv",
     }
     _write_tuned(folder, spec, _write_best(folder, _best_entry(study), robust))
+    write_stamp(folder, "robust", key)
     return _robust_table(name, spec, confirmed, folder)
 
 
-def _robust_frame(confirmed: list[analysis.RobustCandidate]) -> pd.DataFrame:
+def _robust_frame(confirmed: list[analysis.RobustCandidate]):
+    import pandas as pd
+
     return pd.DataFrame(
         [
             {

@@ -328,6 +328,7 @@ def test_a_stale_robust_entry_is_dropped_not_recommended(results_env, gallery):
     # As left by `sweep robust` on another run of a study with the same name.
     best["robust"] = {"trial": 999, "learning_rate": 0.5, "momentum": 0.9, "candidates": [999, 998]}
     (folder / "best.json").write_text(json.dumps(best))
+    (folder / ".stamp.json").unlink()  # that run's stamp would not match these trials either
     write_reports(gallery["storage"], ["tiny"])
     assert "robust" not in json.loads((folder / "best.json").read_text())
     path = folder / "tuned.toml"

@@ -16,6 +16,8 @@ Optuna's public ``FrozenTrial``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 
@@ -48,6 +50,17 @@ def _study_id(storage, study_name: str) -> int:
         raise SweepError(f"no study named {study_name!r} in the storage") from None
 
 
+def _no_trials(storage, study_id: int) -> bool:
+    from optuna.storages._rdb import models
+    from sqlalchemy import select
+
+    trials = models.TrialModel.__table__
+    with storage.engine.connect() as connection:
+        return connection.execute(
+            select(trials.c.trial_id).where(trials.c.study_id == study_id).limit(1)
+        ).first() is None
+
+
 def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
     """The study's id in ``storage``, creating it if new; refuses a study whose search changed."""
     try:
@@ -58,7 +71,8 @@ def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
         stored = storage.get_study_user_attrs(study_id).get(FINGERPRINT_ATTR)
         # Another worker may have created the study an instant ago and not yet stored its
         # fingerprint: give a study with no trials yet a moment before calling it foreign.
-        wait = FINGERPRINT_WAIT_SECONDS if storage.get_n_trials(study_id) == 0 else 0
+        # (RDBStorage.get_n_trials reads every trial with its curves: asked only when needed.)
+        wait = FINGERPRINT_WAIT_SECONDS if stored is None and _no_trials(storage, study_id) else 0
         deadline = time.monotonic() + wait
         while stored is None and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -159,6 +173,30 @@ def summaries(storage) -> list[tuple[str, int, float | None]]:
     return sorted(
         (name, counts.get(study_id, 0), best.get(study_id)) for study_id, name in names.items()
     )
+
+
+def trials_digest(storage, study_name: str) -> str:
+    """A digest of the study's trials as a report sees them: each trial's number, state, value
+    and completion time. One query, no curves read; it changes whenever a trial is added,
+    finished or failed. SweepError for an unknown study."""
+    from optuna.storages._rdb import models
+    from sqlalchemy import and_, select
+
+    study_id = _study_id(storage, study_name)
+    trials, values = models.TrialModel.__table__, models.TrialValueModel.__table__
+    query = (
+        select(trials.c.number, trials.c.state, trials.c.datetime_complete, values.c.value,
+               values.c.value_type)
+        .outerjoin(values, and_(values.c.trial_id == trials.c.trial_id, values.c.objective == 0))
+        .where(trials.c.study_id == study_id)
+        .order_by(trials.c.number)
+    )
+    with storage.engine.connect() as connection:
+        rows = [
+            [number, state.name, str(completed), value, getattr(value_type, "name", None)]
+            for number, state, completed, value, value_type in connection.execute(query)
+        ]
+    return hashlib.sha256(json.dumps([study_id, rows]).encode()).hexdigest()
 
 
 def load_optuna_study(storage, study_name: str) -> optuna.Study:

@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     robust.add_argument("--seeds", type=int, default=10, help="fresh seeds per trial (default 10)")
     _add_storage(robust)
+
+    delete = verbs.add_parser(
+        "delete", help="remove a study: its stored trials and its results folder"
+    )
+    delete.add_argument("study", metavar="STUDY", help="study name or its .toml file")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_storage(delete)
     return parser
 
 
@@ -349,9 +356,44 @@ def cmd_robust(args) -> int:
     return 0
 
 
+def cmd_delete(args) -> int:
+    import shutil
+
+    from .folders import FolderNameError, study_folder
+    from .store.connect import open_storage
+    from .store.studies import delete_study, trial_count, unknown_study_error
+
+    storage = open_storage(args.storage, create=False)
+    name = study_name(args.study)
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        raise unknown_study_error(storage, name) from None
+    try:
+        folder = study_folder(name)
+    except FolderNameError:
+        folder = None  # a name another tool stored: it has no results folder
+    has_folder = folder is not None and folder.is_dir()
+    what = f"study {name!r} ({trial_count(storage, study_id)} trials)" + (
+        f" and {folder}/" if has_folder else ""
+    )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"delete {what}: not on a terminal to confirm; pass --yes")
+        answer = input(f"delete {what}? This cannot be undone [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    trials = delete_study(storage, name)
+    if has_folder:
+        shutil.rmtree(folder)
+    print(f"deleted study {name!r} ({trials} trials)" + (f" and {folder}/" if has_folder else ""))
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run, "list": cmd_list, "best": cmd_best, "replay": cmd_replay,
-    "export": cmd_export, "report": cmd_report, "robust": cmd_robust,
+    "export": cmd_export, "report": cmd_report, "robust": cmd_robust, "delete": cmd_delete,
 }
 
 

@@ -16,6 +16,7 @@ Optuna's public ``FrozenTrial``.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -47,18 +48,43 @@ def _study_id(storage, study_name: str) -> int:
     try:
         return storage.get_study_id_from_name(study_name)
     except KeyError:
-        raise SweepError(f"no study named {study_name!r} in the storage") from None
+        raise unknown_study_error(storage, study_name) from None
 
 
-def _no_trials(storage, study_id: int) -> bool:
+def unknown_study_error(storage, study_name: str) -> SweepError:
+    """'no study named ...', with the stored names closest to it, or every name if few."""
+    known = study_names(storage)
+    close = difflib.get_close_matches(study_name, known, n=3, cutoff=0.6)
+    if close:
+        hint = "; did you mean " + " or ".join(repr(n) for n in close) + "?"
+    elif known:
+        shown = known[:8]
+        hint = "; stored studies: " + ", ".join(shown) + (", ..." if len(known) > 8 else "")
+    else:
+        hint = "; the storage holds no studies yet"
+    return SweepError(f"no study named {study_name!r} in the storage{hint}")
+
+
+def delete_study(storage, study_name: str) -> int:
+    """Delete the study and every trial of it from the storage; returns how many trials it
+    had. SweepError for an unknown study."""
+    study_id = _study_id(storage, study_name)
+    trials = trial_count(storage, study_id)
+    storage.delete_study(study_id)
+    return trials
+
+
+def trial_count(storage, study_id: int) -> int:
+    """How many trials the study has, counted by the database (``get_n_trials`` of Optuna's
+    RDB storage reads every trial with its curves)."""
     from optuna.storages._rdb import models
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     trials = models.TrialModel.__table__
     with storage.engine.connect() as connection:
         return connection.execute(
-            select(trials.c.trial_id).where(trials.c.study_id == study_id).limit(1)
-        ).first() is None
+            select(func.count()).select_from(trials).where(trials.c.study_id == study_id)
+        ).scalar_one()
 
 
 def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
@@ -71,8 +97,8 @@ def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
         stored = storage.get_study_user_attrs(study_id).get(FINGERPRINT_ATTR)
         # Another worker may have created the study an instant ago and not yet stored its
         # fingerprint: give a study with no trials yet a moment before calling it foreign.
-        # (RDBStorage.get_n_trials reads every trial with its curves: asked only when needed.)
-        wait = FINGERPRINT_WAIT_SECONDS if stored is None and _no_trials(storage, study_id) else 0
+        new = stored is None and trial_count(storage, study_id) == 0
+        wait = FINGERPRINT_WAIT_SECONDS if new else 0
         deadline = time.monotonic() + wait
         while stored is None and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -26,6 +26,19 @@ class _Parser(argparse.ArgumentParser):
         )
 
 
+class _Version(argparse.Action):
+    """--version: the installed package's version, looked up only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import _version
+
+        print(f"sweep (momentum-sweep) {_version()}")
+        parser.exit()
+
+
 def _add_storage(parser):
     from .store.urls import DEFAULT_STORAGE
 
@@ -45,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sweep",
         description="Find a network's learning rate and momentum by systematic trial and error.",
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
 
     run = verbs.add_parser("run", help="run studies: top each up to its declared number of trials")
@@ -185,10 +199,16 @@ def cmd_run(args) -> int:
         if not args.quiet and sys.stderr.isatty():
             sys.stderr.write("\n")
         print(
-            f"{spec.name}: {progress.done} trials finished ({progress.added} added this run) "
+            f"{spec.name}: {_count(progress.done, 'trial')} finished "
+            f"({progress.added} added this run) "
             f"in {redact(args.storage)}"
         )
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 trial', '2 trials'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def cmd_list(args) -> int:

@@ -481,7 +481,8 @@ def _read_csv(path: str | os.PathLike, target: str, name: str) -> _Table:
         raise _fail(
             source,
             f"target column {target!r} not found; columns are "
-            + ", ".join(repr(c) for c in columns),
+            + ", ".join(repr(c) for c in columns)
+            + _delimiter_hint(columns),
         )
     features = [c for c in columns if c != target]
     if not features:
@@ -524,6 +525,17 @@ def _read_csv(path: str | os.PathLike, target: str, name: str) -> _Table:
     y = np.array([index[label] for label in labels], dtype=np.int64)
     _check_class_sizes(y, source, unique)
     return _Table(name, x, y, tuple(features), tuple(unique))
+
+
+def _delimiter_hint(columns: list[str]) -> str:
+    """A hint when a header read as one column is really separated by something else: files are
+    read as comma-separated only, as the message says, rather than guessed at."""
+    if len(columns) != 1:
+        return ""
+    for delimiter, name in ((";", "semicolons"), ("\t", "tabs")):
+        if delimiter in columns[0]:
+            return f" (the header looks separated by {name}; save the file comma-separated)"
+    return ""
 
 
 def _label_key(labels):

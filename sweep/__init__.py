@@ -7,6 +7,8 @@ The names load on first use (PEP 562), so ``import sweep.cli`` and ``sweep --hel
 for pandas and the trainer.
 """
 
+import sys
+import types
 from importlib import import_module
 
 # Public name -> the module that defines it.
@@ -36,6 +38,18 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted({*globals(), *_PUBLIC})
+
+
+class _Package(types.ModuleType):
+    # Importing the submodule sweep.train binds the package's attribute ``train`` to that module;
+    # the public name is the function, as it was when this file imported it eagerly.
+    def __setattr__(self, name, value):
+        if name in _PUBLIC and isinstance(value, types.ModuleType) and hasattr(value, name):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def _version() -> str:

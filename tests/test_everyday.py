@@ -92,3 +92,11 @@ def test_run_counts_one_trial_in_the_singular_and_report_shows_progress_on_a_ter
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     assert main(["report", "--all", "--storage", url]) == 0
     assert "report: study 1/1 tiny" in capsys.readouterr().err
+
+
+def test_the_readme_cites_the_article_and_needs_nothing_outside_the_repository():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "\"Neural Network Momentum\"" in readme and "James D. McCaffrey" in readme
+    assert "../" not in readme

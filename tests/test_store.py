@@ -253,3 +253,24 @@ def test_summaries_agree_with_optunas_own(tmp_path):
     )
     assert studies.summaries(storage) == expected
     assert expected[2] == ("lowest", 6, -math.inf)
+
+
+def test_the_searchs_reader_reads_optunas_trials_but_their_intermediate_values(tmp_path):
+    storage, study_id = new_study(tmp_path, "read")
+    written_in_bulk(storage, study_id)
+    reader = studies.trial_reader(storage)
+    first = reader.get_all_trials(study_id, deepcopy=False)
+    # A new trial and a finished one are read again, as Optuna's own cache does.
+    more = bulk.create_running(storage, study_id, [bulk.NewTrial(TRIALS[0][0], SPACE, {})])
+    again = reader.get_all_trials(study_id, deepcopy=False)
+    bulk.finish(storage, [bulk.Finished(more[0], TrialState.COMPLETE, 0.5, {})])
+    finished = reader.get_all_trials(study_id, deepcopy=False)
+    assert len(first) == 5 and len(again) == 6 and finished[-1].state == TrialState.COMPLETE
+
+    def without_intermediate(trial):
+        return fields(trial)[:7] + fields(trial)[8:]
+
+    own = storage.get_all_trials(study_id)
+    assert [without_intermediate(t) for t in finished] == [without_intermediate(t) for t in own]
+    assert all(t.intermediate_values == {} for t in finished)
+    assert own[1].intermediate_values[4] == math.inf  # stored, only not read here

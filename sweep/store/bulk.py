@@ -150,15 +150,19 @@ def finish(storage, results: list[Finished]) -> list[bool]:
 def _insert_intermediate_values(connection, results: list[Finished]) -> None:
     # Optuna keeps a non-finite intermediate value as NULL with its kind in value_type; the
     # model's own conversion writes exactly what trial.report would.
-    to_stored = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr
+    model = models.TrialIntermediateValueModel
+    finite = model.TrialIntermediateValueType.FINITE
     rows = []
     for result in results:
         for step, value in result.intermediate_values.items():
-            stored, value_type = to_stored(float(value))
+            if math.isfinite(value):
+                stored, value_type = value, finite
+            else:
+                stored, value_type = model.intermediate_value_to_stored_repr(value)
             rows.append(
                 {
                     "trial_id": result.trial_id,
-                    "step": int(step),
+                    "step": step,
                     "intermediate_value": stored,
                     "intermediate_value_type": value_type,
                 }

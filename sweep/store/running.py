@@ -18,6 +18,7 @@ import socket
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import sqlalchemy
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
@@ -133,7 +134,7 @@ def learning_curve(runs: list) -> dict[int, float]:
     non-finite mean (a diverged network) is kept as it is, as ``trial.report`` would keep it."""
     trained = max(run.epochs_trained for run in runs)
     curve = mean_curve([run.val_loss for run in runs])[:trained]
-    return {epoch: float(value) for epoch, value in enumerate(curve, start=1)}
+    return dict(enumerate(np.asarray(curve, dtype=float).tolist(), start=1))
 
 
 def trial_curves(runs: list, folds: list[int], values: list[float | None]) -> dict:

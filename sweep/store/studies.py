@@ -239,10 +239,89 @@ def trial_reader(storage):
     last read (finished trials never change), instead of every trial with its curves.
 
     It is Optuna's read cache, which ``optuna.create_study`` wraps an RDB storage in; without it
-    (a future Optuna), the storage itself reads everything.
+    (a future Optuna), the storage itself reads everything. Its trials carry no intermediate
+    values (see :class:`_WithoutIntermediateValues`): the search reads a trial's curves from its
+    ``curves`` attribute.
     """
     cached = getattr(optuna.storages, "_CachedStorage", None)
-    return cached(storage) if cached else storage
+    return cached(_WithoutIntermediateValues(storage)) if cached else storage
+
+
+class _WithoutIntermediateValues:
+    """An RDB storage whose trial reads leave out the intermediate values.
+
+    A trial's learning curve is a hundred intermediate-value rows, stored for the dashboard and
+    Optuna's plots. Built into ORM objects on every read of new trials they doubled the search's
+    storage time, and the search never looks at them. Everything else is the storage's own; the
+    query is Optuna's ``RDBStorage._get_trials`` without that one relationship
+    (``tests/test_store.py`` compares the trials read both ways).
+    """
+
+    def __init__(self, storage):
+        self._storage = storage
+
+    def __getattr__(self, name):
+        return getattr(self._storage, name)
+
+    def _get_trials(self, study_id, states, included_trial_ids, trial_id_greater_than):
+        from optuna.storages._rdb import models
+        from sqlalchemy import or_, orm, select
+
+        trial = models.TrialModel
+        included = {i for i in included_trial_ids if i <= trial_id_greater_than}
+        query = (
+            select(trial)
+            .options(
+                orm.selectinload(trial.params),
+                orm.selectinload(trial.values),
+                orm.selectinload(trial.user_attributes),
+                orm.selectinload(trial.system_attributes),
+            )
+            .where(trial.study_id == study_id)
+            .order_by(trial.trial_id)
+        )
+        if states is not None:
+            query = query.where(trial.state.in_(list(states)))
+        if trial_id_greater_than > -1:
+            query = query.where(
+                or_(trial.trial_id.in_(included), trial.trial_id > trial_id_greater_than)
+            )
+        with orm.Session(self._storage.engine) as session:
+            return [_frozen(model) for model in session.scalars(query)]
+
+
+def _frozen(model) -> FrozenTrial:
+    """Optuna's ``RDBStorage._build_frozen_trial_from_trial_model`` without intermediate values
+    (it would load them)."""
+    from optuna.distributions import json_to_distribution
+    from optuna.storages._rdb import models
+
+    values = None
+    if model.values:
+        values = [0.0] * len(model.values)
+        for value in model.values:
+            values[value.objective] = models.TrialValueModel.stored_repr_to_value(
+                value.value, value.value_type
+            )
+    params = sorted(model.params, key=lambda p: p.param_id)
+    distributions = {p.param_name: json_to_distribution(p.distribution_json) for p in params}
+    return FrozenTrial(
+        number=model.number,
+        state=model.state,
+        value=None,
+        values=values,
+        datetime_start=model.datetime_start,
+        datetime_complete=model.datetime_complete,
+        params={
+            p.param_name: distributions[p.param_name].to_external_repr(p.param_value)
+            for p in params
+        },
+        distributions=distributions,
+        user_attrs={a.key: json.loads(a.value_json) for a in model.user_attributes},
+        system_attrs={a.key: json.loads(a.value_json) for a in model.system_attributes},
+        intermediate_values={},
+        trial_id=model.trial_id,
+    )
 
 
 def trial_info(trial: FrozenTrial) -> dict:
@@ -256,7 +335,12 @@ def _curve(values) -> np.ndarray:
 
 def json_curve(values: np.ndarray, epochs: int) -> list:
     """A curve as JSON: its epochs trained, non-finite values as null (JSON has no NaN)."""
-    return [float(v) if math.isfinite(v) else None for v in values[:epochs]]
+    # NumPy converts the whole curve at once; only the rare non-finite values are patched.
+    trained = np.asarray(values[:epochs], dtype=float)
+    curve = trained.tolist()
+    for epoch in np.flatnonzero(~np.isfinite(trained)):
+        curve[epoch] = None
+    return curve
 
 
 def to_record(trial: FrozenTrial) -> TrialRecord:

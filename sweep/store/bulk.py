@@ -159,16 +159,21 @@ def _insert_intermediate_values(connection, results: list[Finished]) -> None:
                 stored, value_type = value, finite
             else:
                 stored, value_type = model.intermediate_value_to_stored_repr(value)
-            rows.append(
-                {
-                    "trial_id": result.trial_id,
-                    "step": step,
-                    "intermediate_value": stored,
-                    "intermediate_value_type": value_type,
-                }
-            )
-    if rows:
-        connection.execute(insert(_INTERMEDIATE), rows)
+            rows.append((result.trial_id, step, stored, value_type))
+    if not rows:
+        return
+    if connection.dialect.name == "sqlite":
+        # A curve is a hundred rows per trial. SQLAlchemy's per-row parameter processing cost
+        # three times what SQLite takes to insert them; SQLite's driver gets the values as
+        # SQLAlchemy would store them (the type by its name: the column is a non-native enum).
+        connection.exec_driver_sql(
+            f"INSERT INTO {_INTERMEDIATE.name} (trial_id, step, intermediate_value, "
+            "intermediate_value_type) VALUES (?, ?, ?, ?)",
+            [(trial_id, step, stored, kind.name) for trial_id, step, stored, kind in rows],
+        )
+    else:
+        columns = ("trial_id", "step", "intermediate_value", "intermediate_value_type")
+        connection.execute(insert(_INTERMEDIATE), [dict(zip(columns, row)) for row in rows])
 
 
 def _insert_user_attrs(connection, attrs: list[tuple[int, dict]]) -> None:

@@ -170,7 +170,6 @@ def _check_searches(specs, storage) -> None:
 
 
 def cmd_run(args) -> int:
-    from .search import run_study
     from .spec import load_study
     from .store.connect import open_storage, redact
 
@@ -182,6 +181,13 @@ def cmd_run(args) -> int:
     if not args.allow_spec_change:
         _check_searches(specs, storage)
     for spec, folds in zip(specs, datasets):
+        finished = _finished_if_full(storage, spec)
+        if finished is not None:
+            print(f"{spec.name}: {_count(finished, 'trial')} finished (0 added this run) "
+                  f"in {redact(args.storage)}")
+            continue
+        from .search import run_study
+
         if args.workers > 1:
             from .workers import run_workers
 
@@ -204,6 +210,21 @@ def cmd_run(args) -> int:
             f"in {redact(args.storage)}"
         )
     return 0
+
+
+def _finished_if_full(storage, spec) -> int | None:
+    """The study's finished trials when it is stored with this search, already has its
+    declared number and none running (`sweep run` would add nothing), else None: said from a
+    few counts, without loading the search (SciPy, the trainer) or reading any trial."""
+    from optuna.trial import TrialState
+
+    from .store.studies import state_counts, stored_fingerprint
+
+    if stored_fingerprint(storage, spec.name) != spec.search_fingerprint():
+        return None  # new, changed (--allow-spec-change) or foreign: the search decides
+    counts = state_counts(storage, spec.name)
+    finished = counts.get(TrialState.COMPLETE, 0) + counts.get(TrialState.PRUNED, 0)
+    return finished if not counts.get(TrialState.RUNNING) and finished >= spec.trials else None
 
 
 def _count(n: int, noun: str) -> str:

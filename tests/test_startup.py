@@ -57,3 +57,19 @@ def test_the_public_names_are_the_functions_even_after_their_modules_are_importe
         "assert set(sweep.__all__) <= set(dir(sweep))"
     )
     assert "pandas" not in imported_after(code, tmp_path)
+
+
+def test_run_on_a_full_study_adds_nothing_without_loading_the_search(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    study = tmp_path / "tiny.toml"
+    study.write_text(
+        'name = "tiny"\ntrials = 3\nbatch_size = 3\nseed = 1\n[data]\nsource = "synthetic"\n'
+        "items = 40\ninputs = 3\nclasses = 3\n[network]\nepochs = 4\n"
+    )
+    code = (
+        "from sweep.cli import main\n"
+        f"assert main(['run', {str(study)!r}, '--quiet', '--storage', {url!r}]) == 0\n"
+    )
+    assert "sweep.train" in imported_after(code, tmp_path)  # the first run trains
+    again = imported_after(code, tmp_path)
+    assert "scipy" not in again and "sweep.train" not in again

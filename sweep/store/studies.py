@@ -201,6 +201,26 @@ def summaries(storage) -> list[tuple[str, int, float | None]]:
     )
 
 
+def state_counts(storage, study_name: str) -> dict[TrialState, int]:
+    """How many of the study's trials are in each state (states with none left out), counted by
+    the database; {} for a study not in the storage."""
+    from optuna.storages._rdb import models
+    from sqlalchemy import func, select
+
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return {}
+    trials = models.TrialModel.__table__
+    query = (
+        select(trials.c.state, func.count())
+        .where(trials.c.study_id == study_id)
+        .group_by(trials.c.state)
+    )
+    with storage.engine.connect() as connection:
+        return dict(connection.execute(query).all())
+
+
 def trials_digest(storage, study_name: str) -> str:
     """A digest of the study's trials as a report sees them: each trial's number, state, value
     and completion time. One query, no curves read; it changes whenever a trial is added,

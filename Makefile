@@ -3,14 +3,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STUDY  ?= studies/*.toml
+# Where `make clean` works; the stored trials live in $(RESULTS)/sweep.db.
+RESULTS ?= results
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-m 'not slow'"`.
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint test sweep report bench dashboard clean
+.PHONY: help venv lint test sweep report bench dashboard clean clean-all
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # The stamp is newer than pyproject.toml once the package and its extras are installed.
 $(BIN)/.installed: pyproject.toml
@@ -41,5 +43,10 @@ dashboard: $(BIN)/.installed  ## serve optuna-dashboard on results/sweep.db at 1
 	$(BIN)/python -m pip install --quiet -e '.[dashboard]'
 	$(BIN)/optuna-dashboard sqlite:///results/sweep.db --host 127.0.0.1 --port 8080
 
-clean:  ## remove generated results (keeps results/README.md)
-	find results -mindepth 1 ! -name README.md ! -name .gitkeep -exec rm -rf {} +
+# The database and its lock and write-ahead files are the stored trials, not generated output.
+clean:  ## remove generated pages and plots; keeps the stored trials (results/sweep.db)
+	find $(RESULTS) -mindepth 1 -maxdepth 1 ! -name README.md ! -name .gitkeep \
+		! -name 'sweep.db' ! -name 'sweep.db-*' ! -name 'sweep.db.lock' -exec rm -rf {} +
+
+clean-all:  ## remove everything under results/, the stored trials (results/sweep.db) too
+	find $(RESULTS) -mindepth 1 -maxdepth 1 ! -name README.md ! -name .gitkeep -exec rm -rf {} +

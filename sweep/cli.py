@@ -6,6 +6,7 @@ Every user error ends the same way: one line on stderr, exit code 2, no tracebac
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -18,17 +19,28 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the default prints the whole usage first)."""
 
     def error(self, message):
-        from .store.connect import (
-            redact_text,
-        )  # argparse echoes arguments: a storage URL among them
+        from .store.urls import redact_text  # argparse echoes arguments: a storage URL among them
 
         self.exit(
             EXIT_USAGE, f"{self.prog}: error: {redact_text(message)} (see {self.prog} --help)\n"
         )
 
 
+class _Version(argparse.Action):
+    """--version: the installed package's version, looked up only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import _version
+
+        print(f"sweep (momentum-sweep) {_version()}")
+        parser.exit()
+
+
 def _add_storage(parser):
-    from .store.connect import DEFAULT_STORAGE
+    from .store.urls import DEFAULT_STORAGE
 
     parser.add_argument(
         "--storage",
@@ -46,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sweep",
         description="Find a network's learning rate and momentum by systematic trial and error.",
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
 
     run = verbs.add_parser("run", help="run studies: top each up to its declared number of trials")
@@ -101,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     robust.add_argument("--seeds", type=int, default=10, help="fresh seeds per trial (default 10)")
     _add_storage(robust)
+
+    delete = verbs.add_parser(
+        "delete", help="remove a study: its stored trials and its results folder"
+    )
+    delete.add_argument("study", metavar="STUDY", help="study name or its .toml file")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_storage(delete)
     return parser
 
 
@@ -150,7 +170,6 @@ def _check_searches(specs, storage) -> None:
 
 
 def cmd_run(args) -> int:
-    from .search import run_study
     from .spec import load_study
     from .store.connect import open_storage, redact
 
@@ -162,6 +181,13 @@ def cmd_run(args) -> int:
     if not args.allow_spec_change:
         _check_searches(specs, storage)
     for spec, folds in zip(specs, datasets):
+        finished = _finished_if_full(storage, spec)
+        if finished is not None:
+            print(f"{spec.name}: {_count(finished, 'trial')} finished (0 added this run) "
+                  f"in {redact(args.storage)}")
+            continue
+        from .search import run_study
+
         if args.workers > 1:
             from .workers import run_workers
 
@@ -179,10 +205,31 @@ def cmd_run(args) -> int:
         if not args.quiet and sys.stderr.isatty():
             sys.stderr.write("\n")
         print(
-            f"{spec.name}: {progress.done} trials finished ({progress.added} added this run) "
+            f"{spec.name}: {_count(progress.done, 'trial')} finished "
+            f"({progress.added} added this run) "
             f"in {redact(args.storage)}"
         )
     return 0
+
+
+def _finished_if_full(storage, spec) -> int | None:
+    """The study's finished trials when it is stored with this search, already has its
+    declared number and none running (`sweep run` would add nothing), else None: said from a
+    few counts, without loading the search (SciPy, the trainer) or reading any trial."""
+    from optuna.trial import TrialState
+
+    from .store.studies import state_counts, stored_fingerprint
+
+    if stored_fingerprint(storage, spec.name) != spec.search_fingerprint():
+        return None  # new, changed (--allow-spec-change) or foreign: the search decides
+    counts = state_counts(storage, spec.name)
+    finished = counts.get(TrialState.COMPLETE, 0) + counts.get(TrialState.PRUNED, 0)
+    return finished if not counts.get(TrialState.RUNNING) and finished >= spec.trials else None
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 trial', '2 trials'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def cmd_list(args) -> int:
@@ -302,16 +349,30 @@ def cmd_report(args) -> int:
 
     storage = open_storage(args.storage, create=False)
     names = None if args.all or not args.studies else [study_name(s) for s in args.studies]
-    for line in write_reports(storage, names):
+    lines = write_reports(storage, names, on_study=_report_progress())
+    for line in lines:
         print(line)
     return 0
 
 
+def _report_progress():
+    """Show which study the report is on, redrawn in place on a terminal; nothing in a log."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(i, count, name):
+        sys.stderr.write(f"\rreport: study {i + 1}/{count} {name}\033[K")
+        if i + 1 == count:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
 def cmd_robust(args) -> int:
-    from .analysis import best_trial
     from .report import write_robust
     from .store.connect import open_storage
-    from .store.studies import made_here, read_records, stored_spec, study_names
+    from .store.studies import made_here, stored_spec, summaries
 
     if args.top < 1 or args.seeds < 2:
         raise UsageError("--top must be at least 1 and --seeds at least 2")
@@ -321,9 +382,11 @@ def cmd_robust(args) -> int:
     if args.all:
         # Studies with nothing completed yet have nothing to re-train, and studies that other
         # tools made have no spec to re-train from: both skipped, not an error.
+        # A made-here study has a completed trial exactly when its best value is a finite
+        # number; asking the storage for that reads no curves.
         names = [
-            n for n in study_names(storage)
-            if made_here(storage, n) and best_trial(read_records(storage, n))
+            n for n, _, best in summaries(storage)
+            if best is not None and math.isfinite(best) and made_here(storage, n)
         ]
     else:
         names = [study_name(s) for s in args.studies]
@@ -334,9 +397,44 @@ def cmd_robust(args) -> int:
     return 0
 
 
+def cmd_delete(args) -> int:
+    import shutil
+
+    from .folders import FolderNameError, study_folder
+    from .store.connect import open_storage
+    from .store.studies import delete_study, trial_count, unknown_study_error
+
+    storage = open_storage(args.storage, create=False)
+    name = study_name(args.study)
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        raise unknown_study_error(storage, name) from None
+    try:
+        folder = study_folder(name)
+    except FolderNameError:
+        folder = None  # a name another tool stored: it has no results folder
+    has_folder = folder is not None and folder.is_dir()
+    what = f"study {name!r} ({trial_count(storage, study_id)} trials)" + (
+        f" and {folder}/" if has_folder else ""
+    )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"delete {what}: not on a terminal to confirm; pass --yes")
+        answer = input(f"delete {what}? This cannot be undone [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    trials = delete_study(storage, name)
+    if has_folder:
+        shutil.rmtree(folder)
+    print(f"deleted study {name!r} ({trials} trials)" + (f" and {folder}/" if has_folder else ""))
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run, "list": cmd_list, "best": cmd_best, "replay": cmd_replay,
-    "export": cmd_export, "report": cmd_report, "robust": cmd_robust,
+    "export": cmd_export, "report": cmd_report, "robust": cmd_robust, "delete": cmd_delete,
 }
 
 
@@ -350,7 +448,7 @@ def main(argv=None) -> int:
     try:
         return COMMANDS[args.verb](args)
     except user_errors() as error:
-        from .store.connect import redact_text
+        from .store.urls import redact_text
 
         print(f"sweep: error: {redact_text(str(error))}", file=sys.stderr)
         return EXIT_USAGE

@@ -29,10 +29,12 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DataError",
@@ -370,6 +372,9 @@ def _too_many_fields(path: Path) -> str | None:
 
 
 def _read_table(path: str | os.PathLike, source: str) -> pd.DataFrame:
+    # pandas takes a fifth of a second to import: only reading a CSV needs it.
+    import pandas as pd
+
     p = Path(path)
     if not p.exists():
         raise _fail(source, "file not found")
@@ -476,7 +481,8 @@ def _read_csv(path: str | os.PathLike, target: str, name: str) -> _Table:
         raise _fail(
             source,
             f"target column {target!r} not found; columns are "
-            + ", ".join(repr(c) for c in columns),
+            + ", ".join(repr(c) for c in columns)
+            + _delimiter_hint(columns),
         )
     features = [c for c in columns if c != target]
     if not features:
@@ -519,6 +525,17 @@ def _read_csv(path: str | os.PathLike, target: str, name: str) -> _Table:
     y = np.array([index[label] for label in labels], dtype=np.int64)
     _check_class_sizes(y, source, unique)
     return _Table(name, x, y, tuple(features), tuple(unique))
+
+
+def _delimiter_hint(columns: list[str]) -> str:
+    """A hint when a header read as one column is really separated by something else: files are
+    read as comma-separated only, as the message says, rather than guessed at."""
+    if len(columns) != 1:
+        return ""
+    for delimiter, name in ((";", "semicolons"), ("\t", "tabs")):
+        if delimiter in columns[0]:
+            return f" (the header looks separated by {name}; save the file comma-separated)"
+    return ""
 
 
 def _label_key(labels):

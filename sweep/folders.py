@@ -13,6 +13,7 @@ Layout under the results root (``results/`` in the current folder, or ``$MOMENTU
                                warnings and, after `sweep robust`, its fresh-seed confirmation
     <study>/tuned.toml         a study file that trains once at the best setting
     <study>/robust.csv         `sweep robust`: the top settings re-trained on fresh seeds
+    <study>/.stamp.json        what the study's results were written from (see ``read_stamp``)
 """
 
 from __future__ import annotations
@@ -94,6 +95,27 @@ def read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+STAMP = ".stamp.json"
+
+
+def read_stamp(folder: Path) -> dict:
+    """What the study's results in ``folder`` were written from: ``{"robust": key, "report":
+    key}``, each a digest of the trials, spec and tool version that step used ({} if none).
+    A step whose key is unchanged has nothing new to write."""
+    return read_json(folder / STAMP)
+
+
+def write_stamp(folder: Path, step: str, key: str | None) -> None:
+    """Record (or with None forget) the key ``step`` ("robust" or "report") wrote from."""
+    stamp = read_stamp(folder)
+    if key is None:
+        stamp.pop(step, None)
+    else:
+        stamp[step] = key
+    (folder / STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n",
+                                encoding="utf-8")
 
 
 def tuned_pick(best: dict) -> dict | None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
-import pandas as pd
 
 from . import analysis
 from .folders import (
@@ -189,6 +188,8 @@ def _robust_section(folder: Path) -> str:
     if not isinstance(robust, dict) or not (folder / "robust.csv").exists():
         return ""
     try:
+        import pandas as pd  # only a study page with robust results needs it
+
         frame = pd.read_csv(folder / "robust.csv")
     except (OSError, ValueError):
         return ""

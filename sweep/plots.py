@@ -53,6 +53,9 @@ def _figure(**subplots) -> tuple[Figure, object]:
     return figure, figure.subplots(**subplots)
 
 
+ONE_SETTING = "only one setting trained so far:\na landscape needs two or more"
+
+
 def _empty(ax, message: str) -> None:
     ax.text(
         0.5,
@@ -166,8 +169,11 @@ def curves_figure(
     ax.set_xlim(left=0)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(handles, labels, loc="upper right", fontsize=8.5, framealpha=0.9)
-    bar = figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.01)
-    bar.set_label("momentum")
+    # A colour bar over a range no trial used (a no-momentum study's 0 to 0.1) says nothing:
+    # the legend already names the one momentum.
+    if len({c.momentum for c in curves}) > 1:
+        bar = figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.01)
+        bar.set_label("momentum")
     return figure
 
 
@@ -181,12 +187,18 @@ def landscape_figure(
 ) -> Figure:
     """The objective over the searched parameters, drawn the way the trials allow.
 
-    With ``grid``: :func:`grid_landscape_figure`. Otherwise, when one parameter never varies:
+    With ``grid``: :func:`grid_landscape_figure`. With trials at one setting only, a message
+    (a one-point landscape shows nothing). Otherwise, when one parameter never varies:
     :func:`line_landscape_figure` along the other; else :func:`scatter_landscape_figure`.
     ``best`` (a trial number) is starred.
     """
     if grid is not None:
         return grid_landscape_figure(grid, points, title=title, objective=objective, best=best)
+    if len({(p.learning_rate, p.momentum) for p in points}) == 1:
+        figure, ax = _figure()
+        ax.set_title(title)
+        _empty(ax, ONE_SETTING)
+        return figure
     if points and len({p.momentum for p in points}) == 1:
         return line_landscape_figure(
             points, title=title, objective=objective, best=best, along="learning_rate"

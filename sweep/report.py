@@ -8,12 +8,13 @@ draws their plots (:mod:`sweep.plots` over :mod:`sweep.analysis`'s records) and 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from . import analysis
 from .errors import SweepError
@@ -22,14 +23,21 @@ from .folders import (
     FolderNameError,
     Study,
     read_json,
+    read_stamp,
     results_root,
     study_folder,
     tuned_pick,
+    write_stamp,
 )
 from .pages import gallery_page, study_page
 from .records import TrialRecord, lowest_epoch
-from .robust import retrain
-from .store.studies import load_optuna_study, read_records, stored_spec, study_names
+from .store.studies import (
+    load_optuna_study,
+    read_records,
+    stored_spec,
+    study_names,
+    trials_digest,
+)
 
 TOP_CURVES = 5
 # Optuna's importances need enough completed trials to say anything.
@@ -244,10 +252,40 @@ def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
     return f"{study.name}: wrote {folder}/ ({', '.join(written)})"
 
 
-def write_reports(storage, names: list[str] | None = None) -> list[str]:
+def _key(**parts) -> str:
+    """A digest of what a step's files are written from: the same parts give the same files."""
+    from . import _version
+
+    text = json.dumps({**parts, "version": _version()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _spec_digest(spec) -> str | None:
+    return None if spec is None else json.dumps(spec.to_dict(), sort_keys=True)
+
+
+def _report_key(study: Study, digests: dict[str, str], others: dict[str, Study]) -> str:
+    # The comparison plot draws comparable studies' trials, and the page shows `sweep robust`'s
+    # results: a change in either is a change in this study's report.
+    return _key(
+        trials=digests[study.name],
+        spec=_spec_digest(study.spec),
+        compared={name: digests[name] for name, _ in _comparable(study, others)},
+        robust=read_stamp(study_folder(study.name)).get("robust"),
+    )
+
+
+def write_reports(
+    storage, names: list[str] | None = None, *,
+    on_study: Callable[[int, int, str], None] | None = None,
+) -> list[str]:
     """Write the pages of the studies ``names`` (None: every study in the storage, and the
     "What momentum does" page), then the gallery index of every study in the storage.
     Returns one line per folder written.
+
+    A study whose trials, spec, compared studies and robust results are those its files were
+    written from (its ``.stamp.json``), by this version of momentum-sweep, is left as it is.
+    ``on_study(i, count, name)`` is called before each of the ``count`` studies (i from 0).
 
     SweepError for a name not in the storage or one that cannot be a folder name; with
     ``names=None`` such a study (made outside momentum-sweep) is skipped with a line saying so.
@@ -255,25 +293,44 @@ def write_reports(storage, names: list[str] | None = None) -> list[str]:
     every = study_names(storage)
     chosen = every if names is None else list(dict.fromkeys(names))
     studies = {name: _load(storage, name) for name in dict.fromkeys([*every, *chosen])}
+    digests = {name: trials_digest(storage, name) for name in studies}
     lines = []
-    for name in chosen:
+    for i, name in enumerate(chosen):
+        if on_study is not None:
+            on_study(i, len(chosen), name)
         try:
-            study_folder(name)
+            folder = study_folder(name)
         except FolderNameError as error:
             if names is not None:
                 raise
             lines.append(f"skipped {error}")
             continue
+        key = _report_key(studies[name], digests, studies)
+        if read_stamp(folder).get("report") == key and (folder / "index.html").exists():
+            lines.append(f"{name}: {folder}/ is up to date (nothing changed since it was written)")
+            continue
         lines.append(_write_study(storage, studies[name], studies))
+        write_stamp(folder, "report", key)
     root = results_root()
     root.mkdir(parents=True, exist_ok=True)
     if names is None:
-        from .claims_page import write_momentum_page
-
-        lines.append(f"momentum: wrote {write_momentum_page(storage, root)}")
+        lines.append(_write_momentum(storage, root, digests, studies))
     (root / "index.html").write_text(gallery_page(list(studies.values())), encoding="utf-8")
     lines.append(f"index: wrote {root / 'index.html'} ({len(studies)} studies)")
     return lines
+
+
+def _write_momentum(storage, root: Path, digests: dict[str, str], studies: dict) -> str:
+    """The "What momentum does" page, written again only when a study's trials or spec, or
+    the version, changed since it was (its digest is in the results root's stamp)."""
+    from .claims_page import PAGE, write_momentum_page
+
+    key = _key(studies={name: (digests[name], _spec_digest(s.spec)) for name, s in studies.items()})
+    if read_stamp(root).get("momentum") == key and (root / PAGE).exists():
+        return f"momentum: {root / PAGE} is up to date (nothing changed since it was written)"
+    page = write_momentum_page(storage, root)
+    write_stamp(root, "momentum", key)
+    return f"momentum: wrote {page}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,13 +346,21 @@ def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str
     the search's best (``sweep best`` and ``tuned.toml`` agree); this says how far to trust it.
     Returns the summary as a printable table. top >= 1, seeds >= 2.
     """
+    from .robust import retrain
+
     if top < 1 or seeds < 2:
         raise SweepError("robust needs top >= 1 and seeds >= 2")
+    folder = study_folder(name)
+    key = _key(trials=trials_digest(storage, name), spec=_spec_digest(spec), top=top, seeds=seeds)
+    if read_stamp(folder).get("robust") == key and (folder / "robust.csv").exists():
+        return (
+            f"{name}: {folder / 'robust.csv'} is up to date "
+            "(same trials, spec, --top and --seeds as when it was written)"
+        )
     study = Study(name, spec, read_records(storage, name))  # the spec given, not the stored one
     chosen = analysis.top_trials(study.records, top)
     if not chosen:
         raise SweepError(f"study {name!r} has no completed trial yet: nothing to re-train")
-    folder = study_folder(name)
     confirmed = retrain(spec, chosen, seeds)
     folder.mkdir(parents=True, exist_ok=True)
     _robust_frame(confirmed).to_csv(folder / "robust.csv", index=False)
@@ -316,10 +381,13 @@ def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str
         "file": "robust.csv",
     }
     _write_tuned(folder, spec, _write_best(folder, _best_entry(study), robust))
+    write_stamp(folder, "robust", key)
     return _robust_table(name, spec, confirmed, folder)
 
 
-def _robust_frame(confirmed: list[analysis.RobustCandidate]) -> pd.DataFrame:
+def _robust_frame(confirmed: list[analysis.RobustCandidate]):
+    import pandas as pd
+
     return pd.DataFrame(
         [
             {

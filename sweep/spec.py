@@ -308,7 +308,10 @@ class StudySpec:
             ("sampler", {"name": "random"}),
             ("objective", _differing(self.objective, ObjectiveSpec())),
         ]
-        lines = [f"# Written by StudySpec.with_fixed from {self.path}."]
+        lines = [
+            f"# Tuned from study '{self.name}' by momentum-sweep: its best learning rate and",
+            "# momentum, fixed. `sweep run` on this file trains the network with them once.",
+        ]
         lines += [f"{k} = {_toml_value(v)}" for k, v in top.items() if v != _STUDY_DEFAULTS.get(k)]
         for header, table in sections:
             if table:

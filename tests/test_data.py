@@ -362,7 +362,7 @@ def test_pandas_read_errors_become_data_errors(tmp_path, monkeypatch, error, phr
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(data.pd, "read_csv", fail)
+    monkeypatch.setattr(pd, "read_csv", fail)  # sweep.data imports pandas when it reads
     with pytest.raises(DataError, match=phrase) as info:
         load_csv(path, "y")
     assert str(info.value).startswith(f"{path}: ")

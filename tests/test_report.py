@@ -331,6 +331,7 @@ def test_a_stale_robust_entry_is_dropped_not_recommended(results_env, gallery):
     # As left by `sweep robust` on another run of a study with the same name.
     best["robust"] = {"trial": 999, "learning_rate": 0.5, "momentum": 0.9, "candidates": [999, 998]}
     (folder / "best.json").write_text(json.dumps(best))
+    (folder / ".stamp.json").unlink()  # that run's stamp would not match these trials either
     write_reports(gallery["storage"], ["tiny"])
     assert "robust" not in json.loads((folder / "best.json").read_text())
     path = folder / "tuned.toml"
@@ -355,6 +356,7 @@ def test_one_ranking_names_the_same_setting_everywhere(results_env, gallery, mon
 
     monkeypatch.setattr(plots, "landscape_figure", landscape)
     monkeypatch.setattr(plots, "curves_figure", curves)
+    (results_env / "tiny" / ".stamp.json").unlink()  # draw it again, through the spies
     write_reports(gallery["storage"], ["tiny"])
     assert main(["best", "tiny", "--storage", str(gallery["storage"].url)]) == 0
     named = int(capsys.readouterr().out.split("trial")[1].split()[0])

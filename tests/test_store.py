@@ -24,6 +24,8 @@ SPACE = {
     "momentum": FloatDistribution(0.0, 0.95),
 }
 CURVES = {"train_loss": [0.9, 0.5, None], "val_loss": [1.0, 0.6, None], "diverged_epoch": 3}
+# Intermediate values as trial.report stores them, non-finite ones included.
+INTERMEDIATE = {1: 1.0, 2: 0.6, 3: math.nan, 4: math.inf, 5: -math.inf}
 # (params, user attrs, end state, value): complete, pruned with a value, diverged without one,
 # and an infinite value (stored as a type flag, not a number).
 TRIALS = [
@@ -53,6 +55,8 @@ def written_by_optuna(storage, study_id):
         )
         trial_id = storage.create_new_trial(study_id, template_trial=template)
         storage.set_trial_user_attr(trial_id, "curves", CURVES)
+        for step, reported in INTERMEDIATE.items():
+            storage.set_trial_intermediate_value(trial_id, step, reported)
         storage.set_trial_state_values(trial_id, state, None if value is None else [value])
 
 
@@ -62,7 +66,10 @@ def written_in_bulk(storage, study_id):
     )
     stored = bulk.finish(
         storage,
-        [bulk.Finished(i, s, v, {"curves": CURVES}) for i, (_, _, s, v) in zip(ids, TRIALS)],
+        [
+            bulk.Finished(i, s, v, {"curves": CURVES}, intermediate_values=INTERMEDIATE)
+            for i, (_, _, s, v) in zip(ids, TRIALS)
+        ],
     )
     assert stored == [True] * len(TRIALS)
 
@@ -76,7 +83,7 @@ def fields(trial):
         trial.distributions,
         trial.user_attrs,
         trial.system_attrs,
-        trial.intermediate_values,
+        {step: repr(value) for step, value in trial.intermediate_values.items()},  # NaN != NaN
         trial.datetime_start is not None,
         trial.datetime_complete is not None,
     )
@@ -227,3 +234,43 @@ def test_stored_spec_refuses_foreign_studies_unless_asked(tmp_path):
     assert studies.stored_spec(storage, "foreign", foreign_ok=True) is None
     with pytest.raises(SweepError, match="no study named 'missing'"):
         studies.stored_spec(storage, "missing", foreign_ok=True)
+
+
+def test_summaries_agree_with_optunas_own(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'summaries.db'}")
+    lowest = optuna.create_study(storage=storage, study_name="lowest")
+    highest = optuna.create_study(storage=storage, study_name="highest", direction="maximize")
+    optuna.create_study(storage=storage, study_name="empty")
+    optuna.create_study(storage=storage, study_name="two", directions=["minimize", "maximize"])
+    for study in (lowest, highest):
+        for value in (0.5, 0.25, -math.inf, 2.0):
+            study.add_trial(optuna.trial.create_trial(value=value))
+        study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, value=-9.0))
+        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    expected = sorted(
+        (s.study_name, s.n_trials, s.best_trial.value if s.best_trial else None)
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=True)
+    )
+    assert studies.summaries(storage) == expected
+    assert expected[2] == ("lowest", 6, -math.inf)
+
+
+def test_the_searchs_reader_reads_optunas_trials_but_their_intermediate_values(tmp_path):
+    storage, study_id = new_study(tmp_path, "read")
+    written_in_bulk(storage, study_id)
+    reader = studies.trial_reader(storage)
+    first = reader.get_all_trials(study_id, deepcopy=False)
+    # A new trial and a finished one are read again, as Optuna's own cache does.
+    more = bulk.create_running(storage, study_id, [bulk.NewTrial(TRIALS[0][0], SPACE, {})])
+    again = reader.get_all_trials(study_id, deepcopy=False)
+    bulk.finish(storage, [bulk.Finished(more[0], TrialState.COMPLETE, 0.5, {})])
+    finished = reader.get_all_trials(study_id, deepcopy=False)
+    assert len(first) == 5 and len(again) == 6 and finished[-1].state == TrialState.COMPLETE
+
+    def without_intermediate(trial):
+        return fields(trial)[:7] + fields(trial)[8:]
+
+    own = storage.get_all_trials(study_id)
+    assert [without_intermediate(t) for t in finished] == [without_intermediate(t) for t in own]
+    assert all(t.intermediate_values == {} for t in finished)
+    assert own[1].intermediate_values[4] == math.inf  # stored, only not read here

@@ -1,5 +1,6 @@
 """The storage seam: the only code that touches Optuna's storage.
 
+- :mod:`.urls`: the default URL, passwords masked, a SQLite URL's file (no SQLAlchemy import);
 - :mod:`.connect`: opening and checking a storage URL (SQLite under results/, or PostgreSQL),
   passwords masked in every message;
 - :mod:`.bulk`: a batch of trials written in one transaction through Optuna's own tables;

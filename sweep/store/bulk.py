@@ -28,6 +28,7 @@ _TRIALS = models.TrialModel.__table__
 _PARAMS = models.TrialParamModel.__table__
 _USER_ATTRS = models.TrialUserAttributeModel.__table__
 _VALUES = models.TrialValueModel.__table__
+_INTERMEDIATE = models.TrialIntermediateValueModel.__table__
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,15 @@ class NewTrial:
 
 @dataclass(frozen=True)
 class Finished:
-    """A RUNNING trial's end: its state, its value (None for none) and user attributes to add."""
+    """A RUNNING trial's end: its state, its value (None for none), user attributes to add and
+    intermediate values (step -> value, what ``trial.report`` stores; any float, NaN and
+    infinities included)."""
 
     trial_id: int
     state: TrialState
     value: float | None = None
     user_attrs: dict = field(default_factory=dict)
+    intermediate_values: dict[int, float] = field(default_factory=dict)
 
 
 def _utc_now() -> datetime:
@@ -139,7 +143,37 @@ def finish(storage, results: list[Finished]) -> list[bool]:
                 )
         if values:
             connection.execute(insert(_VALUES), values)
+        _insert_intermediate_values(connection, kept)
     return stored
+
+
+def _insert_intermediate_values(connection, results: list[Finished]) -> None:
+    # Optuna keeps a non-finite intermediate value as NULL with its kind in value_type; the
+    # model's own conversion writes exactly what trial.report would.
+    model = models.TrialIntermediateValueModel
+    finite = model.TrialIntermediateValueType.FINITE
+    rows = []
+    for result in results:
+        for step, value in result.intermediate_values.items():
+            if math.isfinite(value):
+                stored, value_type = value, finite
+            else:
+                stored, value_type = model.intermediate_value_to_stored_repr(value)
+            rows.append((result.trial_id, step, stored, value_type))
+    if not rows:
+        return
+    if connection.dialect.name == "sqlite":
+        # A curve is a hundred rows per trial. SQLAlchemy's per-row parameter processing cost
+        # three times what SQLite takes to insert them; SQLite's driver gets the values as
+        # SQLAlchemy would store them (the type by its name: the column is a non-native enum).
+        connection.exec_driver_sql(
+            f"INSERT INTO {_INTERMEDIATE.name} (trial_id, step, intermediate_value, "
+            "intermediate_value_type) VALUES (?, ?, ?, ?)",
+            [(trial_id, step, stored, kind.name) for trial_id, step, stored, kind in rows],
+        )
+    else:
+        columns = ("trial_id", "step", "intermediate_value", "intermediate_value_type")
+        connection.execute(insert(_INTERMEDIATE), [dict(zip(columns, row)) for row in rows])
 
 
 def _insert_user_attrs(connection, attrs: list[tuple[int, dict]]) -> None:

@@ -3,13 +3,12 @@
 Everything here exists so that a storage problem becomes one clear line, never a traceback and
 never a write: a SQLite file is checked (is it SQLite? is it an Optuna database of the schema
 this Optuna writes?) before Optuna is allowed to create tables in it. Passwords in URLs are
-masked in every message.
+masked in every message (:mod:`.urls`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import time
 from pathlib import Path
@@ -19,8 +18,10 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from ..errors import StorageError
+from .urls import DEFAULT_STORAGE, passwords, redact, redact_text, sqlite_path
 
-DEFAULT_STORAGE = "sqlite:///results/sweep.db"
+__all__ = ["DEFAULT_STORAGE", "open_storage", "redact", "redact_text", "sqlite_path"]
+
 # Workers on one SQLite file wait this long for each other's write locks before giving up.
 SQLITE_LOCK_TIMEOUT_SECONDS = 120
 SCHEMA_RACE_ATTEMPTS = 5
@@ -32,57 +33,12 @@ OPTUNA_TABLES = frozenset({
 })
 
 
-# A password in a URL's user part (scheme://user:password@host) or its query (?password=...).
-_USERINFO_PASSWORD = re.compile(r"(//[^:/@\s]*:)[^@\s]*@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)(?!\*\*\*)[^&\s'\"]*", re.IGNORECASE)
-
-
-def redact_text(text: str) -> str:
-    """``text`` with the password of any URL in it replaced by *** (for messages that echo
-    input)."""
-    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", text))
-
-
-def redact(url: str) -> str:
-    """``url`` with its password replaced by ***."""
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: mask anything between ':' and '@'
-        shown = url
-    return redact_text(shown)
-
-
-def _passwords(url: str) -> list[str]:
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return []
-    query = parsed.query.get("password")
-    query = [query] if isinstance(query, str) else list(query or ())
-    return [str(p) for p in [parsed.password, *query] if p]
-
-
 def _one_line(error: BaseException, url: str) -> str:
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
     message = text[0] if text else type(error).__name__
-    for password in _passwords(url):
+    for password in passwords(url):
         message = message.replace(password, "***")
     return redact_text(message)
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a sqlite URL, or None for other back ends and in-memory SQLite."""
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return None
-    if (
-        parsed.get_backend_name() != "sqlite"
-        or not parsed.database
-        or parsed.database == ":memory:"
-    ):
-        return None
-    return Path(parsed.database)
 
 
 def _check_sqlite_file(path: Path) -> bool:

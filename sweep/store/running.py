@@ -18,6 +18,7 @@ import socket
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import sqlalchemy
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
@@ -118,9 +119,22 @@ def finish(storage, outcomes: list[Outcome]) -> None:
     for outcome in outcomes:
         curves = trial_curves(outcome.runs, outcome.folds, outcome.network_values)
         results.append(
-            bulk.Finished(outcome.trial_id, outcome.state, outcome.value, {CURVES_ATTR: curves})
+            bulk.Finished(
+                outcome.trial_id, outcome.state, outcome.value, {CURVES_ATTR: curves},
+                intermediate_values=learning_curve(outcome.runs),
+            )
         )
     bulk.finish(storage, results)
+
+
+def learning_curve(runs: list) -> dict[int, float]:
+    """The trial's intermediate values: its networks' mean validation loss at each epoch they
+    trained (step = epoch, 1-based, the steps the search's pruner saw), which optuna-dashboard's
+    learning-curve panel and ``optuna.visualization.plot_intermediate_values`` draw. A
+    non-finite mean (a diverged network) is kept as it is, as ``trial.report`` would keep it."""
+    trained = max(run.epochs_trained for run in runs)
+    curve = mean_curve([run.val_loss for run in runs])[:trained]
+    return dict(enumerate(np.asarray(curve, dtype=float).tolist(), start=1))
 
 
 def trial_curves(runs: list, folds: list[int], values: list[float | None]) -> dict:

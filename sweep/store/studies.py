@@ -16,6 +16,9 @@ Optuna's public ``FrozenTrial``.
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import json
 import math
 import time
 
@@ -45,7 +48,43 @@ def _study_id(storage, study_name: str) -> int:
     try:
         return storage.get_study_id_from_name(study_name)
     except KeyError:
-        raise SweepError(f"no study named {study_name!r} in the storage") from None
+        raise unknown_study_error(storage, study_name) from None
+
+
+def unknown_study_error(storage, study_name: str) -> SweepError:
+    """'no study named ...', with the stored names closest to it, or every name if few."""
+    known = study_names(storage)
+    close = difflib.get_close_matches(study_name, known, n=3, cutoff=0.6)
+    if close:
+        hint = "; did you mean " + " or ".join(repr(n) for n in close) + "?"
+    elif known:
+        shown = known[:8]
+        hint = "; stored studies: " + ", ".join(shown) + (", ..." if len(known) > 8 else "")
+    else:
+        hint = "; the storage holds no studies yet"
+    return SweepError(f"no study named {study_name!r} in the storage{hint}")
+
+
+def delete_study(storage, study_name: str) -> int:
+    """Delete the study and every trial of it from the storage; returns how many trials it
+    had. SweepError for an unknown study."""
+    study_id = _study_id(storage, study_name)
+    trials = trial_count(storage, study_id)
+    storage.delete_study(study_id)
+    return trials
+
+
+def trial_count(storage, study_id: int) -> int:
+    """How many trials the study has, counted by the database (``get_n_trials`` of Optuna's
+    RDB storage reads every trial with its curves)."""
+    from optuna.storages._rdb import models
+    from sqlalchemy import func, select
+
+    trials = models.TrialModel.__table__
+    with storage.engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(trials).where(trials.c.study_id == study_id)
+        ).scalar_one()
 
 
 def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
@@ -58,7 +97,8 @@ def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
         stored = storage.get_study_user_attrs(study_id).get(FINGERPRINT_ATTR)
         # Another worker may have created the study an instant ago and not yet stored its
         # fingerprint: give a study with no trials yet a moment before calling it foreign.
-        wait = FINGERPRINT_WAIT_SECONDS if storage.get_n_trials(study_id) == 0 else 0
+        new = stored is None and trial_count(storage, study_id) == 0
+        wait = FINGERPRINT_WAIT_SECONDS if new else 0
         deadline = time.monotonic() + wait
         while stored is None and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -118,12 +158,91 @@ def stored_spec(storage, study_name: str, *, foreign_ok: bool = False):
 
 
 def summaries(storage) -> list[tuple[str, int, float | None]]:
-    """(name, number of trials, best value or None) of every study, sorted by name."""
-    found = optuna.get_all_study_summaries(storage, include_best_trial=True)
-    return [
-        (s.study_name, s.n_trials, s.best_trial.value if s.best_trial else None)
-        for s in sorted(found, key=lambda s: s.study_name)
-    ]
+    """(name, number of trials, best value or None) of every study, sorted by name.
+
+    Three small queries on Optuna's tables: ``optuna.get_all_study_summaries`` would read and
+    copy every trial with its curves, seconds for a results database of a few thousand trials.
+    The best value is Optuna's: the best COMPLETE value in the study's direction, None for a
+    study with several objectives.
+    """
+    from optuna.storages._rdb import models
+    from sqlalchemy import func, select
+
+    studies, trials = models.StudyModel.__table__, models.TrialModel.__table__
+    directions, values = models.StudyDirectionModel.__table__, models.TrialValueModel.__table__
+    with storage.engine.connect() as connection:
+        names = dict(connection.execute(select(studies.c.study_id, studies.c.study_name)).all())
+        counts = dict(
+            connection.execute(
+                select(trials.c.study_id, func.count()).group_by(trials.c.study_id)
+            ).all()
+        )
+        directions_of = {}
+        for study_id, direction in connection.execute(
+            select(directions.c.study_id, directions.c.direction)
+        ):
+            directions_of.setdefault(study_id, []).append(direction)
+        completed = connection.execute(
+            select(trials.c.study_id, values.c.value, values.c.value_type)
+            .join(values, values.c.trial_id == trials.c.trial_id)
+            .where(trials.c.state == TrialState.COMPLETE, values.c.objective == 0)
+        ).all()
+    best = {}
+    for study_id, stored, value_type in completed:
+        if len(directions_of.get(study_id, ())) != 1:
+            continue
+        value = models.TrialValueModel.stored_repr_to_value(stored, value_type)
+        maximise = directions_of[study_id][0] == optuna.study.StudyDirection.MAXIMIZE
+        earlier = best.get(study_id)
+        if earlier is None or (value > earlier if maximise else value < earlier):
+            best[study_id] = value
+    return sorted(
+        (name, counts.get(study_id, 0), best.get(study_id)) for study_id, name in names.items()
+    )
+
+
+def state_counts(storage, study_name: str) -> dict[TrialState, int]:
+    """How many of the study's trials are in each state (states with none left out), counted by
+    the database; {} for a study not in the storage."""
+    from optuna.storages._rdb import models
+    from sqlalchemy import func, select
+
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return {}
+    trials = models.TrialModel.__table__
+    query = (
+        select(trials.c.state, func.count())
+        .where(trials.c.study_id == study_id)
+        .group_by(trials.c.state)
+    )
+    with storage.engine.connect() as connection:
+        return dict(connection.execute(query).all())
+
+
+def trials_digest(storage, study_name: str) -> str:
+    """A digest of the study's trials as a report sees them: each trial's number, state, value
+    and completion time. One query, no curves read; it changes whenever a trial is added,
+    finished or failed. SweepError for an unknown study."""
+    from optuna.storages._rdb import models
+    from sqlalchemy import and_, select
+
+    study_id = _study_id(storage, study_name)
+    trials, values = models.TrialModel.__table__, models.TrialValueModel.__table__
+    query = (
+        select(trials.c.number, trials.c.state, trials.c.datetime_complete, values.c.value,
+               values.c.value_type)
+        .outerjoin(values, and_(values.c.trial_id == trials.c.trial_id, values.c.objective == 0))
+        .where(trials.c.study_id == study_id)
+        .order_by(trials.c.number)
+    )
+    with storage.engine.connect() as connection:
+        rows = [
+            [number, state.name, str(completed), value, getattr(value_type, "name", None)]
+            for number, state, completed, value, value_type in connection.execute(query)
+        ]
+    return hashlib.sha256(json.dumps([study_id, rows]).encode()).hexdigest()
 
 
 def load_optuna_study(storage, study_name: str) -> optuna.Study:
@@ -140,10 +259,89 @@ def trial_reader(storage):
     last read (finished trials never change), instead of every trial with its curves.
 
     It is Optuna's read cache, which ``optuna.create_study`` wraps an RDB storage in; without it
-    (a future Optuna), the storage itself reads everything.
+    (a future Optuna), the storage itself reads everything. Its trials carry no intermediate
+    values (see :class:`_WithoutIntermediateValues`): the search reads a trial's curves from its
+    ``curves`` attribute.
     """
     cached = getattr(optuna.storages, "_CachedStorage", None)
-    return cached(storage) if cached else storage
+    return cached(_WithoutIntermediateValues(storage)) if cached else storage
+
+
+class _WithoutIntermediateValues:
+    """An RDB storage whose trial reads leave out the intermediate values.
+
+    A trial's learning curve is a hundred intermediate-value rows, stored for the dashboard and
+    Optuna's plots. Built into ORM objects on every read of new trials they doubled the search's
+    storage time, and the search never looks at them. Everything else is the storage's own; the
+    query is Optuna's ``RDBStorage._get_trials`` without that one relationship
+    (``tests/test_store.py`` compares the trials read both ways).
+    """
+
+    def __init__(self, storage):
+        self._storage = storage
+
+    def __getattr__(self, name):
+        return getattr(self._storage, name)
+
+    def _get_trials(self, study_id, states, included_trial_ids, trial_id_greater_than):
+        from optuna.storages._rdb import models
+        from sqlalchemy import or_, orm, select
+
+        trial = models.TrialModel
+        included = {i for i in included_trial_ids if i <= trial_id_greater_than}
+        query = (
+            select(trial)
+            .options(
+                orm.selectinload(trial.params),
+                orm.selectinload(trial.values),
+                orm.selectinload(trial.user_attributes),
+                orm.selectinload(trial.system_attributes),
+            )
+            .where(trial.study_id == study_id)
+            .order_by(trial.trial_id)
+        )
+        if states is not None:
+            query = query.where(trial.state.in_(list(states)))
+        if trial_id_greater_than > -1:
+            query = query.where(
+                or_(trial.trial_id.in_(included), trial.trial_id > trial_id_greater_than)
+            )
+        with orm.Session(self._storage.engine) as session:
+            return [_frozen(model) for model in session.scalars(query)]
+
+
+def _frozen(model) -> FrozenTrial:
+    """Optuna's ``RDBStorage._build_frozen_trial_from_trial_model`` without intermediate values
+    (it would load them)."""
+    from optuna.distributions import json_to_distribution
+    from optuna.storages._rdb import models
+
+    values = None
+    if model.values:
+        values = [0.0] * len(model.values)
+        for value in model.values:
+            values[value.objective] = models.TrialValueModel.stored_repr_to_value(
+                value.value, value.value_type
+            )
+    params = sorted(model.params, key=lambda p: p.param_id)
+    distributions = {p.param_name: json_to_distribution(p.distribution_json) for p in params}
+    return FrozenTrial(
+        number=model.number,
+        state=model.state,
+        value=None,
+        values=values,
+        datetime_start=model.datetime_start,
+        datetime_complete=model.datetime_complete,
+        params={
+            p.param_name: distributions[p.param_name].to_external_repr(p.param_value)
+            for p in params
+        },
+        distributions=distributions,
+        user_attrs={a.key: json.loads(a.value_json) for a in model.user_attributes},
+        system_attrs={a.key: json.loads(a.value_json) for a in model.system_attributes},
+        intermediate_values={},
+        trial_id=model.trial_id,
+    )
 
 
 def trial_info(trial: FrozenTrial) -> dict:
@@ -157,7 +355,12 @@ def _curve(values) -> np.ndarray:
 
 def json_curve(values: np.ndarray, epochs: int) -> list:
     """A curve as JSON: its epochs trained, non-finite values as null (JSON has no NaN)."""
-    return [float(v) if math.isfinite(v) else None for v in values[:epochs]]
+    # NumPy converts the whole curve at once; only the rare non-finite values are patched.
+    trained = np.asarray(values[:epochs], dtype=float)
+    curve = trained.tolist()
+    for epoch in np.flatnonzero(~np.isfinite(trained)):
+        curve[epoch] = None
+    return curve
 
 
 def to_record(trial: FrozenTrial) -> TrialRecord:

@@ -1,0 +1,102 @@
+"""The small things of everyday use: --version, plurals, a CSV's delimiter, tuned.toml's
+first line, the plots of a no-momentum or one-trial study, and report progress on a terminal."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from sweep import plots  # noqa: E402
+from sweep.analysis import Curve, LandscapePoint  # noqa: E402
+from sweep.cli import main  # noqa: E402
+from sweep.data import DataError, load_csv  # noqa: E402
+from sweep.folders import RESULTS_ENV  # noqa: E402
+from sweep.spec import parse_study  # noqa: E402
+
+TINY = {
+    "name": "tiny", "trials": 1, "batch_size": 1, "seed": 1,
+    "data": {"source": "synthetic", "items": 40, "inputs": 3, "classes": 3},
+    "network": {"epochs": 4},
+}
+
+
+def test_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith("sweep (momentum-sweep) 0.")
+
+
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_csv_separated_otherwise_gets_a_hint(tmp_path, separator, name):
+    path = tmp_path / "x.csv"
+    path.write_text(separator.join(["a", "b", "label"]) + "\n" + separator.join("12x") + "\n")
+    with pytest.raises(DataError, match=f"looks separated by {name}; save the file comma-"):
+        load_csv(path, "label")
+
+
+def test_a_comma_separated_csv_without_the_target_gets_no_delimiter_hint(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("a,b,label\n1,2,x\n")
+    with pytest.raises(DataError) as error:
+        load_csv(path, "klass")
+    assert "looks separated" not in str(error.value)
+
+
+def test_tuned_toml_says_in_words_where_it_came_from(tmp_path):
+    text = parse_study(TINY, str(tmp_path / "tiny.toml")).with_fixed(0.05, 0.5)
+    assert text.startswith("# Tuned from study 'tiny' by momentum-sweep: its best learning rate")
+    assert "with_fixed" not in text and str(tmp_path) not in text
+
+
+def _curve(number, momentum):
+    return Curve(
+        number=number, state="complete", learning_rate=0.1, momentum=momentum,
+        epochs=np.arange(1, 5), val_loss=np.array([1.0, 0.8, 0.6, 0.5]),
+        diverged_epoch=None, diverged_loss=None, rank=1 if number == 0 else None,
+    )
+
+
+def test_a_no_momentum_studys_curves_carry_no_momentum_colour_bar():
+    plain = plots.curves_figure([_curve(0, 0.0), _curve(1, 0.0)], title="t")
+    assert len(plain.axes) == 1
+    mixed = plots.curves_figure([_curve(0, 0.0), _curve(1, 0.5)], title="t")
+    assert len(mixed.axes) == 2  # the plot and its momentum colour bar
+    plots.close(plain)
+    plots.close(mixed)
+
+
+def test_a_one_setting_study_draws_a_message_not_a_one_point_landscape():
+    one = [LandscapePoint(number=0, state="complete", learning_rate=0.1, momentum=0.5, value=0.3)]
+    figure = plots.landscape_figure(one, title="t", objective="final_val_loss", best=0)
+    (ax,) = figure.axes
+    assert [t.get_text() for t in ax.texts] == [plots.ONE_SETTING]
+    assert not ax.collections and not ax.lines
+    plots.close(figure)
+
+
+def test_run_counts_one_trial_in_the_singular_and_report_shows_progress_on_a_terminal(
+    tmp_path, capsys, monkeypatch
+):
+    study = tmp_path / "tiny.toml"
+    study.write_text(
+        'name = "tiny"\ntrials = 1\nbatch_size = 1\n[data]\nsource = "synthetic"\n'
+        "items = 40\ninputs = 3\nclasses = 3\n[network]\nepochs = 4\n"
+    )
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    assert main(["run", str(study), "--quiet", "--storage", url]) == 0
+    assert "tiny: 1 trial finished (1 added this run)" in capsys.readouterr().out
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert main(["report", "--all", "--storage", url]) == 0
+    assert "report: study 1/1 tiny" in capsys.readouterr().err
+
+
+def test_the_readme_cites_the_article_and_needs_nothing_outside_the_repository():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "\"Neural Network Momentum\"" in readme and "James D. McCaffrey" in readme
+    assert "../" not in readme

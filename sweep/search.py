@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
-import scipy.stats
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
@@ -102,6 +101,8 @@ def qmc_points(spec, first: int, count: int) -> list[dict[str, float]]:
     Drawn here rather than by Optuna's QMCSampler, which keeps its place in the study it samples
     for: the mirror is a fresh study each round, so it would start over every time.
     """
+    import scipy.stats  # half a second to import: only QMC studies pay it
+
     searched = spec.searched()
     if not searched or count <= 0:
         return []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +26,8 @@ DEFAULT_STORAGE = "sqlite:///results/sweep.db"
 # Workers on one SQLite file wait this long for each other's write locks before giving up.
 SQLITE_LOCK_TIMEOUT_SECONDS = 120
 SCHEMA_RACE_ATTEMPTS = 5
+# A wait for another process's lock on the SQLite file longer than this is said on stderr.
+LOCK_NOTICE_SECONDS = 2.0
 # The tables Optuna's RDB storage creates (schema v3.2.0.a); a file holding others is not ours.
 OPTUNA_TABLES = frozenset({
     "studies", "study_directions", "study_user_attributes", "study_system_attributes", "trials",
@@ -32,15 +36,23 @@ OPTUNA_TABLES = frozenset({
 })
 
 
-# A password in a URL's user part (scheme://user:password@host) or its query (?password=...).
-_USERINFO_PASSWORD = re.compile(r"(//[^:/@\s]*:)[^@\s]*@")
+# A password in a URL's user part: scheme, ':' and any slashes (a typo may drop one), user, ':',
+# then the password up to the *last* '@' before a space (a raw '@' in it must not leave its tail
+# shown); or in the query (?password=...); or a URL cut at a space in its password, which has
+# no '@' left (a port, all digits, is not masked).
+_USERINFO_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*:/*[^:/@\s'\"]*:)\S*@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)(?!\*\*\*)[^&\s'\"]*", re.IGNORECASE)
+_CUT_PASSWORD = re.compile(
+    r"(\b[A-Za-z][A-Za-z0-9+.-]*:/+[^:/@\s'\"]+:)(?!\d+(?:[/?'\"\s]|$))(?!\*\*\*)"
+    r"[^@\s/'\"]+(?=['\"\s]|$)"
+)
 
 
 def redact_text(text: str) -> str:
     """``text`` with the password of any URL in it replaced by *** (for messages that echo
     input)."""
-    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", text))
+    text = _USERINFO_PASSWORD.sub(r"\1***@", text)
+    return _CUT_PASSWORD.sub(r"\1***", _QUERY_PASSWORD.sub(r"\1***", text))
 
 
 def redact(url: str) -> str:
@@ -52,14 +64,24 @@ def redact(url: str) -> str:
     return redact_text(shown)
 
 
+def _user_info(url: str) -> str | None:
+    """The user part of ``url`` (before its last '@'), parsed here: SQLAlchemy ends it at the
+    first '@', so a raw '@' in a password would make the rest of it the host name."""
+    match = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/*([^?#]*)@", url)
+    return match.group(1) if match else None
+
+
 def _passwords(url: str) -> list[str]:
+    info = _user_info(url)
+    found = [info.split(":", 1)[1]] if info and ":" in info else []
     try:
         parsed = make_url(url)
     except Exception:
-        return []
+        return [p for p in found if p]
     query = parsed.query.get("password")
     query = [query] if isinstance(query, str) else list(query or ())
-    return [str(p) for p in [parsed.password, *query] if p]
+    # Longest first: a password that holds another one is masked whole.
+    return sorted({str(p) for p in [*found, parsed.password, *query] if p}, key=len, reverse=True)
 
 
 def _one_line(error: BaseException, url: str) -> str:
@@ -113,6 +135,13 @@ def _check_sqlite_file(path: Path) -> bool:
             # ordinary one can (it changes no data), so give the file that chance first.
             tables, version = _read_schema(path, read_only=False)
         except sqlite3.DatabaseError as second:
+            if not os.access(path.parent, os.W_OK):
+                # The file reads fine; SQLite cannot create its -wal and -shm files beside it.
+                raise StorageError(
+                    f"{path}: folder {path.parent} is read-only, and SQLite needs to write its "
+                    "lock files (-wal, -shm) beside the database; make the folder writable, or "
+                    "copy the database to a writable folder and pass --storage"
+                ) from None
             raise StorageError(f"{path}: unreadable SQLite database ({second})") from None
     if not tables:
         return False
@@ -139,7 +168,10 @@ def _read_schema(path: Path, read_only: bool) -> tuple[set[str], tuple | None]:
     """The file's table names and its Optuna schema version row (None without one)."""
     # as_uri() percent-encodes '#' and '?', which a plain "file:" string would cut the name at.
     uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "")
-    connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_LOCK_TIMEOUT_SECONDS)
+    connection = sqlite3.connect(
+        uri, uri=True, timeout=SQLITE_LOCK_TIMEOUT_SECONDS, factory=_NoticingConnection
+    )
+    connection.database = str(path)
     try:
         tables = {
             row[0]
@@ -164,10 +196,78 @@ def _head_schema_version() -> str | None:
         return None
 
 
+class _LockWatch:
+    """Says on stderr when a statement has waited LOCK_NOTICE_SECONDS for another process's
+    lock on the SQLite file, instead of leaving the user to a silent wait of up to
+    SQLITE_LOCK_TIMEOUT_SECONDS. One daemon thread per process watches every statement: each
+    costs only two dictionary writes."""
+
+    def __init__(self):
+        self.started = {}  # thread id -> (monotonic start, database file, already said)
+        self.thread = None
+
+    def __enter__(self):
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._watch, name="sqlite-lock-watch",
+                                           daemon=True)
+            self.thread.start()
+        return self
+
+    def statement(self, database: str):
+        self.started[threading.get_ident()] = (time.monotonic(), database, False)
+        return self
+
+    def __exit__(self, *exc):
+        self.started.pop(threading.get_ident(), None)
+
+    def _watch(self):
+        while True:
+            time.sleep(LOCK_NOTICE_SECONDS / 4)
+            now = time.monotonic()
+            for ident, (start, database, said) in list(self.started.items()):
+                if not said and now - start >= LOCK_NOTICE_SECONDS:
+                    self.started[ident] = (start, database, True)
+                    print(
+                        f"sweep: waiting for {database}: another process holds a lock on it "
+                        f"(waiting up to {SQLITE_LOCK_TIMEOUT_SECONDS} s)",
+                        file=sys.stderr, flush=True,
+                    )
+
+
+_LOCK_WATCH = _LockWatch()
+
+
+class _NoticingCursor(sqlite3.Cursor):
+    def execute(self, *args):
+        with _LOCK_WATCH.statement(self.connection.database):
+            return super().execute(*args)
+
+    def executemany(self, *args):
+        with _LOCK_WATCH.statement(self.connection.database):
+            return super().executemany(*args)
+
+
+class _NoticingConnection(sqlite3.Connection):
+    """A SQLite connection whose statements say so when they wait long for a lock."""
+
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self.database = str(database)  # what a notice names; a file: URI sets it after
+        with _LOCK_WATCH:  # starts the watching thread once
+            pass
+
+    def cursor(self, factory=_NoticingCursor):
+        return super().cursor(factory)
+
+    def execute(self, *args):
+        return self.cursor().execute(*args)
+
+
 def _sqlite_connector(path: Path):
     def connect():
         connection = sqlite3.connect(
-            str(path), timeout=SQLITE_LOCK_TIMEOUT_SECONDS, check_same_thread=False
+            str(path), timeout=SQLITE_LOCK_TIMEOUT_SECONDS, check_same_thread=False,
+            factory=_NoticingConnection,
         )
         # No implicit BEGIN from pysqlite: _begin_immediate below starts every transaction.
         connection.isolation_level = None
@@ -202,6 +302,12 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
             )
         engine_kwargs = {"creator": _sqlite_connector(path)}
     else:
+        info = _user_info(url)
+        if info and "@" in info:
+            raise StorageError(
+                f"storage URL {redact(url)!r}: its user or password holds a raw '@'; "
+                "write it as %40"
+            )
         try:
             backend = make_url(url).get_backend_name()
         except Exception:
@@ -231,3 +337,29 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
         sqlalchemy.event.listen(storage.engine, "begin", _begin_immediate)
         storage.engine.dispose()  # connections opened before the listener would not use it
     return storage
+
+
+def storage_failure(error: BaseException, url: str) -> StorageError | None:
+    """One line for an error the storage raised in the middle of a command, or None when
+    ``error`` did not come from the storage. A full disk says what to do: the trials in flight
+    were left RUNNING or failed, and the next run fails and retries them as a dead worker's."""
+    chain, seen = [], error
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    from_storage = (sqlalchemy.exc.SQLAlchemyError, sqlite3.Error,
+                    optuna.exceptions.StorageInternalError)
+    if not any(isinstance(link, from_storage) for link in chain):
+        return None
+    text = " ".join(str(link) for link in chain)
+    if "database or disk is full" in text or "No space left on device" in text:
+        return StorageError(
+            f"storage {redact(url)}: the disk is full; free some space, then run the same "
+            "command again (the trials in flight are retried)"
+        )
+    if "database is locked" in text:
+        return StorageError(
+            f"storage {redact(url)}: another process held its lock for over "
+            f"{SQLITE_LOCK_TIMEOUT_SECONDS} s; run again once it has finished"
+        )
+    return StorageError(f"storage {redact(url)} failed: {_one_line(chain[-1], url)}")

@@ -29,7 +29,7 @@ from .folders import (
 from .pages import gallery_page, study_page
 from .records import TrialRecord, lowest_epoch
 from .robust import retrain
-from .store.studies import load_optuna_study, read_records, stored_spec, study_names
+from .store.studies import load_optuna_study, read_records, stored_spec, study_names, unreadable
 
 TOP_CURVES = 5
 # Optuna's importances need enough completed trials to say anything.
@@ -252,9 +252,12 @@ def write_reports(storage, names: list[str] | None = None) -> list[str]:
     ``names=None`` such a study (made outside momentum-sweep) is skipped with a line saying so.
     """
     every = study_names(storage)
+    # Studies of several objectives (made with Optuna) have no records: listed and skipped.
+    skipped = {name: why for name in every if (why := unreadable(storage, name))}
+    every = [name for name in every if name not in skipped]
     chosen = every if names is None else list(dict.fromkeys(names))
     studies = {name: _load(storage, name) for name in dict.fromkeys([*every, *chosen])}
-    lines = []
+    lines = [f"skipped study {name!r}: {why}" for name, why in skipped.items()]
     for name in chosen:
         try:
             study_folder(name)

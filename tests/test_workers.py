@@ -129,12 +129,12 @@ def test_ctrl_c_leaves_a_consistent_study_that_resumes(tmp_path):
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
-def start_group(study: Path, url: str, workers: int = 2) -> subprocess.Popen:
-    """`sweep run --workers N` as a terminal starts it: the leader of its own process group."""
+def start_group(study: Path, url: str, output=subprocess.PIPE) -> subprocess.Popen:
+    """`sweep run --workers 2` as a terminal starts it: the leader of its own process group."""
     return subprocess.Popen(
         [sys.executable, "-m", "sweep", "run", str(study), "--storage", url, "--quiet",
-         "--workers", str(workers)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+         "--workers", "2"],
+        stdout=output, stderr=output, text=True, start_new_session=True,
     )
 
 
@@ -182,9 +182,11 @@ def alive(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_workers_end_with_their_parent_killed_and_fail_their_batches(tmp_path):
-    study = write_study(tmp_path, name="orphans", trials=400, batch=2, items=60, epochs=60)
+    # Batches of about a second, so that workers left running would still be busy after 30 s;
+    # no pipes, which a worker might die of writing to once its parent is gone.
+    study = write_study(tmp_path, name="orphans", trials=400, batch=2, items=300, epochs=200)
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
-    process = start_group(study, url)
+    process = start_group(study, url, output=subprocess.DEVNULL)
     workers = []
     try:
         wait_for_running(url, "orphans", process, minimum_finished=0)

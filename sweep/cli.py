@@ -169,10 +169,9 @@ def cmd_run(args) -> int:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     if args.workers > MAX_WORKERS:
-        shown = str(args.workers) if args.workers < 10**9 else "a number that large"
         raise UsageError(
             f"--workers must be at most {MAX_WORKERS} (more only compete for memory and the "
-            f"storage's lock), got {shown}"
+            f"storage's lock), got {args.workers}"
         )
     datasets = [spec.datasets() for spec in specs]  # so is its data, before anything is written
     storage = open_storage(args.storage)

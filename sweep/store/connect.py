@@ -207,7 +207,7 @@ class _LockWatch:
         self.thread = None
 
     def __enter__(self):
-        if self.thread is None:
+        if self.thread is None:  # started by the first statement
             self.thread = threading.Thread(target=self._watch, name="sqlite-lock-watch",
                                            daemon=True)
             self.thread.start()
@@ -253,8 +253,6 @@ class _NoticingConnection(sqlite3.Connection):
     def __init__(self, database, *args, **kwargs):
         super().__init__(database, *args, **kwargs)
         self.database = str(database)  # what a notice names; a file: URI sets it after
-        with _LOCK_WATCH:  # starts the watching thread once
-            pass
 
     def cursor(self, factory=_NoticingCursor):
         return super().cursor(factory)

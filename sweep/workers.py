@@ -35,7 +35,6 @@ MAX_WORKERS = 64
 # How long the parent waits for interrupted workers to fail their batches before killing them.
 STOP_SECONDS = 60.0
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -60,12 +59,10 @@ def _die_with_parent(parent_pid: int) -> None:
 def _worker(study_file: str, storage_url: str, allow_spec_change: bool, parent_pid: int) -> None:
     from .spec import load_study
 
-    # Started with both signals blocked (see run_workers); a Ctrl-C pending since then is the
-    # parent's to handle and is dropped here, a pending SIGTERM is delivered on unblocking.
+    # SIGINT is ignored from the start (see _start): a terminal's Ctrl-C is the parent's.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, interrupt_on_terminate)
     try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         _die_with_parent(parent_pid)
         run_study(
             load_study(study_file), open_storage(storage_url), allow_spec_change=allow_spec_change
@@ -126,18 +123,8 @@ def run_workers(
     processes = []
     progress = Progress(total=spec.trials)
     try:
-        # Workers start with SIGINT and SIGTERM blocked, so that a Ctrl-C while one is still
-        # starting up cannot end it with a traceback before it has set its own handlers.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-        try:
-            for _ in range(min(workers, needed)):
-                process = context.Process(
-                    target=_worker, args=(spec.path, storage_url, allow_spec_change, os.getpid())
-                )
-                process.start()
-                processes.append(process)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        for _ in range(min(workers, needed)):
+            processes.append(_start(context, spec.path, storage_url, allow_spec_change))
         while any(p.is_alive() for p in processes):
             time.sleep(poll_seconds)
             progress.count([to_record(t) for t in read_frozen(storage, study_id)])
@@ -159,6 +146,24 @@ def run_workers(
             f"{failed}); run again to resume"
         )
     return progress
+
+
+def _start(context, *args):
+    """Start one worker with SIGINT ignored, which the new process inherits (a handler would
+    not be), so that a Ctrl-C while it is still importing cannot end it with a traceback.
+
+    A Ctrl-C to this process in the few milliseconds of the start is lost with it (blocking
+    SIGINT meanwhile does not keep it: starting a process may drop it); pressing again works.
+    """
+    main = threading.current_thread() is threading.main_thread()  # signals are main's only
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        process = context.Process(target=_worker, args=(*args, os.getpid()))
+        process.start()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, handler)
+    return process
 
 
 def _stop(processes) -> None:

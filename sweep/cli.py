@@ -16,11 +16,23 @@ from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, interrupt_on_termi
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the default prints the whole usage first)."""
+    """argparse, but a usage error is one line (the default prints the whole usage first), and
+    an option must be spelt out: `--worker` is not taken for `--workers`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
-        from .store.urls import redact_text  # argparse echoes arguments: a storage URL among them
+        # argparse echoes arguments: a storage URL among them, or, when a password with a space
+        # was not quoted, the rest of that password as "unrecognized arguments".
+        from .store.urls import redact_text
 
+        if message.startswith("unrecognized arguments:") and "@" in message:
+            message = (
+                "unrecognized arguments (not shown: they hold an '@', as the rest of a storage "
+                "URL cut at a space would; quote the URL, and write a space in it as %20)"
+            )
         self.exit(
             EXIT_USAGE, f"{self.prog}: error: {redact_text(message)} (see {self.prog} --help)\n"
         )
@@ -172,10 +184,16 @@ def _check_searches(specs, storage) -> None:
 def cmd_run(args) -> int:
     from .spec import load_study
     from .store.connect import open_storage, redact
+    from .workers import MAX_WORKERS
 
     specs = [load_study(path) for path in args.studies]  # every file is checked before any run
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if args.workers > MAX_WORKERS:
+        raise UsageError(
+            f"--workers must be at most {MAX_WORKERS} (more only compete for memory and the "
+            f"storage's lock), got {args.workers}"
+        )
     datasets = [spec.datasets() for spec in specs]  # so is its data, before anything is written
     storage = open_storage(args.storage)
     if not args.allow_spec_change:
@@ -209,6 +227,12 @@ def cmd_run(args) -> int:
             f"({progress.added} added this run) "
             f"in {redact(args.storage)}"
         )
+        if progress.done < progress.total and progress.running:
+            print(
+                f"{spec.name}: {progress.running} trials are RUNNING in other workers, so this "
+                f"run stopped short of the declared {progress.total}; they count toward it when "
+                "they finish (a dead worker's are retried by the next run once its lease ends)"
+            )
     return 0
 
 
@@ -265,10 +289,12 @@ def cmd_best(args) -> int:
     from .analysis import best_trial, edge_warnings
     from .errors import SweepError
     from .store.connect import open_storage
-    from .store.studies import read_records, stored_spec
+    from .store.studies import made_here, read_records, stored_spec
 
     storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
+    if not made_here(storage, name):
+        return _print_foreign_best(storage, name)
     best = best_trial(read_records(storage, name))
     if best is None:
         raise SweepError(f"study {name!r} has no completed trial yet")
@@ -283,6 +309,23 @@ def cmd_best(args) -> int:
     print(f"seed           {best.seed}")
     for warning in edge_warnings(spec, best.learning_rate, best.momentum) if spec else []:
         print(f"warning: {warning}")
+    return 0
+
+
+def _print_foreign_best(storage, name: str) -> int:
+    """`sweep best` of a study made with Optuna directly: Optuna's own best trial, with its
+    parameters as they are, since it has none of momentum-sweep's settings or curves."""
+    from .errors import SweepError
+    from .store.studies import foreign_best
+
+    best = foreign_best(storage, name)
+    if best is None:
+        raise SweepError(f"study {name!r} (not made by momentum-sweep) has no completed trial yet")
+    print(f"study          {name} (not made by momentum-sweep: Optuna's best trial as stored)")
+    print(f"trial          {best.number}")
+    print(f"value          {best.value:.6g}")
+    for param, value in sorted(best.params.items()):
+        print(f"{param:14s} {value}")
     return 0
 
 
@@ -347,6 +390,8 @@ def cmd_report(args) -> int:
     from .report import write_reports
     from .store.connect import open_storage
 
+    if args.all and args.studies:
+        raise UsageError("name studies or pass --all, not both")
     storage = open_storage(args.storage, create=False)
     names = None if args.all or not args.studies else [study_name(s) for s in args.studies]
     lines = write_reports(storage, names, on_study=_report_progress())
@@ -444,13 +489,22 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGTERM, interrupt_on_terminate)
         # Ctrl-C raises KeyboardInterrupt even if this process inherited SIGINT ignored (as
         # anything started from a background shell does), so that it always stops cleanly.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, interrupt_on_terminate)
     try:
         return COMMANDS[args.verb](args)
     except user_errors() as error:
         from .store.urls import redact_text
 
         print(f"sweep: error: {redact_text(str(error))}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:
+        # A storage that fails mid-command (a full disk, a lock held too long) is one line too.
+        from .store.connect import storage_failure
+
+        failure = storage_failure(error, getattr(args, "storage", ""))
+        if failure is None:
+            raise
+        print(f"sweep: error: {failure}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(

@@ -51,6 +51,9 @@ __all__ = [
 
 #: The bundled Iris file (150 rows, 50 per species).
 IRIS_PATH = Path(__file__).with_name("iris.csv")
+# Far more features than an online-trained network of this size is for; a header wider than
+# this is refused at once instead of parsed for minutes.
+MAX_COLUMNS = 10_000
 
 # Spellings that mean "missing" to people and to pandas; reported as a missing
 # value rather than as a "non-numeric" one, which would be confusing for "NA".
@@ -371,6 +374,23 @@ def _too_many_fields(path: Path) -> str | None:
     return None
 
 
+def _check_header(path: Path, source: str) -> None:
+    """Refuse a header with too many columns or a repeated name, before pandas reads the file
+    (it would spend minutes on a huge header, and renames a repeated 'a' to 'a.1')."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f, skipinitialspace=True), [])
+    except (OSError, ValueError, csv.Error):
+        return  # pandas reports it below, in its own words
+    if len(header) > MAX_COLUMNS:
+        raise _fail(source, f"the header has {len(header)} columns; at most {MAX_COLUMNS} are read")
+    seen = set()
+    for name in (column.strip() for column in header):
+        if name in seen:
+            raise _fail(source, f"column {name!r} appears more than once in the header")
+        seen.add(name)
+
+
 def _read_table(path: str | os.PathLike, source: str) -> pd.DataFrame:
     # pandas takes a fifth of a second to import: only reading a CSV needs it.
     import pandas as pd
@@ -380,6 +400,9 @@ def _read_table(path: str | os.PathLike, source: str) -> pd.DataFrame:
         raise _fail(source, "file not found")
     if p.is_dir():
         raise _fail(source, "is a directory, not a CSV file")
+    if not p.is_file():  # a FIFO or a device would block the read, or never end it
+        raise _fail(source, "not a regular file (a pipe, socket or device)")
+    _check_header(p, source)
     try:
         # Everything is read as text so that we, not pandas, decide what a bad
         # cell is and can report its column and line.  Blank lines are kept
@@ -446,7 +469,8 @@ def load_csv(
     Parameters:
         path: the CSV file.
         target: name of the class column.  Labels may be strings or integers;
-            they are compared as (whitespace-stripped) text.  ``class_names``
+            they are compared as (whitespace-stripped) text, and two labels that
+            are the same number written differently ("1" and "1.0") are refused.  ``class_names``
             is the sorted unique labels: numerically if every label is an
             integer (so labels ``0..C-1`` keep their own index), otherwise
             alphabetically.
@@ -460,6 +484,7 @@ def load_csv(
             or empty file, no data rows, a missing target column (the message
             lists the columns), no feature columns, a non-numeric / missing /
             infinite feature value (with column and line), an empty label,
+            a header with a repeated column name or more than MAX_COLUMNS columns,
             fewer than 2 classes, or a class with fewer than 2 items (each class
             needs one training and one validation item; this also covers
             "fewer items than classes").
@@ -516,6 +541,7 @@ def _read_csv(path: str | os.PathLike, target: str, name: str) -> _Table:
             source, f"column {target!r} has an empty label on line {lines[empty[0]]}"
         )
     unique = sorted(set(labels), key=_label_key(labels))
+    _check_numeric_spellings(unique, source, target)
     if len(unique) < 2:
         raise _fail(
             source,
@@ -538,6 +564,24 @@ def _delimiter_hint(columns: list[str]) -> str:
     return ""
 
 
+def _check_numeric_spellings(labels, source: str, target: str) -> None:
+    """Labels are text, so "1" and "1.0" would be two classes: refuse two labels that are one
+    number written two ways, which is almost always an export mistake, not two classes."""
+    spelt = {}
+    for label in labels:
+        try:
+            number = float(label)
+        except ValueError:
+            continue
+        if number in spelt:
+            raise _fail(
+                source,
+                f"column {target!r} has labels {spelt[number]!r} and {label!r}: labels are text, "
+                "so these would be two classes; write each class the same way",
+            )
+        spelt[number] = label
+
+
 def _label_key(labels):
     def is_int(text: str) -> bool:
         try:
@@ -547,7 +591,7 @@ def _label_key(labels):
         return True
 
     if all(is_int(t) for t in set(labels)):
-        # (value, text) so "1" and "01" stay distinct but order stays stable.
+        # (value, text): a stable order (two spellings of one number are refused above).
         return lambda t: (int(t), t)
     return str
 

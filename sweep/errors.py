@@ -37,6 +37,15 @@ def user_errors() -> tuple[type[Exception], ...]:
 
 
 def interrupt_on_terminate(signum, frame):
-    """A SIGTERM handler: `kill` and a closing terminal end a run as Ctrl-C does (in-flight
-    trials failed, resumable)."""
+    """A SIGINT and SIGTERM handler: `kill`, a closing terminal and Ctrl-C end a run alike
+    (in-flight trials failed, resumable).
+
+    Only the first signal interrupts: later ones are ignored, so that a second Ctrl-C, or the
+    SIGTERM a parent sends its workers after the terminal's SIGINT, cannot break off the
+    clean-up the first one started and leave trials RUNNING.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt

@@ -37,6 +37,7 @@ from .store.studies import (
     stored_spec,
     study_names,
     trials_digest,
+    unreadable,
 )
 
 TOP_CURVES = 5
@@ -291,10 +292,13 @@ def write_reports(
     ``names=None`` such a study (made outside momentum-sweep) is skipped with a line saying so.
     """
     every = study_names(storage)
+    # Studies of several objectives (made with Optuna) have no records: listed and skipped.
+    skipped = {name: why for name in every if (why := unreadable(storage, name))}
+    every = [name for name in every if name not in skipped]
     chosen = every if names is None else list(dict.fromkeys(names))
     studies = {name: _load(storage, name) for name in dict.fromkeys([*every, *chosen])}
     digests = {name: trials_digest(storage, name) for name in studies}
-    lines = []
+    lines = [f"skipped study {name!r}: {why}" for name, why in skipped.items()]
     for i, name in enumerate(chosen):
         if on_study is not None:
             on_study(i, len(chosen), name)

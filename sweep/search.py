@@ -57,6 +57,7 @@ class Progress:
     pruned: int = 0
     diverged: int = 0
     failed: int = 0
+    running: int = 0
     added: int = 0
     seconds: dict = field(default_factory=lambda: {"storage": 0.0, "sampler": 0.0, "training": 0.0})
 
@@ -71,6 +72,7 @@ class Progress:
         self.pruned = states.count("pruned")
         self.diverged = states.count("diverged")
         self.failed = states.count("failed")
+        self.running = states.count("running")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -70,6 +70,12 @@ MAX_EPOCHS = 100_000
 MAX_NAME_LENGTH = 64
 MAX_FOLDS = 20
 MAX_REPEATS = 100
+# A bound far above any search worth running, so that a typo (2**63) is refused, not attempted.
+MAX_TRIALS = 10_000_000
+# A study's name is also its folder under results/, beside the files the results root holds
+# itself: a study may not take one of their names (compared ignoring case, as on macOS).
+_RESULTS_ROOT_FILES = ("readme.md", "index.html", "momentum.html", "momentum")
+_DATABASE_SUFFIXES = (".db", ".db-wal", ".db-shm", ".db-journal", ".db.lock")
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_NAME_LENGTH - 1))
 _TUNED_SUFFIX = "-tuned"
 
@@ -234,7 +240,7 @@ class StudySpec:
     sampler: str = "tpe"  # [sampler] name: tpe | random | qmc | grid
     pruner: PrunerSpec = PrunerSpec()
     objective: ObjectiveSpec = ObjectiveSpec()
-    trials: int = 100  # >= 1; for grid: defaults to the grid size and may not exceed it
+    trials: int = 100  # 1..MAX_TRIALS; for grid: defaults to the grid size and may not exceed it
     batch_size: int = 64  # trials trained together, >= 1
     seed: int = 0  # seeds the sampler and the trials, 0 <= seed < 2**32
     # Enqueue one momentum-0 trial first, for comparison. Only meaningful when momentum is
@@ -330,6 +336,9 @@ def load_study(path: str | os.PathLike) -> StudySpec:
     """Read and validate a study file; SpecError on any problem."""
     shown = str(path)
     try:
+        # A FIFO or a device would block the read, or never end it.
+        if Path(path).exists() and not Path(path).is_dir() and not Path(path).is_file():
+            raise SpecError(shown, "", "not a regular file (a pipe, socket or device)")
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise SpecError(shown, "", "file not found") from None
@@ -514,6 +523,12 @@ class _Reader:
         if ".." in name:
             raise self.fail(
                 "name", f"must not contain '..' (it names a folder under results/), got {name!r}"
+            )
+        folded = name.lower()
+        if folded in _RESULTS_ROOT_FILES or folded.endswith(_DATABASE_SUFFIXES):
+            raise self.fail(
+                "name", f"{name!r} is the name of a file the results folder keeps beside the "
+                "study folders (its index, README or a database); choose another name",
             )
         if not _NAME_PATTERN.fullmatch(name):
             if not re.match(r"[A-Za-z0-9]", name):
@@ -760,12 +775,12 @@ class _Reader:
     def trials(self, data: dict, sampler: str, lr: ParamSpec, momentum: ParamSpec) -> int:
         if sampler != "grid":
             if "trials" in data:
-                return self.integer(data["trials"], "trials", 1)
+                return self.integer(data["trials"], "trials", 1, MAX_TRIALS)
             return _STUDY_DEFAULTS["trials"]
         size = len(lr.grid()) * len(momentum.grid())
         if "trials" not in data:
             return size
-        trials = self.integer(data["trials"], "trials", 1)
+        trials = self.integer(data["trials"], "trials", 1, MAX_TRIALS)
         if trials > size:
             raise self.fail(
                 "trials",
@@ -858,8 +873,18 @@ def _toml_string(text: str) -> str:
 def spec_from_dict(plain: dict, path: str = "<stored study>") -> StudySpec:
     """Rebuild a spec from ``StudySpec.to_dict()`` output, as stored with a study.
 
-    The stored dict was validated when its file was read, so it is trusted as it is.
+    The stored dict was validated when its file was read, so it is trusted as it is, except
+    for keys this version does not know (a database written by a newer momentum-sweep): those
+    are a SpecError naming the study and the key.
     """
+    unknown = _unknown_stored_keys(plain)
+    if unknown:
+        raise SpecError(
+            path, "", f"study {plain.get('name')!r} was stored by another version of "
+            f"momentum-sweep (its stored spec has {', '.join(map(repr, unknown))}, unknown to "
+            "this version); use that version, or run the study file under a new name",
+        )
+
     def params(d):
         return ParamSpec(
             **{**d, "values": tuple(d["values"]) if d.get("values") is not None else None}
@@ -876,3 +901,19 @@ def spec_from_dict(plain: dict, path: str = "<stored study>") -> StudySpec:
             "objective": ObjectiveSpec(**plain["objective"]),
         }
     )
+
+
+def _unknown_stored_keys(plain: dict) -> list[str]:
+    """Dotted keys of a stored spec dict that this version's dataclasses do not have."""
+    tables = {
+        "data": DataSpec, "learning_rate": ParamSpec, "momentum": ParamSpec,
+        "pruner": PrunerSpec, "objective": ObjectiveSpec,
+    }
+    top = {f.name for f in fields(StudySpec)}
+    unknown = [key for key in plain if key not in top]
+    for table, kind in tables.items():
+        known = {f.name for f in fields(kind)}
+        stored = plain.get(table)
+        if isinstance(stored, dict):
+            unknown += [f"{table}.{key}" for key in stored if key not in known]
+    return unknown

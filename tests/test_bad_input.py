@@ -8,12 +8,15 @@ same afterwards. Storage URL passwords must never be printed.
 from __future__ import annotations
 
 import gc
+import json
+import os
 import shutil
 import signal
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import optuna
 import pytest
 
 from sweep.cli import main
@@ -66,8 +69,9 @@ class Case:
     expect: list[str]  # phrases the one error line must contain
     files: dict[str, str | bytes] = field(default_factory=dict)
     # Which results database {url} points at: "copy" (of the valid one), "garbage", "other"
-    # (SQLite, not Optuna), "alembic" (Optuna, unknown schema version), or "absent" (no file,
-    # and none may be created).
+    # (SQLite, not Optuna), "alembic" (Optuna, unknown schema version), "multi" (the copy and a
+    # multi-objective study made with Optuna), "newer" (the copy, its stored spec holding a key
+    # from a newer version), or "absent" (no file, and none may be created).
     db: str = "copy"
     marks: tuple = ()
 
@@ -131,6 +135,20 @@ CASES = [
          files={"bad.toml": 'name = "x..y"\n'}),
     case("study-name-escaping-results", ["run", "{tmp}/bad.toml", *S], ["bad.toml", "name", "'../evil'"],
          files={"bad.toml": 'name = "../evil"\n'}),
+    case("study-name-is-the-results-index", ["run", "{tmp}/bad.toml", *S], ["bad.toml", "name", "'index.html'", "results folder", "another name"],
+         files={"bad.toml": 'name = "index.html"\n'}),
+    case("study-name-is-the-momentum-page-folder", ["run", "{tmp}/bad.toml", *S], ["bad.toml", "name", "'Momentum'", "results folder"],
+         files={"bad.toml": 'name = "Momentum"\n'}),
+    case("study-name-is-the-results-readme", ["run", "{tmp}/bad.toml", *S], ["bad.toml", "name", "'README.md'", "results folder"],
+         files={"bad.toml": 'name = "README.md"\n'}),
+    case("study-name-is-the-database", ["run", "{tmp}/bad.toml", *S], ["bad.toml", "name", "'sweep.db'", "results folder"],
+         files={"bad.toml": 'name = "sweep.db"\n'}),
+    case("study-name-is-a-database-lock-in-other-case", ["run", "{tmp}/bad.toml", *S], ["bad.toml", "name", "'Sweep.DB.lock'"],
+         files={"bad.toml": 'name = "Sweep.DB.lock"\n'}),
+    case("trials-2-to-the-63", ["run", "{tmp}/bad.toml", *S], ["bad.toml", "trials", "must be <= 10000000"],
+         files={"bad.toml": 'name = "bad"\ntrials = 9223372036854775807\n'}),
+    case("study-file-is-a-fifo", ["run", "{tmp}/pipe.toml", *S], ["pipe.toml", "not a regular file"],
+         files={"pipe.toml|": ""}),
     case("second-file-bad-first-good", ["run", "{tmp}/fresh.toml", "{tmp}/bad.toml", *S], ["bad.toml", "network.epochs"],
          files={"fresh.toml": FRESH, "bad.toml": study("[network]\nepochs = 0\n")}),
     # ---- CSV data ----------------------------------------------------------------------------
@@ -158,6 +176,16 @@ CASES = [
          files={"fresh.toml": FRESH, "bad.toml": csv_study(), "data.csv": bad_csv(",x\n", ",y\n")}),
     case("csv-bad-with-workers", ["run", "{tmp}/bad.toml", "--workers", "2", *S], ["data.csv", "only one class"],
          files={"bad.toml": csv_study(), "data.csv": bad_csv(",x\n", ",y\n")}),
+    case("csv-repeated-feature-column", ["run", "{tmp}/bad.toml", *S], ["data.csv", "column 'a'", "more than once"],
+         files={"bad.toml": csv_study(), "data.csv": GOOD_CSV.replace("a,b,label", "a,a,label")}),
+    case("csv-repeated-target-column", ["run", "{tmp}/bad.toml", *S], ["data.csv", "column 'label'", "more than once"],
+         files={"bad.toml": csv_study(), "data.csv": GOOD_CSV.replace("a,b,label", "a,label,label")}),
+    case("csv-too-many-columns", ["run", "{tmp}/bad.toml", *S], ["data.csv", "10002 columns", "at most 10000"],
+         files={"bad.toml": csv_study(), "data.csv": ",".join(f"c{i}" for i in range(10001)) + ",label\n" + "0," * 10001 + "x\n"}),
+    case("csv-one-number-spelt-two-ways", ["run", "{tmp}/bad.toml", *S], ["data.csv", "'1' and '1.0'", "labels are text"],
+         files={"bad.toml": csv_study(), "data.csv": GOOD_CSV.replace(",x\n", ",1\n").replace(",y\n", ",1.0\n")}),
+    case("csv-is-a-fifo", ["run", "{tmp}/bad.toml", *S], ["bad.toml", "data.path", "not a file"],
+         files={"bad.toml": csv_study(), "data.csv|": ""}),
     # ---- command-line arguments ---------------------------------------------------------------
     case("no-verb", [], ["required", "VERB"]),
     case("unknown-verb", ["frobnicate"], ["invalid choice", "'frobnicate'"]),
@@ -168,6 +196,14 @@ CASES = [
          files={"fresh.toml": FRESH}),
     case("workers-not-a-number", ["run", "{tmp}/fresh.toml", "--workers", "abc", *S], ["--workers", "invalid int value", "'abc'"],
          files={"fresh.toml": FRESH}),
+    case("workers-abbreviated", ["run", "{tmp}/fresh.toml", "--worker", "2", *S], ["unrecognized arguments", "--worker"],
+         files={"fresh.toml": FRESH}),
+    case("workers-above-the-maximum", ["run", "{tmp}/fresh.toml", "--workers", "65", *S], ["--workers", "at most 64", "got 65"],
+         files={"fresh.toml": FRESH}),
+    case("workers-twenty-digits", ["run", "{tmp}/fresh.toml", "--workers", "99999999999999999999", *S], ["--workers", "at most 64"],
+         files={"fresh.toml": FRESH}),
+    case("storage-abbreviated", ["list", "--stor", "{url}"], ["unrecognized arguments", "--stor"]),
+    case("report-all-and-a-name", ["report", "--all", "tiny", *S], ["name studies or pass --all, not both"]),
     case("replay-trial-not-a-number", ["replay", "tiny", "first", *S], ["TRIAL", "invalid int value", "'first'"]),
     case("robust-top-zero", ["robust", "tiny", "--top", "0", *S], ["--top", "at least 1"]),
     case("robust-seeds-one", ["robust", "tiny", "--seeds", "1", *S], ["--seeds", "at least 2"]),
@@ -186,6 +222,13 @@ CASES = [
          files={"fresh.toml": FRESH, "changed.toml": TINY_CHANGED}),
     case("two-files-same-name-different-search", ["run", "{tmp}/a.toml", "{tmp}/b.toml", *S], ["b.toml", "'dup'", "a.toml"],
          files={"a.toml": TINY.replace('"tiny"', '"dup"'), "b.toml": TINY_CHANGED.replace('"tiny"', '"dup"')}),
+    # ---- studies this version cannot read -----------------------------------------------------
+    case("best-of-a-multi-objective-optuna-study", ["best", "multi", *S], ["'multi'", "2 objectives", "single-objective"], db="multi"),
+    case("export-of-a-multi-objective-optuna-study", ["export", "multi", "--out", "{tmp}/out", *S], ["'multi'", "2 objectives"], db="multi"),
+    case("report-of-a-multi-objective-optuna-study", ["report", "multi", *S], ["'multi'", "2 objectives"], db="multi"),
+    case("best-of-a-spec-from-a-newer-version", ["best", "tiny", *S], ["'tiny'", "another version", "'data.colour'"], db="newer"),
+    case("replay-of-a-spec-from-a-newer-version", ["replay", "tiny", "0", *S], ["'tiny'", "another version", "'data.colour'"], db="newer"),
+    case("run-onto-a-spec-from-a-newer-version", ["robust", "tiny", *S], ["'tiny'", "another version"], db="newer"),
     # ---- storages ------------------------------------------------------------------------------
     case("storage-unknown-scheme", ["list", "--storage", "foo://x"], ["cannot open storage", "foo://x"]),
     case("storage-not-a-url", ["list", "--storage", "results.db"], ["storage URL", "'results.db'", "not a database URL"]),
@@ -255,6 +298,24 @@ def make_db(kind: str, db: Path, results_db: Path) -> None:
         connection.close()
         return
     shutil.copy(results_db, db)
+    if kind == "multi":
+        study = optuna.create_study(storage=f"sqlite:///{db}", study_name="multi",
+                                    directions=["minimize", "maximize"])
+        study.optimize(lambda trial: (trial.suggest_float("x", 0, 1), 1.0), n_trials=2)
+        del study
+        gc.collect()
+        checkpoint(db)
+    if kind == "newer":
+        connection = sqlite3.connect(db)
+        (stored,) = connection.execute(
+            "SELECT value_json FROM study_user_attributes WHERE key = 'spec'").fetchone()
+        spec = json.loads(stored)
+        spec["data"]["colour"] = "blue"
+        connection.execute("UPDATE study_user_attributes SET value_json = ? WHERE key = 'spec'",
+                           (json.dumps(spec),))
+        connection.commit()
+        connection.close()
+        checkpoint(db)
     if kind == "alembic":
         connection = sqlite3.connect(db)
         connection.execute("UPDATE alembic_version SET version_num = 'v99.0.0'")
@@ -289,6 +350,8 @@ def test_bad_input_is_one_line_exit_2_and_no_write(bad: Case, tmp_path, results_
         path = tmp_path / name
         if name.endswith("/"):
             path.mkdir()
+        elif name.endswith("|"):
+            os.mkfifo(tmp_path / name[:-1])
         elif isinstance(content, bytes):
             path.write_bytes(content)
         else:
@@ -327,6 +390,9 @@ SECRET_URLS = [
     pytest.param(f"postgresql+nosuchdriver://user:{PASSWORD}@127.0.0.1:1/db", id="unknown-driver"),
     pytest.param(f"foo://user:{PASSWORD}@x/y", id="unknown-scheme"),
     pytest.param(f"mysql://user:{PASSWORD}@127.0.0.1:1/db", id="driver-not-installed"),
+    pytest.param(f"postgresql://user:p@{PASSWORD}@127.0.0.1:1/db", id="raw-at-sign-in-password"),
+    pytest.param(f"postgresql:/user:{PASSWORD}@127.0.0.1:1/db", id="single-slash-typo"),
+    pytest.param(f"postgresql://user:{PASSWORD}", id="cut-before-the-host"),
 ]
 
 
@@ -349,6 +415,10 @@ def test_storage_password_never_printed(verb, url, tmp_path, capsys):
         pytest.param(["best", "--storage", f"postgresql://user:{PASSWORD}@127.0.0.1:1/db"], id="missing-study"),
         pytest.param(["run", "{tmp}/fresh.toml", "--workers", "2", "--storage",
                       f"postgresql://user:{PASSWORD}@127.0.0.1:1/db"], id="run-with-workers"),
+        pytest.param(["list", f"postgresql://user:p@{PASSWORD}@127.0.0.1:1/db"], id="raw-at-sign-echoed"),
+        pytest.param(["list", f"postgresql:/user:{PASSWORD}@127.0.0.1:1/db"], id="single-slash-echoed"),
+        pytest.param(["list", "--storage", "postgresql://user:s3cr3t", "-pw@127.0.0.1:1/db"], id="space-in-password"),
+        pytest.param(["best", "tiny", "--storage", "postgresql://user:pw", "s3cr3t-pw@127.0.0.1:1/db"], id="space-in-password-after-study"),
     ],
 )
 def test_storage_password_never_printed_by_argument_errors(argv, tmp_path, capsys):
@@ -357,3 +427,4 @@ def test_storage_password_never_printed_by_argument_errors(argv, tmp_path, capsy
     out, line = one_error_line(capsys)
     assert code == 2
     assert PASSWORD not in out + line
+    assert "s3cr3t" not in out + line and "-pw@" not in out + line

@@ -1,5 +1,6 @@
 """Reliability: several workers on one SQLite study, a worker killed mid-batch, Ctrl-C."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -126,3 +127,79 @@ def test_ctrl_c_leaves_a_consistent_study_that_resumes(tmp_path):
     trials = trials_of(url, "work")
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 12
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def start_group(study: Path, url: str, output=subprocess.PIPE) -> subprocess.Popen:
+    """`sweep run --workers 2` as a terminal starts it: the leader of its own process group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweep", "run", str(study), "--storage", url, "--quiet",
+         "--workers", "2"],
+        stdout=output, stderr=output, text=True, start_new_session=True,
+    )
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_whole_group_leaves_no_running_trial_ten_times_in_a_row(tmp_path):
+    # A terminal's Ctrl-C reaches the parent and every worker at once; each time the study
+    # must be left with no RUNNING trial, the command must end (no hang), and say so once.
+    study = write_study(tmp_path, name="group", trials=400, batch=2, items=60, epochs=60)
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    for attempt in range(10):
+        process = start_group(study, url)
+        wait_for_running(url, "group", process, minimum_finished=0)
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            _, stderr = process.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(f"attempt {attempt}: the interrupted run hung") from None
+        assert process.returncode == 130, (attempt, stderr)
+        assert "Traceback" not in stderr and "resume" in stderr, (attempt, stderr)
+        running = [t.number for t in trials_of(url, "group") if t.state == TrialState.RUNNING]
+        assert not running, f"attempt {attempt}: trials {running} left RUNNING"
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_end_with_their_parent_killed_and_fail_their_batches(tmp_path):
+    # Batches of about a second, so that workers left running would still be busy after 30 s;
+    # no pipes, which a worker might die of writing to once its parent is gone.
+    study = write_study(tmp_path, name="orphans", trials=400, batch=2, items=300, epochs=200)
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    process = start_group(study, url, output=subprocess.DEVNULL)
+    workers = []
+    try:
+        wait_for_running(url, "orphans", process, minimum_finished=0)
+        workers = children_of(process.pid)
+        assert len(workers) >= 2, workers
+        process.kill()
+        process.communicate(timeout=30)
+        deadline = time.time() + 30
+        while time.time() < deadline and any(alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not [pid for pid in workers if alive(pid)], "workers outlived their parent"
+    finally:
+        for pid in workers:  # never leave a failing test's orphans behind
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert not [t for t in trials_of(url, "orphans") if t.state == TrialState.RUNNING]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,13 +20,15 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from ..errors import StorageError
-from .urls import DEFAULT_STORAGE, passwords, redact, redact_text, sqlite_path
+from .urls import DEFAULT_STORAGE, _user_info, passwords, redact, redact_text, sqlite_path
 
 __all__ = ["DEFAULT_STORAGE", "open_storage", "redact", "redact_text", "sqlite_path"]
 
 # Workers on one SQLite file wait this long for each other's write locks before giving up.
 SQLITE_LOCK_TIMEOUT_SECONDS = 120
 SCHEMA_RACE_ATTEMPTS = 5
+# A wait for another process's lock on the SQLite file longer than this is said on stderr.
+LOCK_NOTICE_SECONDS = 2.0
 # The tables Optuna's RDB storage creates (schema v3.2.0.a); a file holding others is not ours.
 OPTUNA_TABLES = frozenset({
     "studies", "study_directions", "study_user_attributes", "study_system_attributes", "trials",
@@ -69,6 +73,13 @@ def _check_sqlite_file(path: Path) -> bool:
             # ordinary one can (it changes no data), so give the file that chance first.
             tables, version = _read_schema(path, read_only=False)
         except sqlite3.DatabaseError as second:
+            if not os.access(path.parent, os.W_OK):
+                # The file reads fine; SQLite cannot create its -wal and -shm files beside it.
+                raise StorageError(
+                    f"{path}: folder {path.parent} is read-only, and SQLite needs to write its "
+                    "lock files (-wal, -shm) beside the database; make the folder writable, or "
+                    "copy the database to a writable folder and pass --storage"
+                ) from None
             raise StorageError(f"{path}: unreadable SQLite database ({second})") from None
     if not tables:
         return False
@@ -95,7 +106,10 @@ def _read_schema(path: Path, read_only: bool) -> tuple[set[str], tuple | None]:
     """The file's table names and its Optuna schema version row (None without one)."""
     # as_uri() percent-encodes '#' and '?', which a plain "file:" string would cut the name at.
     uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "")
-    connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_LOCK_TIMEOUT_SECONDS)
+    connection = sqlite3.connect(
+        uri, uri=True, timeout=SQLITE_LOCK_TIMEOUT_SECONDS, factory=_NoticingConnection
+    )
+    connection.database = str(path)
     try:
         tables = {
             row[0]
@@ -120,10 +134,76 @@ def _head_schema_version() -> str | None:
         return None
 
 
+class _LockWatch:
+    """Says on stderr when a statement has waited LOCK_NOTICE_SECONDS for another process's
+    lock on the SQLite file, instead of leaving the user to a silent wait of up to
+    SQLITE_LOCK_TIMEOUT_SECONDS. One daemon thread per process watches every statement: each
+    costs only two dictionary writes."""
+
+    def __init__(self):
+        self.started = {}  # thread id -> (monotonic start, database file, already said)
+        self.thread = None
+
+    def __enter__(self):
+        if self.thread is None:  # started by the first statement
+            self.thread = threading.Thread(target=self._watch, name="sqlite-lock-watch",
+                                           daemon=True)
+            self.thread.start()
+        return self
+
+    def statement(self, database: str):
+        self.started[threading.get_ident()] = (time.monotonic(), database, False)
+        return self
+
+    def __exit__(self, *exc):
+        self.started.pop(threading.get_ident(), None)
+
+    def _watch(self):
+        while True:
+            time.sleep(LOCK_NOTICE_SECONDS / 4)
+            now = time.monotonic()
+            for ident, (start, database, said) in list(self.started.items()):
+                if not said and now - start >= LOCK_NOTICE_SECONDS:
+                    self.started[ident] = (start, database, True)
+                    print(
+                        f"sweep: waiting for {database}: another process holds a lock on it "
+                        f"(waiting up to {SQLITE_LOCK_TIMEOUT_SECONDS} s)",
+                        file=sys.stderr, flush=True,
+                    )
+
+
+_LOCK_WATCH = _LockWatch()
+
+
+class _NoticingCursor(sqlite3.Cursor):
+    def execute(self, *args):
+        with _LOCK_WATCH.statement(self.connection.database):
+            return super().execute(*args)
+
+    def executemany(self, *args):
+        with _LOCK_WATCH.statement(self.connection.database):
+            return super().executemany(*args)
+
+
+class _NoticingConnection(sqlite3.Connection):
+    """A SQLite connection whose statements say so when they wait long for a lock."""
+
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self.database = str(database)  # what a notice names; a file: URI sets it after
+
+    def cursor(self, factory=_NoticingCursor):
+        return super().cursor(factory)
+
+    def execute(self, *args):
+        return self.cursor().execute(*args)
+
+
 def _sqlite_connector(path: Path):
     def connect():
         connection = sqlite3.connect(
-            str(path), timeout=SQLITE_LOCK_TIMEOUT_SECONDS, check_same_thread=False
+            str(path), timeout=SQLITE_LOCK_TIMEOUT_SECONDS, check_same_thread=False,
+            factory=_NoticingConnection,
         )
         # No implicit BEGIN from pysqlite: _begin_immediate below starts every transaction.
         connection.isolation_level = None
@@ -158,6 +238,12 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
             )
         engine_kwargs = {"creator": _sqlite_connector(path)}
     else:
+        info = _user_info(url)
+        if info and "@" in info:
+            raise StorageError(
+                f"storage URL {redact(url)!r}: its user or password holds a raw '@'; "
+                "write it as %40"
+            )
         try:
             backend = make_url(url).get_backend_name()
         except Exception:
@@ -187,3 +273,29 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
         sqlalchemy.event.listen(storage.engine, "begin", _begin_immediate)
         storage.engine.dispose()  # connections opened before the listener would not use it
     return storage
+
+
+def storage_failure(error: BaseException, url: str) -> StorageError | None:
+    """One line for an error the storage raised in the middle of a command, or None when
+    ``error`` did not come from the storage. A full disk says what to do: the trials in flight
+    were left RUNNING or failed, and the next run fails and retries them as a dead worker's."""
+    chain, seen = [], error
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    from_storage = (sqlalchemy.exc.SQLAlchemyError, sqlite3.Error,
+                    optuna.exceptions.StorageInternalError)
+    if not any(isinstance(link, from_storage) for link in chain):
+        return None
+    text = " ".join(str(link) for link in chain)
+    if "database or disk is full" in text or "No space left on device" in text:
+        return StorageError(
+            f"storage {redact(url)}: the disk is full; free some space, then run the same "
+            "command again (the trials in flight are retried)"
+        )
+    if "database is locked" in text:
+        return StorageError(
+            f"storage {redact(url)}: another process held its lock for over "
+            f"{SQLITE_LOCK_TIMEOUT_SECONDS} s; run again once it has finished"
+        )
+    return StorageError(f"storage {redact(url)} failed: {_one_line(chain[-1], url)}")

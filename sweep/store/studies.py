@@ -407,8 +407,39 @@ def _networks(stored: dict | None) -> NetworkCurves | None:
     )
 
 
+def unreadable(storage, study_name: str) -> str | None:
+    """Why the study's trials cannot be read as records (a study made with Optuna for several
+    objectives), or None when they can."""
+    directions = storage.get_study_directions(_study_id(storage, study_name))
+    if len(directions) > 1:
+        return (
+            f"it has {len(directions)} objectives (made with Optuna, not momentum-sweep, "
+            "which reads single-objective studies only)"
+        )
+    return None
+
+
+def foreign_best(storage, study_name: str) -> FrozenTrial | None:
+    """Optuna's own best trial of a study momentum-sweep did not make (its parameters are
+    whatever that study searched); None without a completed trial. SweepError for a study of
+    several objectives, which has no single best."""
+    reason = unreadable(storage, study_name)
+    if reason:
+        raise SweepError(f"study {study_name!r} has no single best trial: {reason}")
+    try:
+        return storage.get_best_trial(_study_id(storage, study_name))
+    except ValueError:  # Optuna's "no trials are completed yet"
+        return None
+
+
 def read_records(storage, study_name: str) -> list[TrialRecord]:
-    """Every trial of the study ``study_name`` as a TrialRecord, in trial-number order."""
+    """Every trial of the study ``study_name`` as a TrialRecord, in trial-number order.
+
+    SweepError for a study of several objectives (made with Optuna), which has no records.
+    """
+    reason = unreadable(storage, study_name)
+    if reason:
+        raise SweepError(f"study {study_name!r} cannot be read: {reason}")
     study_id = _study_id(storage, study_name)
     return [to_record(t) for t in storage.get_all_trials(study_id, deepcopy=False)]
 

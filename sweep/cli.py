@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, interrupt_on_terminate, user_errors
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, catch_interrupts, user_errors
 
 
 class _Parser(argparse.ArgumentParser):
@@ -486,10 +486,9 @@ COMMANDS = {
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt_on_terminate)
         # Ctrl-C raises KeyboardInterrupt even if this process inherited SIGINT ignored (as
         # anything started from a background shell does), so that it always stops cleanly.
-        signal.signal(signal.SIGINT, interrupt_on_terminate)
+        catch_interrupts(signal.SIGTERM, signal.SIGINT)
     try:
         return COMMANDS[args.verb](args)
     except user_errors() as error:

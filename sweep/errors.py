@@ -46,6 +46,43 @@ def interrupt_on_terminate(signum, frame):
     """
     import signal
 
+    global _first_signal
+    _first_signal = signum
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+_first_signal = None
+
+
+def catch_interrupts(*signals) -> None:
+    """Make each of ``signals`` end the process as :func:`interrupt_on_terminate` says, and
+    never lose one.
+
+    Python runs a signal handler wherever the main thread is, a weakref or finaliser callback
+    of the garbage collector included; an exception raised there is printed as "Exception
+    ignored" and dropped, and the run would go on. The hook installed here takes such a dropped
+    interrupt, prints nothing, and delivers the signal again, to be raised in the main flow.
+    """
+    import os
+    import signal
+    import sys
+    import threading
+
+    for signum in signals:
+        signal.signal(signum, interrupt_on_terminate)
+    default_hook = sys.unraisablehook
+
+    def deliver_again(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _first_signal is not None:
+            signal.signal(_first_signal, interrupt_on_terminate)
+            # From another thread, a moment later: raised here, in the hook, it would be
+            # dropped again; the main thread handles it once back in the main flow.
+            later = threading.Timer(0.01, os.kill, (os.getpid(), _first_signal))
+            later.daemon = True
+            later.start()
+            return
+        default_hook(unraisable)
+
+    sys.unraisablehook = deliver_again

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, SweepError, interrupt_on_terminate, user_errors
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, SweepError, catch_interrupts, user_errors
 from .store.connect import open_storage, redact_text, storage_failure
 from .store.running import fail_abandoned
 from .store.studies import open_study, read_frozen, to_record
@@ -68,7 +68,7 @@ def _worker(study_file: str, storage_url: str, allow_spec_change: bool, parent_p
 
     # SIGINT is ignored from the start (see _start): a terminal's Ctrl-C is the parent's.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, interrupt_on_terminate)
+    catch_interrupts(signal.SIGTERM)
     try:
         _die_with_parent(parent_pid)
         run_study(

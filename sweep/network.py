@@ -10,6 +10,8 @@ output biases; a view has the parameter's shape followed by K.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,14 +53,22 @@ class Layout:
         """P, the number of weights and biases in one network."""
         return sum(int(np.prod(shape)) for shape in self.shapes.values())
 
+    @functools.cached_property
+    def _places(self) -> tuple[tuple[str, int, int, tuple[int, ...]], ...]:
+        """(name, first row, row after, shape) of each parameter in a flat block."""
+        places, start = [], 0
+        for name, shape in self.shapes.items():
+            stop = start + math.prod(shape)
+            places.append((name, start, stop, shape))
+            start = stop
+        return tuple(places)
+
     def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """Named views (*shape, K) into a flat (P, K) block; writing to a view writes the block."""
-        views, start = {}, 0
-        for name, shape in self.shapes.items():
-            stop = start + int(np.prod(shape))
-            views[name] = flat[start:stop].reshape(*shape, flat.shape[1])
-            start = stop
-        return views
+        k = flat.shape[1]
+        return {
+            name: flat[start:stop].reshape(*shape, k) for name, start, stop, shape in self._places
+        }
 
     def augmented_views(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each layer's weights with its biases as one extra input row: (I+1, H, K), (H+1, C, K).

@@ -350,7 +350,8 @@ def trial_info(trial: FrozenTrial) -> dict:
 
 
 def _curve(values) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=float)
+    """A stored curve (or rows of curves) as floats: NumPy reads JSON's null as NaN."""
+    return np.array(values, dtype=float)
 
 
 def json_curve(values: np.ndarray, epochs: int) -> list:
@@ -401,7 +402,7 @@ def _networks(stored: dict | None) -> NetworkCurves | None:
         folds=tuple(int(f) for f in stored["folds"]),
         values=_curve(stored["values"]),
         **{
-            name: np.array([_curve(c) for c in stored[name]])
+            name: _curve(stored[name])
             for name in ("train_loss", "val_loss", "val_accuracy")
         },
     )

@@ -33,20 +33,24 @@ validation loss and accuracy. Both read items from one table by row index, so ne
 train on different data (folds of one data set) without copying it per network, and on
 different numbers of items (``counts``).
 
-Chunks go to Numba's threads (``prange``) from ``PARALLEL_MIN_NETWORKS`` networks on; a chunk
-is one thread's from start to end, so the thread count changes no number either.
+Chunks go to threads from ``PARALLEL_MIN_NETWORKS`` networks on, in runs of whole chunks; a
+chunk is one thread's from start to end, so the thread count changes no number either.
 
-The first call compiles every rule's variant at once, which takes about half a minute; the
-code is cached on disk beside this file (or in ``NUMBA_CACHE_DIR``, or Numba's user cache
-directory if this one is not writable), and later processes load it in a fraction of a second.
+Each rule's loop, and the scalar form for a lone network, is compiled on its first use, a few
+seconds each; the code is cached on disk beside this file (or in ``NUMBA_CACHE_DIR``, or Numba's
+user cache directory if this one is not writable), and later processes load it in a fraction
+of a second.
 """
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
 from .network import Layout
@@ -462,142 +466,6 @@ def _train_chunk(
         log_likelihood[first + j] = sums[j]
 
 
-@njit(**_INLINED)
-def _train_chunk_of(
-    first,
-    n_lanes,
-    width,
-    n_hidden,
-    n_outputs,
-    rule,
-    weights,
-    memory,
-    learning_rates,
-    momenta,
-    x_table,
-    y_table,
-    orders,
-    counts,
-    log_likelihood,
-):
-    """``_train_chunk`` compiled for rule code ``rule`` and for one lane or several."""
-    if width == 1:
-        if rule == _SEED:
-            _train_chunk(
-                first,
-                n_lanes,
-                width,
-                True,
-                n_hidden,
-                n_outputs,
-                _SEED,
-                weights,
-                memory,
-                learning_rates,
-                momenta,
-                x_table,
-                y_table,
-                orders,
-                counts,
-                log_likelihood,
-            )
-        elif rule == _HEAVY_BALL:
-            _train_chunk(
-                first,
-                n_lanes,
-                width,
-                True,
-                n_hidden,
-                n_outputs,
-                _HEAVY_BALL,
-                weights,
-                memory,
-                learning_rates,
-                momenta,
-                x_table,
-                y_table,
-                orders,
-                counts,
-                log_likelihood,
-            )
-        else:
-            _train_chunk(
-                first,
-                n_lanes,
-                width,
-                True,
-                n_hidden,
-                n_outputs,
-                _NESTEROV,
-                weights,
-                memory,
-                learning_rates,
-                momenta,
-                x_table,
-                y_table,
-                orders,
-                counts,
-                log_likelihood,
-            )
-    elif rule == _SEED:
-        _train_chunk(
-            first,
-            n_lanes,
-            width,
-            False,
-            n_hidden,
-            n_outputs,
-            _SEED,
-            weights,
-            memory,
-            learning_rates,
-            momenta,
-            x_table,
-            y_table,
-            orders,
-            counts,
-            log_likelihood,
-        )
-    elif rule == _HEAVY_BALL:
-        _train_chunk(
-            first,
-            n_lanes,
-            width,
-            False,
-            n_hidden,
-            n_outputs,
-            _HEAVY_BALL,
-            weights,
-            memory,
-            learning_rates,
-            momenta,
-            x_table,
-            y_table,
-            orders,
-            counts,
-            log_likelihood,
-        )
-    else:
-        _train_chunk(
-            first,
-            n_lanes,
-            width,
-            False,
-            n_hidden,
-            n_outputs,
-            _NESTEROV,
-            weights,
-            memory,
-            learning_rates,
-            momenta,
-            x_table,
-            y_table,
-            orders,
-            counts,
-            log_likelihood,
-        )
-
-
 @njit(**_JIT)
 def _first_bad_network(rows, counts, y_table, n_outputs):
     """The first network whose count is not in [1, rows.shape[1]], or one of whose rows (those
@@ -610,90 +478,6 @@ def _first_bad_network(rows, counts, y_table, n_outputs):
             row = rows[k, t]
             if row < 0 or row >= y_table.shape[0] or y_table[row] < 0 or y_table[row] >= n_outputs:
                 return k
-    return -1
-
-
-@njit(**_JIT)
-def _train_epoch_serial(
-    width,
-    n_hidden,
-    n_outputs,
-    rule,
-    weights,
-    memory,
-    learning_rates,
-    momenta,
-    x_table,
-    y_table,
-    orders,
-    counts,
-    log_likelihood,
-):
-    bad = _first_bad_network(orders, counts, y_table, n_outputs)
-    if bad >= 0:
-        return bad
-    n_networks = weights.shape[1]
-    for chunk in range((n_networks + width - 1) // width):
-        first = chunk * width
-        _train_chunk_of(
-            first,
-            min(width, n_networks - first),
-            width,
-            n_hidden,
-            n_outputs,
-            rule,
-            weights,
-            memory,
-            learning_rates,
-            momenta,
-            x_table,
-            y_table,
-            orders,
-            counts,
-            log_likelihood,
-        )
-    return -1
-
-
-@njit(parallel=True, **_JIT)
-def _train_epoch_parallel(
-    width,
-    n_hidden,
-    n_outputs,
-    rule,
-    weights,
-    memory,
-    learning_rates,
-    momenta,
-    x_table,
-    y_table,
-    orders,
-    counts,
-    log_likelihood,
-):
-    bad = _first_bad_network(orders, counts, y_table, n_outputs)
-    if bad >= 0:
-        return bad
-    n_networks = weights.shape[1]
-    for chunk in prange((n_networks + width - 1) // width):
-        first = chunk * width
-        _train_chunk_of(
-            first,
-            min(width, n_networks - first),
-            width,
-            n_hidden,
-            n_outputs,
-            rule,
-            weights,
-            memory,
-            learning_rates,
-            momenta,
-            x_table,
-            y_table,
-            orders,
-            counts,
-            log_likelihood,
-        )
     return -1
 
 
@@ -802,108 +586,85 @@ def _evaluate_chunk(
         accuracy[first + j] = correct[j] / counts[first + j]
 
 
-@njit(**_INLINED)
-def _evaluate_chunk_of(
-    first,
-    n_lanes,
-    width,
-    n_hidden,
-    n_outputs,
-    weights,
-    x_table,
-    y_table,
-    rows,
-    counts,
-    loss,
-    accuracy,
-):
-    """``_evaluate_chunk`` compiled for one lane or several."""
-    if width == 1:
-        _evaluate_chunk(
-            first,
-            n_lanes,
-            width,
-            True,
-            n_hidden,
-            n_outputs,
-            weights,
-            x_table,
-            y_table,
-            rows,
-            counts,
-            loss,
-            accuracy,
-        )
-    else:
-        _evaluate_chunk(
-            first,
-            n_lanes,
-            width,
-            False,
-            n_hidden,
-            n_outputs,
-            weights,
-            x_table,
-            y_table,
-            rows,
-            counts,
-            loss,
-            accuracy,
-        )
+# ---------------------------------------------------------------- loops over chunks
 
 
-@njit(**_JIT)
-def _evaluate_serial(
-    width, n_hidden, n_outputs, weights, x_table, y_table, rows, counts, loss, accuracy
-):
-    bad = _first_bad_network(rows, counts, y_table, n_outputs)
-    if bad >= 0:
-        return bad
-    n_networks = weights.shape[1]
-    for chunk in range((n_networks + width - 1) // width):
-        first = chunk * width
-        _evaluate_chunk_of(
-            first,
-            min(width, n_networks - first),
-            width,
-            n_hidden,
-            n_outputs,
-            weights,
-            x_table,
-            y_table,
-            rows,
-            counts,
-            loss,
-            accuracy,
-        )
-    return -1
+# ``_train_chunk`` is compiled once per rule and lane mode, a few seconds each. A loop that chose
+# among them at run time would compile all six the first time it ran; a loop per variant, made
+# on first use, compiles only the variants a process needs (a search, whose batches are never a
+# lone network, builds no scalar one). The rule and mode are the closure's constants: Numba
+# folds them in as literals, and keys its disk cache on them, so each loop is cached apart.
+@functools.cache
+def _training_loop(rule: int, single_lane: bool):
+    @njit(**_JIT)
+    def train_chunks(
+        first_chunk,
+        end_chunk,
+        width,
+        n_hidden,
+        n_outputs,
+        weights,
+        memory,
+        learning_rates,
+        momenta,
+        x_table,
+        y_table,
+        orders,
+        counts,
+        log_likelihood,
+    ):
+        n_networks = weights.shape[1]
+        for chunk in range(first_chunk, end_chunk):
+            first = chunk * width
+            _train_chunk(
+                first,
+                min(width, n_networks - first),
+                width,
+                single_lane,
+                n_hidden,
+                n_outputs,
+                rule,
+                weights,
+                memory,
+                learning_rates,
+                momenta,
+                x_table,
+                y_table,
+                orders,
+                counts,
+                log_likelihood,
+            )
+
+    return train_chunks
 
 
-@njit(parallel=True, **_JIT)
-def _evaluate_parallel(
-    width, n_hidden, n_outputs, weights, x_table, y_table, rows, counts, loss, accuracy
-):
-    bad = _first_bad_network(rows, counts, y_table, n_outputs)
-    if bad >= 0:
-        return bad
-    n_networks = weights.shape[1]
-    for chunk in prange((n_networks + width - 1) // width):
-        first = chunk * width
-        _evaluate_chunk_of(
-            first,
-            min(width, n_networks - first),
-            width,
-            n_hidden,
-            n_outputs,
-            weights,
-            x_table,
-            y_table,
-            rows,
-            counts,
-            loss,
-            accuracy,
-        )
-    return -1
+@functools.cache
+def _evaluation_loop(single_lane: bool):
+    @njit(**_JIT)
+    def evaluate_chunks(
+        first_chunk, end_chunk, width, n_hidden, n_outputs, weights, x_table, y_table, rows,
+        counts, loss, accuracy,
+    ):
+        n_networks = weights.shape[1]
+        for chunk in range(first_chunk, end_chunk):
+            first = chunk * width
+            _evaluate_chunk(
+                first,
+                min(width, n_networks - first),
+                width,
+                single_lane,
+                n_hidden,
+                n_outputs,
+                weights,
+                x_table,
+                y_table,
+                rows,
+                counts,
+                loss,
+                accuracy,
+            )
+
+    return evaluate_chunks
 
 
 # ---------------------------------------------------------------- the Python interface
@@ -921,24 +682,39 @@ def _width(chunk: int, n_networks: int) -> int:
     return max(1, min(int(chunk), n_networks))
 
 
-def _run(serial, parallel, n_networks, threads, arguments, rows_name):
+@functools.cache
+def _threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(thread_name_prefix="sweep-kernel")
+
+
+def _check_rows(name, rows, counts, y_table, n_outputs):
+    """The compiled loops trust the rows they read (no bounds checks): checked here first."""
+    bad = _first_bad_network(rows, counts, y_table, n_outputs)
+    if bad >= 0:
+        raise ValueError(
+            f"network {bad}: its count must be from 1 to {name}.shape[1], and the rows it "
+            "reads must be rows of the table whose classes are from 0 to n_outputs - 1"
+        )
+
+
+def _run(loop, width, n_networks, threads, arguments):
+    """``loop`` over the chunks of ``n_networks`` networks, split into ``threads`` runs of
+    whole chunks. The compiled loops release the GIL (``nogil``), so Python's threads run them
+    side by side; Numba's own parallel loops would cost their compilation, about 15 s, on a
+    clean install."""
     threads = default_threads(n_networks) if threads is None else int(threads)
     if threads < 1:
         raise ValueError("threads must be at least 1")
-    if threads == 1:
-        bad = serial(*arguments)
-    else:
-        previous = numba.get_num_threads()
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            bad = parallel(*arguments)
-        finally:
-            numba.set_num_threads(previous)
-    if bad >= 0:
-        raise ValueError(
-            f"network {bad}: its count must be from 1 to {rows_name}.shape[1], and the rows it "
-            "reads must be rows of the table whose classes are from 0 to n_outputs - 1"
-        )
+    n_chunks = (n_networks + width - 1) // width
+    threads = max(1, min(threads, n_chunks))
+    bounds = [n_chunks * part // threads for part in range(threads + 1)]
+    others = [
+        _threads().submit(loop, bounds[part], bounds[part + 1], width, *arguments)
+        for part in range(1, threads)
+    ]
+    loop(bounds[0], bounds[1], width, *arguments)
+    for other in others:
+        other.result()
 
 
 def _parameter_count(layout: Layout) -> int:
@@ -1003,23 +779,25 @@ def train_epoch(
     orders = np.ascontiguousarray(orders, dtype=np.int64)
     counts = np.ascontiguousarray(counts, dtype=np.int64)
     _check_shapes("orders", orders, counts, n_networks)
+    y_table = np.ascontiguousarray(y_table, dtype=np.int64)
+    _check_rows("orders", orders, counts, y_table, layout.n_outputs)
     log_likelihood = np.empty(n_networks)
+    width = _width(chunk, n_networks)
     arguments = (
-        _width(chunk, n_networks),
         layout.n_hidden,
         layout.n_outputs,
-        RULE_CODES[rule],
         weights,
         memory,
         np.ascontiguousarray(learning_rates, dtype=dtype),
         np.ascontiguousarray(momenta, dtype=dtype),
         np.ascontiguousarray(x_table),
-        np.ascontiguousarray(y_table, dtype=np.int64),
+        y_table,
         orders,
         counts,
         log_likelihood,
     )
-    _run(_train_epoch_serial, _train_epoch_parallel, n_networks, threads, arguments, "orders")
+    loop = _training_loop(RULE_CODES[rule], width == 1)
+    _run(loop, width, n_networks, threads, arguments)
     return log_likelihood
 
 
@@ -1051,18 +829,20 @@ def evaluate(
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     counts = np.ascontiguousarray(counts, dtype=np.int64)
     _check_shapes("rows", rows, counts, n_networks)
+    y_table = np.ascontiguousarray(y_table, dtype=np.int64)
+    _check_rows("rows", rows, counts, y_table, layout.n_outputs)
     loss, accuracy = np.empty(n_networks), np.empty(n_networks)
+    width = _width(chunk, n_networks)
     arguments = (
-        _width(chunk, n_networks),
         layout.n_hidden,
         layout.n_outputs,
         np.ascontiguousarray(weights),
         np.ascontiguousarray(x_table),
-        np.ascontiguousarray(y_table, dtype=np.int64),
+        y_table,
         rows,
         counts,
         loss,
         accuracy,
     )
-    _run(_evaluate_serial, _evaluate_parallel, n_networks, threads, arguments, "rows")
+    _run(_evaluation_loop(width == 1), width, n_networks, threads, arguments)
     return loss, accuracy

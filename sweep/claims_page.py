@@ -1,10 +1,10 @@
 """The page "What momentum does": the article's five claims answered per data set and rule.
 
-``write_momentum_page(storage, root)`` reads every study in the storage, answers the claims for
-each study that searched momentum (:mod:`sweep.claims`, from its trials and from a few networks
-re-trained by :mod:`sweep.diagnostics` at its tuned setting), draws the plots and writes
-``root/momentum.html`` with its PNGs under ``root/momentum/``: static HTML, relative links,
-escaped text, readable from file://.
+``write_momentum_page(studies, root)`` takes the stored studies (as the report reads them),
+answers the claims for each study that searched momentum (:mod:`sweep.claims`, from its trials
+and from a few networks re-trained by :mod:`sweep.diagnostics` at its tuned setting), draws the
+plots and writes ``root/momentum.html`` with its PNGs under ``root/momentum/``: static HTML,
+relative links, escaped text, readable from file://.
 
 Momentum 0 is plain SGD whatever the rule, so a study's tuned plain SGD may come from any study
 with the same data, network, epochs, objective and folds (:func:`sweep.analysis.compare_momentum`).
@@ -22,7 +22,6 @@ from .analysis import INTERVAL_METHOD, MIN_TUNED_LEARNING_RATES, compare_momentu
 from .diagnostics import QUANTILES, diagnose
 from .folders import Study
 from .pages import _data_label, _e, _page
-from .store.studies import read_records, stored_spec, study_names
 
 PAGE = "momentum.html"
 PLOT_FOLDER = "momentum"
@@ -231,18 +230,15 @@ def study_section(study: Study, others: list[Study], folder: Path) -> tuple[str,
     return "\n".join(parts), written
 
 
-def write_momentum_page(storage, root: Path) -> Path:
-    """Write ``root/momentum.html`` and its plots under ``root/momentum/`` from every study in
-    ``storage`` (an open Optuna storage); returns the page's path. Takes a few seconds per
-    study that searched momentum: each re-trains a few networks with diagnostics."""
+def write_momentum_page(studies: list[Study], root: Path) -> Path:
+    """Write ``root/momentum.html`` and its plots under ``root/momentum/`` from the stored
+    ``studies`` (those made outside momentum-sweep, with no spec, are left out); returns the
+    page's path. Takes a few seconds per study that searched momentum: each re-trains a few
+    networks with diagnostics. Reads no storage, so it can run in a process of its own."""
     root = Path(root)
     folder = root / PLOT_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    studies = []
-    for name in study_names(storage):
-        spec = stored_spec(storage, name, foreign_ok=True)
-        if spec is not None:
-            studies.append(Study(name, spec, read_records(storage, name)))
+    studies = [study for study in studies if study.spec is not None]
     groups: dict[str, list[Study]] = {}
     for study in sorted(studies, key=lambda s: s.name):
         if _searches_momentum(study.spec):

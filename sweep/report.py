@@ -12,6 +12,9 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +52,7 @@ MIN_TRIALS_FOR_IMPORTANCE = 10
 # Reading studies
 
 
-def _load(storage, name: str) -> Study:
+def load_study(storage, name: str) -> Study:
     records = read_records(storage, name)  # SweepError for an unknown study
     return Study(name, stored_spec(storage, name, foreign_ok=True), records)
 
@@ -296,45 +299,61 @@ def write_reports(
     skipped = {name: why for name in every if (why := unreadable(storage, name))}
     every = [name for name in every if name not in skipped]
     chosen = every if names is None else list(dict.fromkeys(names))
-    studies = {name: _load(storage, name) for name in dict.fromkeys([*every, *chosen])}
+    studies = {name: load_study(storage, name) for name in dict.fromkeys([*every, *chosen])}
     digests = {name: trials_digest(storage, name) for name in studies}
     lines = [f"skipped study {name!r}: {why}" for name, why in skipped.items()]
-    for i, name in enumerate(chosen):
-        if on_study is not None:
-            on_study(i, len(chosen), name)
-        try:
-            folder = study_folder(name)
-        except FolderNameError as error:
-            if names is not None:
-                raise
-            lines.append(f"skipped {error}")
-            continue
-        key = _report_key(studies[name], digests, studies)
-        if read_stamp(folder).get("report") == key and (folder / "index.html").exists():
-            lines.append(f"{name}: {folder}/ is up to date (nothing changed since it was written)")
-            continue
-        lines.append(_write_study(storage, studies[name], studies))
-        write_stamp(folder, "report", key)
     root = results_root()
     root.mkdir(parents=True, exist_ok=True)
-    if names is None:
-        lines.append(_write_momentum(storage, root, digests, studies))
+    # The "What momentum does" page re-trains networks: it is drawn in a process of its own
+    # while this one draws the studies' pages, one core each.
+    with ExitStack() as stack:
+        momentum = _start_momentum(stack, root, digests, studies) if names is None else None
+        for i, name in enumerate(chosen):
+            if on_study is not None:
+                on_study(i, len(chosen), name)
+            lines.append(_write_if_stale(storage, studies[name], digests, studies, names is None))
+        if momentum is not None:
+            lines.append(momentum())
     (root / "index.html").write_text(gallery_page(list(studies.values())), encoding="utf-8")
     lines.append(f"index: wrote {root / 'index.html'} ({len(studies)} studies)")
     return lines
 
 
-def _write_momentum(storage, root: Path, digests: dict[str, str], studies: dict) -> str:
-    """The "What momentum does" page, written again only when a study's trials or spec, or
-    the version, changed since it was (its digest is in the results root's stamp)."""
+def _write_if_stale(storage, study: Study, digests: dict[str, str], studies: dict, every: bool):
+    """Write one study's folder unless its stamp says it is up to date; its line."""
+    try:
+        folder = study_folder(study.name)
+    except FolderNameError as error:
+        if not every:
+            raise
+        return f"skipped {error}"
+    key = _report_key(study, digests, studies)
+    if read_stamp(folder).get("report") == key and (folder / "index.html").exists():
+        return f"{study.name}: {folder}/ is up to date (nothing changed since it was written)"
+    line = _write_study(storage, study, studies)
+    write_stamp(folder, "report", key)
+    return line
+
+
+def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studies: dict):
+    """Start the "What momentum does" page in a process of its own (closed by ``stack``),
+    unless no study's trials or spec, nor the version, changed since it was written (its digest
+    is in the results root's stamp); returns a function that waits for it and gives its line."""
     from .claims_page import PAGE, write_momentum_page
 
     key = _key(studies={name: (digests[name], _spec_digest(s.spec)) for name, s in studies.items()})
     if read_stamp(root).get("momentum") == key and (root / PAGE).exists():
-        return f"momentum: {root / PAGE} is up to date (nothing changed since it was written)"
-    page = write_momentum_page(storage, root)
-    write_stamp(root, "momentum", key)
-    return f"momentum: wrote {page}"
+        line = f"momentum: {root / PAGE} is up to date (nothing changed since it was written)"
+        return lambda: line
+    pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=get_context("spawn")))
+    drawn = pool.submit(write_momentum_page, list(studies.values()), root)
+
+    def finish() -> str:
+        page = drawn.result()
+        write_stamp(root, "momentum", key)
+        return f"momentum: wrote {page}"
+
+    return finish
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,9 +5,11 @@ import pytest
 from test_gallery import chromium, rendered
 
 from sweep.claims_page import write_momentum_page
+from sweep.report import load_study
 from sweep.search import run_study
 from sweep.spec import parse_study
 from sweep.store.connect import open_storage
+from sweep.store.studies import study_names
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +30,8 @@ def test_momentum_page_answers_every_claim_with_no_broken_image(tmp_path):
     binary = chromium()
     storage = open_storage(f"sqlite:///{tmp_path / 'sweep.db'}")
     run_study(parse_study(GRID, str(tmp_path / "grid.toml")), storage)
-    page = write_momentum_page(storage, tmp_path / "results")
+    studies = [load_study(storage, name) for name in study_names(storage)]
+    page = write_momentum_page(studies, tmp_path / "results")
     assert page == tmp_path / "results" / "momentum.html"
 
     dom, attributes = rendered(binary, page, tmp_path / "profile")

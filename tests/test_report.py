@@ -274,18 +274,17 @@ def test_write_robust_refuses_a_study_without_completed_trials(results_env, gall
 
 
 def test_comparison_may_borrow_only_from_studies_on_the_same_data_and_network(gallery):
-    from sweep.report import _comparable, _load
+    from sweep.report import _comparable, load_study
 
-    studies = {
-        name: _load(gallery["storage"], name) for name in ("tiny", "tiny-plain", "wild", "empty")
-    }
+    names = ("tiny", "tiny-plain", "wild", "empty")
+    studies = {name: load_study(gallery["storage"], name) for name in names}
     # wild and empty share data and network too; tiny-plain differs only in its search.
     assert [name for name, _ in _comparable(studies["tiny"], studies)] == [
         "empty",
         "tiny-plain",
         "wild",
     ]
-    studies["other"] = _load(gallery["storage"], "tiny")
+    studies["other"] = load_study(gallery["storage"], "tiny")
     studies["other"].spec = parse_study(
         {**TINY, "network": {"hidden": 5, "epochs": 12}}, "other.toml"
     )

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import claims
 from .analysis import INTERVAL_METHOD, MIN_TUNED_LEARNING_RATES, compare_momentum, mean_interval
-from .diagnostics import QUANTILES, diagnose
+from .diagnostics import QUANTILES, diagnose_many
 from .folders import Study
 from .pages import _data_label, _e, _page
 
@@ -50,17 +50,17 @@ def _searches_momentum(spec) -> bool:
 
 def _diagnostics(spec, record, limit: int = DIAGNOSED_NETWORKS):
     """The tuned trial's first ``limit`` networks re-trained with diagnostics (same data fold,
-    seed and settings)."""
+    seed and settings), side by side in one batch."""
     datasets = spec.datasets()
     if record.networks is None:
         pairs = [(0, record.seed)]
     else:
         pairs = list(zip(record.networks.folds, record.networks.seeds))
-    return [
-        diagnose(datasets[fold], record.learning_rate, record.momentum, seed, rule=spec.rule,
-                 hidden=spec.hidden, epochs=spec.epochs, init=spec.init)
-        for fold, seed in pairs[:limit]
-    ]
+    return diagnose_many(
+        [(datasets[fold], seed) for fold, seed in pairs[:limit]],
+        record.learning_rate, record.momentum,
+        rule=spec.rule, hidden=spec.hidden, epochs=spec.epochs, init=spec.init,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

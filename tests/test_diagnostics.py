@@ -1,11 +1,24 @@
 """The diagnostic trainer: the effective step and the momentum share on hand-built one-weight
-problems, for each rule, and its curves against the trainer's."""
+problems, for each rule, its curves against the trainer's, and several networks trained side by
+side against each trained alone."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import sweep
-from sweep.diagnostics import MEDIAN, UpdateTally, apply_rule, diagnose, step_bound
+from sweep.claims_page import _diagnostics
+from sweep.data import load_folds, make_correlated
+from sweep.diagnostics import (
+    MEDIAN,
+    UpdateTally,
+    apply_rule,
+    diagnose,
+    diagnose_many,
+    step_bound,
+)
+from sweep.network import Layout, initial_block
 from sweep.rules import RULES, make_rule
 
 
@@ -98,3 +111,131 @@ def test_diagnostics_stop_where_the_trainer_diverges():
     assert run.diverged_epoch is not None
     assert diagnosed.diverged_epoch == run.diverged_epoch
     np.testing.assert_allclose(diagnosed.train_loss, run.train_loss, rtol=1e-9, equal_nan=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Several networks side by side: each must get, bit for bit, what it gets alone.
+
+RECORDED = ("train_loss", "val_loss", "val_accuracy", "momentum_share", "update_size",
+            "effective_step")
+
+
+def assert_same_diagnostics(batched, alone):
+    assert (batched.learning_rate, batched.momentum, batched.seed, batched.rule) == (
+        alone.learning_rate, alone.momentum, alone.seed, alone.rule)
+    assert batched.diverged_epoch == alone.diverged_epoch
+    for name in RECORDED:
+        np.testing.assert_array_equal(getattr(batched, name), getattr(alone, name), err_msg=name)
+
+
+def assert_each_as_alone(pairs, learning_rate, momentum, **settings):
+    batched = diagnose_many(pairs, learning_rate, momentum, **settings)
+    assert len(batched) == len(pairs)
+    for (dataset, seed), diagnostics in zip(pairs, batched):
+        assert_same_diagnostics(
+            diagnostics, diagnose(dataset, learning_rate, momentum, seed, **settings))
+    return batched
+
+
+@pytest.mark.parametrize("init", ["glorot", "small-uniform"])
+def test_initial_block_columns_are_each_generators_own_draws(init):
+    layout = Layout(4, 7, 3)
+    together = initial_block(layout, [np.random.default_rng(seed) for seed in (5, 6, 7)], init)
+    for column, seed in enumerate((5, 6, 7)):
+        alone = initial_block(layout, [np.random.default_rng(seed)], init)
+        np.testing.assert_array_equal(together[:, [column]], alone)
+    assert not np.array_equal(together[:, 0], together[:, 1])
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_each_network_of_a_batch_on_iris_folds_is_the_network_alone(rule):
+    folds = load_folds("iris", folds=5)
+    pairs = [(folds[0], 3), (folds[1], 4), (folds[2], 3)]  # seed 3 twice, on different folds
+    batched = assert_each_as_alone(pairs, 0.05, 0.7, rule=rule, epochs=8)
+    assert all(d.diverged_epoch is None for d in batched)
+    assert not np.array_equal(batched[0].train_loss, batched[2].train_loss)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_each_network_of_a_batch_on_correlated_folds_is_the_network_alone(rule):
+    # Ill-conditioned data: online training magnifies a last-digit difference into a visible one
+    # within a few epochs, so any difference in the arithmetic of a batch would show.
+    folds = make_correlated(items=150, inputs=8, folds=3)
+    pairs = [(folds[2], 11), (folds[0], 12), (folds[1], 13)]
+    assert_each_as_alone(pairs, 0.1, 0.8, rule=rule, hidden=5, epochs=10)
+
+
+def test_a_network_gets_the_same_numbers_whatever_its_batch():
+    folds = load_folds("iris", folds=5)
+    settings = dict(rule="nesterov", epochs=6)
+    small = diagnose_many([(folds[1], 9), (folds[0], 2)], 0.2, 0.9, **settings)
+    large = diagnose_many([(folds[4], 1), (folds[0], 2), (folds[3], 0), (folds[1], 9)], 0.2,
+                          0.9, **settings)
+    assert_same_diagnostics(small[0], large[3])
+    assert_same_diagnostics(small[1], large[1])
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_ragged_folds_train_as_they_would_alone(rule):
+    # Four iris folds hold 112, 112, 113 and 113 training items; the last pair's length has a
+    # lone network. Every network's updates, tally and curves are its own.
+    folds = load_folds("iris", folds=4)
+    assert sorted({len(fold.y_train) for fold in folds}) == [112, 113]
+    lone = load_folds("iris", folds=3)[0]  # 100 items
+    pairs = [(folds[2], 1), (folds[0], 2), (lone, 3), (folds[3], 4), (folds[1], 5)]
+    batched = assert_each_as_alone(pairs, 0.1, 0.7, rule=rule, epochs=5)
+    assert [d.seed for d in batched] == [1, 2, 3, 4, 5]
+
+
+def test_some_networks_diverge_and_the_others_train_on():
+    # At learning rate 1.5 and momentum 0.9 on iris some folds and seeds diverge, at different
+    # epochs, and some do not.
+    folds = load_folds("iris", folds=5)
+    pairs = [(folds[fold], seed) for fold in range(3) for seed in range(3)]
+    batched = assert_each_as_alone(pairs, 1.5, 0.9, epochs=8)
+    stopped = [d.diverged_epoch for d in batched]
+    assert None in stopped
+    assert len({epoch for epoch in stopped if epoch is not None}) >= 3
+    for diagnostics in batched:
+        last = diagnostics.diverged_epoch or 8
+        assert np.isfinite(diagnostics.val_loss[:last]).all()
+        assert np.isnan(diagnostics.val_loss[last:]).all()
+        assert np.isnan(diagnostics.effective_step[last:]).all()
+        assert not np.isnan(diagnostics.effective_step[:last]).all(axis=1).any()
+        if diagnostics.diverged_epoch is not None:
+            assert not diagnostics.train_loss[last - 1] <= 5.0 * np.log(3)
+
+
+def test_every_network_diverging_stops_the_batch():
+    folds = load_folds("iris", folds=5)
+    batched = assert_each_as_alone([(folds[0], 1), (folds[1], 2)], 8.0, 0.9, epochs=10)
+    assert [d.diverged_epoch for d in batched] == [1, 1]
+    assert np.isnan(batched[0].train_loss[1:]).all()
+
+
+def test_no_pairs_and_mismatched_data_sets():
+    iris = sweep.load_dataset("iris")
+    assert diagnose_many([], 0.1, 0.5) == []
+    correlated = make_correlated(items=60, inputs=8)[0]
+    with pytest.raises(ValueError, match="share inputs and classes"):
+        diagnose_many([(iris, 1), (correlated, 2)], 0.1, 0.5, epochs=1)
+    with pytest.raises(ValueError, match="momentum"):
+        diagnose_many([(iris, 1)], 0.1, 1.0)
+
+
+def test_the_pages_diagnostics_are_the_tuned_trials_first_networks():
+    folds = load_folds("iris", folds=5)
+    spec = SimpleNamespace(datasets=lambda: folds, rule="heavy-ball", hidden=6, epochs=4,
+                           init="glorot")
+    networks = SimpleNamespace(folds=(0, 1, 2, 3, 4), seeds=(7, 8, 9, 10, 11))
+    record = SimpleNamespace(learning_rate=0.1, momentum=0.8, seed=0, networks=networks)
+    found = _diagnostics(spec, record)
+    assert [d.seed for d in found] == [7, 8, 9]
+    for fold, diagnostics in enumerate(found):
+        assert_same_diagnostics(diagnostics, diagnose(
+            folds[fold], 0.1, 0.8, 7 + fold, rule="heavy-ball", hidden=6, epochs=4))
+    lone = _diagnostics(spec, SimpleNamespace(learning_rate=0.1, momentum=0.8, seed=5,
+                                              networks=None))
+    assert [d.seed for d in lone] == [5]
+    assert_same_diagnostics(lone[0], diagnose(folds[0], 0.1, 0.8, 5, rule="heavy-ball",
+                                              hidden=6, epochs=4))

@@ -89,21 +89,10 @@ def _kernel_run(dataset, hidden: int, k: int, epochs: int, threads, dtype=np.flo
     def run():
         weights, memory = initial.copy(), np.zeros_like(initial)
         for _ in range(epochs):
-            kernel.train_epoch(
-                layout,
-                weights,
-                memory,
-                learning_rates,
-                momenta,
-                "seed",
-                x_train,
-                dataset.y_train,
-                orders,
-                train_counts,
-                threads=threads,
-            )
-            kernel.evaluate(
-                layout, weights, dataset.x_val, dataset.y_val, val_rows, val_counts, threads=threads
+            kernel.train_and_evaluate(
+                layout, weights, memory, learning_rates, momenta, "seed", x_train,
+                dataset.y_train, orders, train_counts, dataset.x_val, dataset.y_val, val_rows,
+                val_counts, threads=threads,
             )
 
     return run

@@ -697,22 +697,27 @@ def _check_rows(name, rows, counts, y_table, n_outputs):
         )
 
 
-def _run(loop, width, n_networks, threads, arguments):
-    """``loop`` over the chunks of ``n_networks`` networks, split into ``threads`` runs of
-    whole chunks. The compiled loops release the GIL (``nogil``), so Python's threads run them
-    side by side; Numba's own parallel loops would cost their compilation, about 15 s, on a
-    clean install."""
+def _run(parts, width: int, n_networks: int, threads) -> None:
+    """Each ``(loop, arguments)`` of ``parts`` in turn over the chunks of ``n_networks``
+    networks, the chunks split into ``threads`` runs of whole chunks, one per thread.
+
+    The compiled loops release the GIL (``nogil``), so Python's threads run them side by side
+    (Numba's own parallel loops would cost their compilation, about 15 s, on a clean install).
+    A thread takes its chunks through every part: an epoch's training and evaluation cost one
+    hand-off to the other thread, about 75 us here, not two."""
     threads = default_threads(n_networks) if threads is None else int(threads)
     if threads < 1:
         raise ValueError("threads must be at least 1")
     n_chunks = (n_networks + width - 1) // width
     threads = max(1, min(threads, n_chunks))
     bounds = [n_chunks * part // threads for part in range(threads + 1)]
-    others = [
-        _threads().submit(loop, bounds[part], bounds[part + 1], width, *arguments)
-        for part in range(1, threads)
-    ]
-    loop(bounds[0], bounds[1], width, *arguments)
+
+    def run(first_chunk: int, end_chunk: int) -> None:
+        for loop, arguments in parts:
+            loop(first_chunk, end_chunk, width, *arguments)
+
+    others = [_threads().submit(run, bounds[part], bounds[part + 1]) for part in range(1, threads)]
+    run(bounds[0], bounds[1])
     for other in others:
         other.result()
 
@@ -764,40 +769,11 @@ def train_epoch(
     Each item's log p(target) is taken before that item's update, in the weights' dtype, and
     summed in float64 in item order, as ``sweep.train`` takes it.
     """
-    n_networks = weights.shape[1]
-    dtype = weights.dtype
-    if dtype not in (np.float64, np.float32) or memory.dtype != dtype or x_table.dtype != dtype:
-        raise ValueError("weights, memory and x_table must share one dtype, float64 or float32")
-    if weights.shape != (_parameter_count(layout), n_networks) or memory.shape != weights.shape:
-        raise ValueError(f"weights and memory must be ({_parameter_count(layout)}, K)")
-    if not (weights.flags.c_contiguous and memory.flags.c_contiguous):
-        raise ValueError("weights and memory must be C-contiguous: they are updated in place")
-    if x_table.shape[1] != layout.n_inputs or len(y_table) != len(x_table):
-        raise ValueError(f"x_table must be (n_rows, {layout.n_inputs}) with y_table (n_rows,)")
-    if rule not in RULE_CODES:
-        raise ValueError(f"unknown momentum rule {rule!r}; expected one of {', '.join(RULES)}")
-    orders = np.ascontiguousarray(orders, dtype=np.int64)
-    counts = np.ascontiguousarray(counts, dtype=np.int64)
-    _check_shapes("orders", orders, counts, n_networks)
-    y_table = np.ascontiguousarray(y_table, dtype=np.int64)
-    _check_rows("orders", orders, counts, y_table, layout.n_outputs)
-    log_likelihood = np.empty(n_networks)
-    width = _width(chunk, n_networks)
-    arguments = (
-        layout.n_hidden,
-        layout.n_outputs,
-        weights,
-        memory,
-        np.ascontiguousarray(learning_rates, dtype=dtype),
-        np.ascontiguousarray(momenta, dtype=dtype),
-        np.ascontiguousarray(x_table),
-        y_table,
-        orders,
-        counts,
-        log_likelihood,
+    loop, arguments, log_likelihood = _training_part(
+        layout, weights, memory, learning_rates, momenta, rule, x_table, y_table, orders, counts,
+        chunk,
     )
-    loop = _training_loop(RULE_CODES[rule], width == 1)
-    _run(loop, width, n_networks, threads, arguments)
+    _run([(loop, arguments)], _width(chunk, weights.shape[1]), weights.shape[1], threads)
     return log_likelihood
 
 
@@ -821,6 +797,94 @@ def evaluate(
     order; a network with NaN or infinite logits has NaN loss, and its accuracy counts the
     items whose target is ``numpy.argmax``'s answer (the first NaN, or the first maximum).
     """
+    loop, arguments, loss, accuracy = _evaluation_part(
+        layout, weights, x_table, y_table, rows, counts, chunk
+    )
+    _run([(loop, arguments)], _width(chunk, weights.shape[1]), weights.shape[1], threads)
+    return loss, accuracy
+
+
+def train_and_evaluate(
+    layout: Layout,
+    weights,
+    memory,
+    learning_rates,
+    momenta,
+    rule: str,
+    x_table,
+    y_table,
+    orders,
+    counts,
+    x_val,
+    y_val,
+    val_rows,
+    val_counts,
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    threads: int | None = None,
+):
+    """``train_epoch`` then ``evaluate`` of the trained weights on (x_val, y_val, val_rows,
+    val_counts), with the same arguments and numbers as the two calls, in one pass over the
+    chunks: each thread evaluates the chunks it has just trained. Returns (sum of log
+    p(target), validation loss, validation accuracy), each float64 (K,)."""
+    train_loop, train_arguments, log_likelihood = _training_part(
+        layout, weights, memory, learning_rates, momenta, rule, x_table, y_table, orders, counts,
+        chunk,
+    )
+    # The evaluation reads the weights being trained, in place: float32 ones are read as
+    # float64 exactly, as ``evaluate`` of their float64 copy would.
+    evaluation_loop, evaluation_arguments, loss, accuracy = _evaluation_part(
+        layout, weights, x_val, y_val, val_rows, val_counts, chunk
+    )
+    parts = [(train_loop, train_arguments), (evaluation_loop, evaluation_arguments)]
+    _run(parts, _width(chunk, weights.shape[1]), weights.shape[1], threads)
+    return log_likelihood, loss, accuracy
+
+
+def _training_part(
+    layout, weights, memory, learning_rates, momenta, rule, x_table, y_table, orders, counts,
+    chunk,
+):
+    """The checked arguments of an epoch's training loop: (loop, its arguments after the
+    chunk range and width, the log-likelihood array it fills)."""
+    n_networks = weights.shape[1]
+    dtype = weights.dtype
+    if dtype not in (np.float64, np.float32) or memory.dtype != dtype or x_table.dtype != dtype:
+        raise ValueError("weights, memory and x_table must share one dtype, float64 or float32")
+    if weights.shape != (_parameter_count(layout), n_networks) or memory.shape != weights.shape:
+        raise ValueError(f"weights and memory must be ({_parameter_count(layout)}, K)")
+    if not (weights.flags.c_contiguous and memory.flags.c_contiguous):
+        raise ValueError("weights and memory must be C-contiguous: they are updated in place")
+    if x_table.shape[1] != layout.n_inputs or len(y_table) != len(x_table):
+        raise ValueError(f"x_table must be (n_rows, {layout.n_inputs}) with y_table (n_rows,)")
+    if rule not in RULE_CODES:
+        raise ValueError(f"unknown momentum rule {rule!r}; expected one of {', '.join(RULES)}")
+    orders = np.ascontiguousarray(orders, dtype=np.int64)
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    _check_shapes("orders", orders, counts, n_networks)
+    y_table = np.ascontiguousarray(y_table, dtype=np.int64)
+    _check_rows("orders", orders, counts, y_table, layout.n_outputs)
+    log_likelihood = np.empty(n_networks)
+    arguments = (
+        layout.n_hidden,
+        layout.n_outputs,
+        weights,
+        memory,
+        np.ascontiguousarray(learning_rates, dtype=dtype),
+        np.ascontiguousarray(momenta, dtype=dtype),
+        np.ascontiguousarray(x_table),
+        y_table,
+        orders,
+        counts,
+        log_likelihood,
+    )
+    loop = _training_loop(RULE_CODES[rule], _width(chunk, n_networks) == 1)
+    return loop, arguments, log_likelihood
+
+
+def _evaluation_part(layout, weights, x_table, y_table, rows, counts, chunk):
+    """The checked arguments of an evaluation loop: (loop, its arguments after the chunk
+    range and width, the loss and accuracy arrays it fills)."""
     n_networks = weights.shape[1]
     if weights.shape[0] != _parameter_count(layout) or x_table.shape[1] != layout.n_inputs:
         raise ValueError(
@@ -832,7 +896,6 @@ def evaluate(
     y_table = np.ascontiguousarray(y_table, dtype=np.int64)
     _check_rows("rows", rows, counts, y_table, layout.n_outputs)
     loss, accuracy = np.empty(n_networks), np.empty(n_networks)
-    width = _width(chunk, n_networks)
     arguments = (
         layout.n_hidden,
         layout.n_outputs,
@@ -844,5 +907,4 @@ def evaluate(
         loss,
         accuracy,
     )
-    _run(_evaluation_loop(width == 1), width, n_networks, threads, arguments)
-    return loss, accuracy
+    return _evaluation_loop(_width(chunk, n_networks) == 1), arguments, loss, accuracy

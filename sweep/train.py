@@ -689,13 +689,12 @@ def _train_compiled(ledger, layout, datasets, dataset_index, parameters, learnin
             else:
                 epoch_order = orders[active, epoch - 1].astype(np.int64)
             epoch_order += train_first[active][:, None]
-            sums = kernel.train_epoch(layout, weights, memory, rates, moments, rule,
-                                      x_table, y_table, epoch_order, network_items[active])
+            sums, val_loss, val_accuracy = kernel.train_and_evaluate(
+                layout, weights, memory, rates, moments, rule, x_table, y_table, epoch_order,
+                network_items[active], x_val, y_val, val_rows[active], val_counts[active],
+            )
             train_loss = -sums / network_items[active]
             weights64 = weights.astype(np.float64, copy=False)
-            val_loss, val_accuracy = kernel.evaluate(
-                layout, weights64, x_val, y_val, val_rows[active], val_counts[active]
-            )
             remaining = ledger.close_epoch(
                 epoch, active, train_loss, val_loss, val_accuracy, weights64
             )

@@ -432,6 +432,32 @@ def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_cou
                     np.testing.assert_array_equal(got, want[..., 0], err_msg=f"network {k}, {key}")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_training_and_evaluating_in_one_pass_equals_the_two_calls(iris, dtype):
+    """train_and_evaluate hands each thread its chunks through both loops: the numbers must be
+    train_epoch's and then evaluate's of the trained weights (float32 ones read as float64)."""
+    layout, learning_rates, momenta, weights, orders = _setting(iris, 7, 70, 2, seed=8)
+    learning_rates, momenta = learning_rates.astype(dtype), momenta.astype(dtype)
+    x_train, n_val = iris.x_train.astype(dtype), len(iris.y_val)
+    val_rows = np.argsort(np.random.default_rng(9).random((70, n_val)), axis=1)
+    counts, val_counts = np.full(70, len(iris.y_train)), np.arange(70) % n_val + 1
+    apart = (weights.astype(dtype), np.zeros(weights.shape, dtype))
+    together = (weights.astype(dtype), np.zeros(weights.shape, dtype))
+    for epoch in range(2):
+        arguments = (learning_rates, momenta, "heavy-ball", x_train, iris.y_train,
+                     orders[:, epoch], counts)
+        log_likelihood = kernel.train_epoch(layout, *apart, *arguments, chunk=8, threads=1)
+        loss, accuracy = kernel.evaluate(
+            layout, apart[0].astype(np.float64), iris.x_val, iris.y_val, val_rows, val_counts
+        )
+        one_pass = kernel.train_and_evaluate(
+            layout, *together, *arguments, iris.x_val, iris.y_val, val_rows, val_counts,
+            chunk=8, threads=2,
+        )
+        for got, want in zip((*one_pass, *together), (log_likelihood, loss, accuracy, *apart)):
+            np.testing.assert_array_equal(got, want, err_msg=f"epoch {epoch + 1}")
+
+
 def test_a_network_with_fewer_items_equals_it_trained_alone_on_just_those(iris):
     layout, learning_rates, momenta, weights, orders = _setting(iris, 7, 5, 1, seed=6)
     orders = orders[:, 0]

@@ -232,7 +232,7 @@ def main(argv=None) -> None:
     if not args.skip_search:
         from .bench_search import main as search_main
 
-        search_main()
+        search_main([])  # not sys.argv: its options are this parser's
     if not args.skip_kernel:
         print_kernel_figures(args.epochs)
 

@@ -448,8 +448,8 @@ def train_many(
     arithmetic: "numpy" (default), the NumPy reference, or "compiled", the same training in
         ``sweep.kernel``'s compiled epochs: several times faster, its numbers within rounding
         of the reference (its exp, log and tanh differ from NumPy's by an ulp or two) and bit
-        for bit the same on every machine, whatever K. The first call in a fresh install
-        compiles it (about half a minute, then cached on disk).
+        for bit the same on every machine, whatever K. In a fresh install the first call for
+        each rule compiles its loop (a few seconds, then cached on disk).
     """
     if arithmetic not in ARITHMETICS:
         raise ValueError(

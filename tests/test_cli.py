@@ -74,10 +74,12 @@ def test_float32_training_keeps_the_rule_state_in_float32():
 
 @pytest.mark.slow
 def test_sigterm_stops_a_run_with_several_workers_and_leaves_it_resumable(tmp_path):
+    # Batches of about 0.4 s with the compiled kernel: the run must still be going when the
+    # signal comes.
     study = tmp_path / "long.toml"
     study.write_text(
         'name = "long"\ntrials = 400\nbatch_size = 4\nseed = 3\n'
-        '[data]\nsource = "synthetic"\nitems = 300\n[network]\nepochs = 200\n'
+        '[data]\nsource = "synthetic"\nitems = 2000\n[network]\nepochs = 200\n'
     )
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     process = subprocess.Popen(

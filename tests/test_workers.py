@@ -45,8 +45,9 @@ def trials_of(url: str, name: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [2, 4])
 def test_local_workers_reach_the_exact_total_with_unique_numbers_and_no_failures(tmp_path, workers):
-    # Batches long enough (about a second) that every worker is up before the work runs out.
-    study = write_study(tmp_path, items=200, epochs=60)
+    # Batches long enough (about a second with the compiled kernel) that every worker is up
+    # before the work runs out.
+    study = write_study(tmp_path, items=2000, epochs=700)
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     run_workers(load_study(study), url, workers)
     trials = trials_of(url, "work")
@@ -81,9 +82,14 @@ def wait_for_running(url: str, name: str, process, minimum_finished: int, timeou
     raise AssertionError("no batch in flight seen")
 
 
+# Batches of about 3 s with the compiled kernel, so that one is surely seen in flight: at 300
+# items and 200 epochs a batch took 0.1 s and the run could end between two looks.
+LONG_BATCHES = dict(trials=12, batch=4, items=2000, epochs=2000)
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_batch_is_recovered_without_losing_a_completed_trial(tmp_path):
-    study = write_study(tmp_path, trials=12, batch=4, items=300, epochs=200)
+    study = write_study(tmp_path, **LONG_BATCHES)
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     process = start_run(study, url)
     finished_before = wait_for_running(url, "work", process, minimum_finished=4)
@@ -111,7 +117,7 @@ def test_a_worker_killed_mid_batch_is_recovered_without_losing_a_completed_trial
 
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_consistent_study_that_resumes(tmp_path):
-    study = write_study(tmp_path, trials=12, batch=4, items=300, epochs=200)
+    study = write_study(tmp_path, **LONG_BATCHES)
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     process = start_run(study, url)
     wait_for_running(url, "work", process, minimum_finished=0)
@@ -142,7 +148,9 @@ def start_group(study: Path, url: str, output=subprocess.PIPE) -> subprocess.Pop
 def test_ctrl_c_to_the_whole_group_leaves_no_running_trial_ten_times_in_a_row(tmp_path):
     # A terminal's Ctrl-C reaches the parent and every worker at once; each time the study
     # must be left with no RUNNING trial, the command must end (no hang), and say so once.
-    study = write_study(tmp_path, name="group", trials=400, batch=2, items=60, epochs=60)
+    # Batches of about 0.1 s: at 60 items and 60 epochs (1 ms) the ten runs could finish the
+    # study's 400 trials before the last interrupt, and that run ended before it was sent.
+    study = write_study(tmp_path, name="group", trials=400, batch=2, items=2000, epochs=100)
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     for attempt in range(10):
         process = start_group(study, url)
@@ -182,9 +190,10 @@ def alive(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_workers_end_with_their_parent_killed_and_fail_their_batches(tmp_path):
-    # Batches of about a second, so that workers left running would still be busy after 30 s;
-    # no pipes, which a worker might die of writing to once its parent is gone.
-    study = write_study(tmp_path, name="orphans", trials=400, batch=2, items=300, epochs=200)
+    # Batches of about a second (with the compiled kernel), so that workers left running would
+    # still be busy after 30 s; no pipes, which a worker might die of writing to once its parent
+    # is gone.
+    study = write_study(tmp_path, name="orphans", trials=400, batch=2, items=2000, epochs=1300)
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     process = start_group(study, url, output=subprocess.DEVNULL)
     workers = []

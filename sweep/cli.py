@@ -6,6 +6,7 @@ Every user error ends the same way: one line on stderr, exit code 2, no tracebac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import sys
@@ -198,42 +199,61 @@ def cmd_run(args) -> int:
     storage = open_storage(args.storage)
     if not args.allow_spec_change:
         _check_searches(specs, storage)
-    for spec, folds in zip(specs, datasets):
-        finished = _finished_if_full(storage, spec)
-        if finished is not None:
-            print(f"{spec.name}: {_count(finished, 'trial')} finished (0 added this run) "
-                  f"in {redact(args.storage)}")
-            continue
-        from .search import run_study
+    # Said from a few counts each: a run with nothing to add loads no trainer.
+    full = [_finished_if_full(storage, spec) for spec in specs]
+    with _compile_notices(quiet=args.quiet or None not in full):
+        for spec, folds, finished in zip(specs, datasets, full):
+            if finished is not None:
+                print(f"{spec.name}: {_count(finished, 'trial')} finished (0 added this run) "
+                      f"in {redact(args.storage)}")
+                continue
+            from .search import run_study
 
-        if args.workers > 1:
-            from .workers import run_workers
+            if args.workers > 1:
+                from .workers import run_workers
 
-            progress = run_workers(spec, args.storage, args.workers, datasets=folds,
-                                   allow_spec_change=args.allow_spec_change,
-                                   on_progress=_progress_printer(spec.name, args.quiet))
-        else:
-            progress = run_study(
-                spec,
-                storage,
-                datasets=folds,
-                allow_spec_change=args.allow_spec_change,
-                on_progress=_progress_printer(spec.name, args.quiet),
-            )
-        if not args.quiet and sys.stderr.isatty():
-            sys.stderr.write("\n")
-        print(
-            f"{spec.name}: {_count(progress.done, 'trial')} finished "
-            f"({progress.added} added this run) "
-            f"in {redact(args.storage)}"
-        )
-        if progress.done < progress.total and progress.running:
+                progress = run_workers(spec, args.storage, args.workers, datasets=folds,
+                                       allow_spec_change=args.allow_spec_change,
+                                       on_progress=_progress_printer(spec.name, args.quiet))
+            else:
+                progress = run_study(
+                    spec,
+                    storage,
+                    datasets=folds,
+                    allow_spec_change=args.allow_spec_change,
+                    on_progress=_progress_printer(spec.name, args.quiet),
+                )
+            if not args.quiet and sys.stderr.isatty():
+                sys.stderr.write("\n")
             print(
-                f"{spec.name}: {progress.running} trials are RUNNING in other workers, so this "
-                f"run stopped short of the declared {progress.total}; they count toward it when "
-                "they finish (a dead worker's are retried by the next run once its lease ends)"
+                f"{spec.name}: {_count(progress.done, 'trial')} finished "
+                f"({progress.added} added this run) "
+                f"in {redact(args.storage)}"
             )
+            if progress.done < progress.total and progress.running:
+                print(
+                    f"{spec.name}: {progress.running} trials are RUNNING in other workers, so "
+                    f"this run stopped short of the declared {progress.total}; they count toward "
+                    "it when they finish (a dead worker's are retried by the next run once its "
+                    "lease ends)"
+                )
     return 0
+
+
+def _compile_notices(quiet: bool):
+    """The first use of the trainer kernel after an install compiles it, a pause of seconds:
+    said on stderr as it starts (not with --quiet)."""
+    if quiet:
+        return contextlib.nullcontext()
+    from .kernel import compile_notices
+
+    def say(line: str) -> None:
+        # On a terminal the line replaces a progress bar being redrawn in place.
+        start, end = ("\r", "\033[K\n") if sys.stderr.isatty() else ("", "\n")
+        sys.stderr.write(f"{start}sweep: {line}{end}")
+        sys.stderr.flush()
+
+    return compile_notices(say)
 
 
 def _finished_if_full(storage, spec) -> int | None:

@@ -48,6 +48,7 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
+import numba.core.event
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -635,6 +636,7 @@ def _training_loop(rule: int, single_lane: bool):
                 log_likelihood,
             )
 
+    _LOOP_NAMES[train_chunks] = f"{RULES[rule]} training loop{' for one network' * single_lane}"
     return train_chunks
 
 
@@ -664,7 +666,32 @@ def _evaluation_loop(single_lane: bool):
                 accuracy,
             )
 
+    _LOOP_NAMES[evaluate_chunks] = f"evaluation loop{' for one network' * single_lane}"
     return evaluate_chunks
+
+
+# What each loop is, for compile_notices.
+_LOOP_NAMES: dict = {}
+
+
+class _CompileNotice(numba.core.event.Listener):
+    def __init__(self, say):
+        self.say = say
+
+    def on_start(self, event):
+        name = _LOOP_NAMES.get(event.data["dispatcher"])
+        if name is not None:  # a loop, not the functions it compiles with it
+            self.say(f"compiling the trainer kernel's {name} (once: it is cached on disk after)")
+
+    def on_end(self, event):
+        pass
+
+
+def compile_notices(say):
+    """A context within which ``say`` is called with a line each time one of the kernel's loops
+    starts compiling (its first use after an install or a change to this file: a few seconds,
+    which a loop loaded from the cache does not cost), so that a pause is explained."""
+    return numba.core.event.install_listener("numba:compile", _CompileNotice(say))
 
 
 # ---------------------------------------------------------------- the Python interface

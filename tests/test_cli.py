@@ -1,6 +1,7 @@
 """Command-line behaviours beyond the bad-input table: what read-only verbs leave behind,
 studies made by other tools, odd file names, and SIGTERM with several workers."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -143,3 +144,27 @@ def test_a_database_sqlite_has_analysed_is_still_ours(tmp_path, capsys):
     connection.close()
     assert main(["best", "tiny", "--storage", url]) == 0
     assert "learning_rate" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_run_says_when_it_compiles_the_kernel_and_not_when_it_loads_it(tmp_path):
+    # A fresh install's first run pauses for seconds to compile; the pause is said on stderr.
+    # The compiled code then comes from the cache (NUMBA_CACHE_DIR, empty at first), silently.
+    environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    outputs = []
+    for name in ("first", "second"):
+        study = tmp_path / f"{name}.toml"
+        study.write_text(
+            f'name = "{name}"\ntrials = 4\nbatch_size = 4\nseed = 3\n'
+            '[data]\nsource = "synthetic"\nitems = 40\n[network]\nepochs = 3\n'
+        )
+        outputs.append(subprocess.run(
+            [sys.executable, "-m", "sweep", "run", str(study), "--storage",
+             f"sqlite:///{tmp_path / 'sweep.db'}"],
+            capture_output=True, text=True, env=environment, check=True,
+        ))
+    first, second = (output.stderr for output in outputs)
+    assert "sweep: compiling the trainer kernel's seed training loop (once" in first
+    assert "sweep: compiling the trainer kernel's evaluation loop" in first
+    assert "compiling" not in second
+    assert "4 trials finished" in outputs[1].stdout

@@ -286,7 +286,7 @@ def _train_chunk(
 
     Every loop over the lanes is a loop LLVM vectorises; lanes past n_lanes (the last
     chunk's) idle on zero weights. ``rule`` and ``single_lane`` (width 1) are compiled in as
-    constants (``_train_chunk_of`` passes them so): one lane then runs as plain scalar code,
+    constants (``_training_loop`` passes them so): one lane then runs as plain scalar code,
     without a vector loop's set-up around every operation.
     """
     numba.literally(rule)

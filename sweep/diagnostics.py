@@ -41,7 +41,7 @@ import numpy as np
 
 from .network import Layout, evaluate, initial_block, lanes, loss_and_gradients
 from .rules import make_rule
-from .train import DIVERGENCE_FACTOR
+from .train import DIVERGENCE_FACTOR, draw_orders
 
 # The quantiles across weights each epoch records: median, quartiles and a wide band.
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -216,10 +216,8 @@ def _diagnose_same_length(pairs, learning_rate, momentum, *, rule, hidden, epoch
     # then one shuffle per epoch. initial_block's column j comes from generators[j] alone.
     weights = initial_block(layout, generators, init)
     n_items = len(datasets[0].y_train)
-    orders = np.stack([
-        rng.permuted(np.broadcast_to(np.arange(n_items), (epochs, n_items)), axis=1)
-        for rng in generators
-    ], axis=2)  # (epochs, n_items, columns): orders[e, t, j] is column j's t-th item in epoch e
+    # (epochs, n_items, columns): orders[e, t, j] is column j's t-th item in epoch e
+    orders = draw_orders(generators, [n_items] * len(generators), epochs).transpose(0, 2, 1)
     x_train = np.stack([dataset.x_train for dataset in datasets], axis=2)  # (items, inputs, cols)
     y_train = np.stack([dataset.y_train for dataset in datasets], axis=1)  # (items, columns)
     column_index = np.arange(len(columns))

@@ -546,18 +546,15 @@ def train_many(
                     # K Python round trips, 7 % of training at K = 256.
                     span = max(1, min(ORDER_EPOCHS_PER_DRAW, epochs - epoch + 1,
                                       GATHER_CHUNK_NUMBERS // (n_longest * len(active))))
-                    ranks = np.broadcast_to(np.arange(n_longest), (span, n_longest))
                     # Epoch-major, so that each epoch's (K, items) slab is contiguous: transposing
-                    # it then cost a tenth of transposing a strided one at K = 1024.
-                    drawn_orders = order_buffer[: span * len(active) * n_longest]
-                    drawn_orders = drawn_orders.reshape(span, len(active), n_longest)
+                    # it then cost a tenth of transposing a strided one at K = 1024. A network's
+                    # steps past its own items visit its first item (see _Steps).
                     own_lengths = network_items[active].tolist()
-                    for k, (generator, n_items) in enumerate(zip(generators, own_lengths)):
-                        own_items = drawn_orders[:, k, :n_items]
-                        generator.permuted(ranks[:, :n_items], axis=1, out=own_items)
-                        if n_items < n_longest:
-                            # Its steps past its own items visit its first item (see _Steps).
-                            drawn_orders[:, k, n_items:] = 0
+                    drawn_orders = draw_orders(
+                        generators, own_lengths, span,
+                        out=order_buffer[: span * len(active) * n_longest].reshape(
+                            span, len(active), n_longest),
+                    )
                 epoch_order, drawn_orders = drawn_orders[0], drawn_orders[1:]
                 if len(lanes) > len(active):
                     epoch_order = epoch_order[lanes]  # a lone network and its twin
@@ -640,15 +637,17 @@ def train_many(
 
     return batch_of()
 
-def _draw_orders(generators, lengths: list[int], epochs: int) -> np.ndarray:
-    """(epochs, K, longest) item orders, each network's drawn from its generator as the NumPy
-    path draws them (rows of ``Generator.permuted`` over its own items, several epochs a call);
-    slots past a network's items hold 0."""
+def draw_orders(generators, lengths: list[int], epochs: int, out=None) -> np.ndarray:
+    """(epochs, K, longest) item orders, network k's drawn from ``generators[k]`` over its own
+    ``lengths[k]`` items as every path draws them (rows of ``Generator.permuted``, several
+    epochs a call); slots past a network's items hold 0. ``out``: an int array of that shape
+    to fill instead of a new one."""
     longest = max(lengths)
-    drawn = np.zeros((epochs, len(generators), longest), dtype=np.int64)
+    drawn = np.empty((epochs, len(generators), longest), dtype=np.int64) if out is None else out
     ranks = np.broadcast_to(np.arange(longest), (epochs, longest))
     for k, (generator, n_items) in enumerate(zip(generators, lengths)):
         generator.permuted(ranks[:, :n_items], axis=1, out=drawn[:, k, :n_items])
+        drawn[:, k, n_items:] = 0
     return drawn
 
 
@@ -684,7 +683,7 @@ def _train_compiled(ledger, layout, datasets, dataset_index, parameters, learnin
             if orders is None:
                 if len(drawn) == 0:
                     span = min(ORDER_EPOCHS_PER_DRAW, ledger.epochs - epoch + 1)
-                    drawn = _draw_orders(generators, network_items[active].tolist(), span)
+                    drawn = draw_orders(generators, network_items[active].tolist(), span)
                 epoch_order, drawn = drawn[0].copy(), drawn[1:]
             else:
                 epoch_order = orders[active, epoch - 1].astype(np.int64)

@@ -240,26 +240,7 @@ class PostgresServer:
             f"CREATE DATABASE {DATABASE} OWNER {ROLE};\n"
         )
         # The password goes through stdin, not the command line.
-        self._run(
-            [
-                str(self.bin_dir / "psql"),
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                str(self.root),
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-f",
-                "-",
-            ],
-            input=sql,
-        )
+        self._run(self._psql_command("postgres", "-q", "-f", "-"), input=sql)
 
     def url_for(self, database: str) -> str:
         return self.url.rsplit("/", 1)[0] + "/" + database
@@ -271,26 +252,14 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = DATABASE) -> str:
         """Run ``sql`` as the superuser over the Unix socket; returns psql's output."""
-        return self._run(
-            [
-                str(self.bin_dir / "psql"),
-                "-X",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                str(self.root),
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-                "-c",
-                sql,
-            ]
-        ).stdout
+        return self._run(self._psql_command(database, "-A", "-t", "-c", sql)).stdout
+
+    def _psql_command(self, database: str, *arguments: str) -> list[str]:
+        """psql as the superuser on ``database`` over the Unix socket, stopping at an error."""
+        return [
+            str(self.bin_dir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-h", str(self.root),
+            "-p", str(self.port), "-U", "postgres", "-d", database, *arguments,
+        ]
 
     def stop(self) -> None:
         """Stop the server (fast shutdown), killing it if that fails, and remove the folder."""

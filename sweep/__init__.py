@@ -15,7 +15,8 @@ from importlib import import_module
 _PUBLIC = {
     "DataError": ".data",
     "Dataset": ".data",
-    "load_dataset": ".data",
+    "load_dataset": ".sources",
+    "load_folds": ".sources",
     "Batch": ".train",
     "EpochReport": ".train",
     "Run": ".train",

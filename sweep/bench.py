@@ -33,9 +33,9 @@ import time
 
 import numpy as np
 
-from .data import load_dataset
 from .network import Layout, initial_block
 from .seeding import generators
+from .sources import load_dataset
 from .train import train_many
 
 KERNEL_SIZES = (1, 16, 64, 256, 1024, 4096)

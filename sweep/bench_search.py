@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from .data import load_dataset
 from .network import Layout, initial_parameters
 from .search import run_study
+from .sources import load_dataset
 from .spec import load_study
 from .store.connect import open_storage
 

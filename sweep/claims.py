@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .analysis import Interval, completed, mean_interval
-from .diagnostics import MEDIAN, QUANTILES, Diagnostics, step_bound
+from .diagnostics import MEDIAN, QUANTILES, Diagnostics
 from .records import TrialRecord, epochs_to_target
+from .rules import get_rule
 
 CHECKPOINTS = (5, 10, 20)
 # The first and last tenth of training: "early" and "late" for claim 2.
@@ -298,7 +299,7 @@ def step_answer(diagnostics: Sequence[Diagnostics]) -> Answer:
     spread = mean_interval([float(np.nanmean(
         (d.effective_step[:, QUANTILES.index(0.75)] - d.effective_step[:, QUANTILES.index(0.25)])
         / d.effective_step[:, MEDIAN])) for d in diagnostics])
-    own, article, velocity = step_bound(first.rule, mu), 1 + mu, 1 / (1 - mu)
+    own, article, velocity = first.bound, 1 + mu, 1 / (1 - mu)
     sentences = [
         f"At {_setting_of(first)}, a weight's path over an epoch was {interval_text(median)} "
         f"times plain SGD's for the median weight; the quartiles across weights were "
@@ -361,7 +362,7 @@ def predicted_boundary(rule: str, stable_at_zero: float, momentum: float) -> flo
     """The effective-learning-rate theory: training stays stable while the effective rate,
     learning rate * (1 + momentum) for the article's rule and learning rate / (1 - momentum)
     for heavy ball and Nesterov, stays below plain SGD's largest stable rate."""
-    return stable_at_zero / step_bound(rule, momentum)
+    return stable_at_zero / get_rule(rule).effective_factor(momentum)
 
 
 def stability_answer(rule: str, boundaries: Sequence[Boundary]) -> Answer:
@@ -399,13 +400,10 @@ def stability_answer(rule: str, boundaries: Sequence[Boundary]) -> Answer:
         lower_measured = b.largest_stable or 0.0
         # Theory and grid agree when their brackets overlap.
         agree += int(predicted <= b.first_diverged and upper >= lower_measured)
-    factor = "(1 + momentum)" if rule == "seed" else "/ (1 - momentum)"
-    theory = ("learning rate * (1 + momentum)" if rule == "seed"
-              else "learning rate / (1 - momentum)")
     if total:
         sentences.append(
-            f"The effective-rate theory for the {rule} rule ({theory} below plain SGD's limit, "
-            f"so the limit divides by {factor.strip('()/ ')}) matched the grid's bracket at "
+            f"The effective-rate theory for the {rule} rule ({get_rule(rule).effective_formula} "
+            f"below plain SGD's limit) matched the grid's bracket at "
             f"{agree} of {total} momenta with a boundary.")
     return Answer(4, title, tuple(sentences))
 

@@ -21,7 +21,8 @@ from . import claims
 from .analysis import INTERVAL_METHOD, MIN_TUNED_LEARNING_RATES, compare_momentum, mean_interval
 from .diagnostics import QUANTILES, diagnose_many
 from .folders import Study
-from .pages import _data_label, _e, _page
+from .pages import _e, _page
+from .rules import get_rule
 
 PAGE = "momentum.html"
 PLOT_FOLDER = "momentum"
@@ -33,15 +34,6 @@ def _measurement(spec) -> tuple:
     """What must match for two studies' trials to rank together (as the report's comparison)."""
     return (spec.data, spec.hidden, spec.init, spec.epochs, spec.objective, spec.folds,
             spec.repeats)
-
-
-def _data_name(spec) -> str:
-    """The data set's heading: the report's label, and the correlated source's own."""
-    data = spec.data
-    if data.source == "correlated":
-        return (f"Correlated inputs ({data.items} items, {data.inputs} inputs, {data.classes} "
-                f"classes, noise {data.noise:g}, seed {data.seed})")
-    return _data_label(spec)
 
 
 def _searches_momentum(spec) -> bool:
@@ -140,12 +132,9 @@ def stability_figure(rule: str, boundaries, title: str):
     zero = next((b for b in boundaries if b.momentum == 0), None)
     if zero is not None and zero.largest_stable is not None:
         smooth = np.linspace(0, max(momenta), 100)
-        for rule_name, style in (("seed", "-"), ("heavy-ball", ":")):
-            theory = [claims.predicted_boundary(rule_name, zero.largest_stable, m) for m in smooth]
-            form = "lr (1 + momentum)" if rule_name == "seed" else "lr / (1 - momentum)"
-            own = " (this rule)" if (rule_name == "seed") == (rule == "seed") else ""
-            ax.plot(smooth, theory, style, color="black", lw=1,
-                    label=f"theory: {form} below plain SGD's limit{own}")
+        theory = [claims.predicted_boundary(rule, zero.largest_stable, m) for m in smooth]
+        ax.plot(smooth, theory, "-", color="black", lw=1,
+                label=f"theory: {get_rule(rule).effective_formula} below plain SGD's limit")
     ax.set_yscale("log")
     ax.set(xlabel="momentum", ylabel="learning rate", title=title)
     ax.legend(fontsize=8)
@@ -242,7 +231,7 @@ def write_momentum_page(studies: list[Study], root: Path) -> Path:
     groups: dict[str, list[Study]] = {}
     for study in sorted(studies, key=lambda s: s.name):
         if _searches_momentum(study.spec):
-            groups.setdefault(_data_name(study.spec), []).append(study)
+            groups.setdefault(study.spec.data.describe(), []).append(study)
     sections, written = [], []
     for label, members in groups.items():
         sections.append(f"<h2>{_e(label)}</h2>")

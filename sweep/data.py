@@ -1,29 +1,21 @@
-"""Data sets for the momentum tuner: load, check, split and standardise.
+"""Data sets for the momentum tuner: check, split, standardise, and read CSV files.
 
-Every loader returns a :class:`Dataset` holding a stratified train/validation
-split whose features are standardised with statistics of the *training* split
-only, so nothing about the validation items leaks into training.  Three
-sources are supported:
+Every data set becomes a :class:`Dataset` holding a stratified train/validation split whose
+features are standardised with statistics of the *training* split only, so nothing about the
+validation items leaks into training; or a list of them, one per fold of stratified k-fold
+cross-validation, each standardised with its own training part's statistics. Where the items
+come from (Iris, a generator, a user's CSV) is :mod:`sweep.sources`'s; a source gives its items
+as an unsplit :class:`Table` and this module splits it. :func:`load_csv` reads the CSV format
+every file source shares.
 
-* ``load_iris``      -- Fisher's Iris data, bundled as ``sweep/iris.csv``
-                        (copied from scikit-learn's ``sklearn/datasets/data``);
-* ``make_synthetic`` -- labels produced by a random "teacher" network;
-* ``load_csv``       -- any comma-separated file with numeric features and a
-                        class column.
-
-``load_dataset`` picks one of them from a single string, as a command line
-would.  ``load_folds`` loads the same sources as stratified k-fold
-cross-validation: one :class:`Dataset` per fold, each standardised with its
-own training part's statistics.  Bad input raises :class:`DataError` (a
-``ValueError``) whose message is one line naming the file or data set and
-what is wrong with it.  Everything is deterministic for a given seed.  Pure
-NumPy/pandas.
+Bad input raises :class:`DataError` (a ``ValueError``) whose message is one line naming the
+file or data set and what is wrong with it. Everything is deterministic for a given seed.
+Pure NumPy/pandas.
 """
 
 from __future__ import annotations
 
 import csv
-import inspect
 import math
 import os
 import warnings
@@ -39,11 +31,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DataError",
     "Dataset",
-    "load_iris",
-    "make_synthetic",
+    "Table",
     "load_csv",
-    "load_dataset",
-    "load_folds",
+    "read_csv_table",
+    "split_dataset",
+    "fold_datasets",
     "split_stratified",
     "split_folds",
     "IRIS_PATH",
@@ -71,7 +63,7 @@ class DataError(ValueError):
         super().__init__(" ".join(str(message).splitlines()))
 
 
-def _fail(source: object, what: str) -> DataError:
+def fail(source: object, what: str) -> DataError:
     return DataError(f"{source}: {what}")
 
 
@@ -114,7 +106,7 @@ class Dataset:
         for field, (value, dtype, ndim) in fields.items():
             arr = np.array(value, dtype=dtype, copy=True)
             if arr.ndim != ndim:
-                raise _fail(self.name, f"{field} must be {ndim}-D, got shape {arr.shape}")
+                raise fail(self.name, f"{field} must be {ndim}-D, got shape {arr.shape}")
             arr.flags.writeable = False
             object.__setattr__(self, field, arr)
         object.__setattr__(self, "feature_names", tuple(str(f) for f in self.feature_names))
@@ -123,17 +115,17 @@ class Dataset:
         n_in = len(self.feature_names)
         for field in ("x_train", "x_val"):
             if getattr(self, field).shape[1] != n_in:
-                raise _fail(
+                raise fail(
                     self.name,
                     f"{field} has {getattr(self, field).shape[1]} columns "
                     f"but there are {n_in} feature names",
                 )
         for xf, yf in (("x_train", "y_train"), ("x_val", "y_val")):
             if len(getattr(self, xf)) != len(getattr(self, yf)):
-                raise _fail(self.name, f"{xf} and {yf} have different lengths")
+                raise fail(self.name, f"{xf} and {yf} have different lengths")
             y = getattr(self, yf)
             if y.size and (y.min() < 0 or y.max() >= len(self.class_names)):
-                raise _fail(
+                raise fail(
                     self.name,
                     f"{yf} has class indices outside 0..{len(self.class_names) - 1}",
                 )
@@ -153,31 +145,31 @@ class Dataset:
 # argument checks
 
 
-def _check_fraction(validation_fraction: Any, source: object) -> float:
+def check_fraction(validation_fraction: Any, source: object) -> float:
     if isinstance(validation_fraction, bool) or not isinstance(
         validation_fraction, (int, float, np.integer, np.floating)
     ):
-        raise _fail(
+        raise fail(
             source,
             f"validation_fraction must be a number in (0, 1), got {validation_fraction!r}",
         )
     frac = float(validation_fraction)
     if not 0.0 < frac < 1.0:  # also rejects NaN
-        raise _fail(source, f"validation_fraction must be in (0, 1), got {frac!r}")
+        raise fail(source, f"validation_fraction must be in (0, 1), got {frac!r}")
     return frac
 
 
-def _check_seed(seed: Any, source: object) -> int:
+def check_seed(seed: Any, source: object) -> int:
     # default_rng would accept arrays and Generators too, but a sweep records
     # the seed in its results, so insist on a plain reproducible integer.
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise _fail(source, f"seed must be a non-negative integer, got {seed!r}")
+        raise fail(source, f"seed must be a non-negative integer, got {seed!r}")
     return int(seed)
 
 
-def _check_int(value: Any, field: str, minimum: int, source: object) -> int:
+def check_int(value: Any, field: str, minimum: int, source: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise _fail(source, f"{field} must be an integer >= {minimum}, got {value!r}")
+        raise fail(source, f"{field} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -186,7 +178,7 @@ def _check_class_sizes(y: np.ndarray, source: object, class_names=None) -> None:
     for label, count in zip(labels, counts):
         if count < 2:
             shown = class_names[int(label)] if class_names is not None else label
-            raise _fail(
+            raise fail(
                 source,
                 f"class {str(shown)!r} has only {count} item; every class needs at "
                 f"least 2 (one for training, one for validation)",
@@ -221,11 +213,11 @@ def split_stratified(
         DataError: bad fraction or seed, ``y`` not 1-D, or a class with fewer
             than 2 items.
     """
-    frac = _check_fraction(validation_fraction, "split_stratified")
-    seed = _check_seed(seed, "split_stratified")
+    frac = check_fraction(validation_fraction, "split_stratified")
+    seed = check_seed(seed, "split_stratified")
     y = np.asarray(y)
     if y.ndim != 1:
-        raise _fail("split_stratified", f"y must be 1-D, got shape {y.shape}")
+        raise fail("split_stratified", f"y must be 1-D, got shape {y.shape}")
     _check_class_sizes(y, "split_stratified")
 
     rng = np.random.default_rng(seed)
@@ -264,14 +256,14 @@ def split_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, 
         DataError: bad seed, ``y`` not 1-D, ``folds`` not an integer >= 2, or
             a class with fewer than ``folds`` items.
     """
-    folds = _check_int(folds, "folds", 2, "split_folds")
-    seed = _check_seed(seed, "split_folds")
+    folds = check_int(folds, "folds", 2, "split_folds")
+    seed = check_seed(seed, "split_folds")
     y = np.asarray(y)
     if y.ndim != 1:
-        raise _fail("split_folds", f"y must be 1-D, got shape {y.shape}")
+        raise fail("split_folds", f"y must be 1-D, got shape {y.shape}")
     labels, counts = np.unique(y, return_counts=True)
     if folds > counts.min():
-        raise _fail(
+        raise fail(
             "split_folds",
             f"{folds} folds need at least {folds} items in every class; "
             f"class {labels[counts.argmin()]!r} has {counts.min()}",
@@ -304,7 +296,7 @@ def _standardise(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np
 
 
 @dataclass(frozen=True)
-class _Table:
+class Table:
     """A data set as its source gives it, before any split: x (N, n_inputs) float64 features,
     y (N,) int64 class indices, and the names to give a ``Dataset``."""
 
@@ -315,7 +307,7 @@ class _Table:
     class_names: tuple[str, ...]
 
 
-def _dataset(table: _Table, train_idx: np.ndarray, val_idx: np.ndarray) -> Dataset:
+def _standardised(table: Table, train_idx: np.ndarray, val_idx: np.ndarray) -> Dataset:
     x_train, x_val = _standardise(table.x[train_idx], table.x[val_idx])
     return Dataset(
         name=table.name,
@@ -328,9 +320,25 @@ def _dataset(table: _Table, train_idx: np.ndarray, val_idx: np.ndarray) -> Datas
     )
 
 
-def _build(table: _Table, validation_fraction: float, seed: int) -> Dataset:
+def split_dataset(table: Table, validation_fraction: float, seed: int) -> Dataset:
+    """The table as one stratified training/validation split (see :func:`split_stratified`),
+    standardised with the training part's statistics."""
     train_idx, val_idx = split_stratified(table.y, validation_fraction, seed)
-    return _dataset(table, train_idx, val_idx)
+    return _standardised(table, train_idx, val_idx)
+
+
+def fold_datasets(table: Table, folds: int, seed: int, source: object) -> list[Dataset]:
+    """The table as ``folds`` >= 2 stratified folds (see :func:`split_folds`), fold f at index
+    f, each standardised with its own training part's statistics. DataError naming ``source``
+    when a class has fewer items than folds."""
+    counts = np.bincount(table.y, minlength=len(table.class_names))
+    if folds > counts.min():
+        raise fail(
+            source,
+            f"{folds} folds need at least {folds} items in every class; "
+            f"class {table.class_names[counts.argmin()]!r} has {counts.min()}",
+        )
+    return [_standardised(table, train, val) for train, val in split_folds(table.y, folds, seed)]
 
 
 # --------------------------------------------------------------------------
@@ -383,11 +391,11 @@ def _check_header(path: Path, source: str) -> None:
     except (OSError, ValueError, csv.Error):
         return  # pandas reports it below, in its own words
     if len(header) > MAX_COLUMNS:
-        raise _fail(source, f"the header has {len(header)} columns; at most {MAX_COLUMNS} are read")
+        raise fail(source, f"the header has {len(header)} columns; at most {MAX_COLUMNS} are read")
     seen = set()
     for name in (column.strip() for column in header):
         if name in seen:
-            raise _fail(source, f"column {name!r} appears more than once in the header")
+            raise fail(source, f"column {name!r} appears more than once in the header")
         seen.add(name)
 
 
@@ -397,11 +405,11 @@ def _read_table(path: str | os.PathLike, source: str) -> pd.DataFrame:
 
     p = Path(path)
     if not p.exists():
-        raise _fail(source, "file not found")
+        raise fail(source, "file not found")
     if p.is_dir():
-        raise _fail(source, "is a directory, not a CSV file")
+        raise fail(source, "is a directory, not a CSV file")
     if not p.is_file():  # a FIFO or a device would block the read, or never end it
-        raise _fail(source, "not a regular file (a pipe, socket or device)")
+        raise fail(source, "not a regular file (a pipe, socket or device)")
     _check_header(p, source)
     try:
         # Everything is read as text so that we, not pandas, decide what a bad
@@ -424,28 +432,28 @@ def _read_table(path: str | os.PathLike, source: str) -> pd.DataFrame:
             )
     except pd.errors.ParserWarning:
         detail = _too_many_fields(p) or "a row has more fields than the header"
-        raise _fail(source, detail) from None
+        raise fail(source, detail) from None
     except pd.errors.EmptyDataError:
-        raise _fail(source, "file is empty (no header line)") from None
+        raise fail(source, "file is empty (no header line)") from None
     except pd.errors.ParserError as exc:
         # Prefer our own wording for the common "too many fields" case so the
         # message is the same whichever row it happens on.
         detail = _too_many_fields(p) or "not a valid CSV file: " + str(exc).strip().replace(
             "Error tokenizing data. C error: ", ""
         )
-        raise _fail(source, detail) from None
+        raise fail(source, detail) from None
     except UnicodeDecodeError as exc:
-        raise _fail(
+        raise fail(
             source, f"not UTF-8 text (bad byte at position {exc.start})"
         ) from None
     except IsADirectoryError:
-        raise _fail(source, "is a directory, not a CSV file") from None
+        raise fail(source, "is a directory, not a CSV file") from None
     except PermissionError:
-        raise _fail(source, "permission denied") from None
+        raise fail(source, "permission denied") from None
     except FileNotFoundError:
-        raise _fail(source, "file not found") from None
+        raise fail(source, "file not found") from None
     except OSError as exc:
-        raise _fail(source, f"cannot read file: {exc.strerror or exc}") from None
+        raise fail(source, f"cannot read file: {exc.strerror or exc}") from None
 
     table.columns = [str(c).strip() for c in table.columns]
     # Missing trailing fields come back as NaN despite dtype=str; treat as "".
@@ -490,20 +498,20 @@ def load_csv(
             "fewer items than classes").
     """
     source = str(path)
-    frac = _check_fraction(validation_fraction, source)
-    seed = _check_seed(seed, source)
-    table = _read_csv(path, target, name if name is not None else Path(path).stem)
-    return _build(table, frac, seed)
+    frac = check_fraction(validation_fraction, source)
+    seed = check_seed(seed, source)
+    table = read_csv_table(path, target, name if name is not None else Path(path).stem)
+    return split_dataset(table, frac, seed)
 
 
-def _read_csv(path: str | os.PathLike, target: str, name: str) -> _Table:
+def read_csv_table(path: str | os.PathLike, target: str, name: str) -> Table:
     """The checked contents of a CSV file for :func:`load_csv` (which documents the checks)."""
     source = str(path)
     table = _read_table(path, source)
 
     columns = list(table.columns)
     if target not in columns:
-        raise _fail(
+        raise fail(
             source,
             f"target column {target!r} not found; columns are "
             + ", ".join(repr(c) for c in columns)
@@ -511,9 +519,9 @@ def _read_csv(path: str | os.PathLike, target: str, name: str) -> _Table:
         )
     features = [c for c in columns if c != target]
     if not features:
-        raise _fail(source, f"no feature columns besides target {target!r}")
+        raise fail(source, f"no feature columns besides target {target!r}")
     if len(table) == 0:
-        raise _fail(source, "no data rows after the header")
+        raise fail(source, "no data rows after the header")
 
     lines = table.index.to_numpy() + 2  # +1 for the header, +1 for 1-based
     x = np.empty((len(table), len(features)), dtype=np.float64)
@@ -528,7 +536,7 @@ def _read_csv(path: str | os.PathLike, target: str, name: str) -> _Table:
             finite = np.array([_is_finite_number(v) for v in raw])
         if not finite.all():
             i = int(np.argmin(finite))  # first bad row
-            raise _fail(
+            raise fail(
                 source,
                 f"column {col!r} has {_describe_bad_cell(raw[i])} on line {lines[i]}",
             )
@@ -537,20 +545,20 @@ def _read_csv(path: str | os.PathLike, target: str, name: str) -> _Table:
     labels = table[target].to_numpy(dtype=object)
     empty = np.flatnonzero(labels == "")
     if empty.size:
-        raise _fail(
+        raise fail(
             source, f"column {target!r} has an empty label on line {lines[empty[0]]}"
         )
     unique = sorted(set(labels), key=_label_key(labels))
     _check_numeric_spellings(unique, source, target)
     if len(unique) < 2:
-        raise _fail(
+        raise fail(
             source,
             f"target {target!r} has only one class ({unique[0]!r}); need at least 2",
         )
     index = {label: k for k, label in enumerate(unique)}
     y = np.array([index[label] for label in labels], dtype=np.int64)
     _check_class_sizes(y, source, unique)
-    return _Table(name, x, y, tuple(features), tuple(unique))
+    return Table(name, x, y, tuple(features), tuple(unique))
 
 
 def _delimiter_hint(columns: list[str]) -> str:
@@ -574,7 +582,7 @@ def _check_numeric_spellings(labels, source: str, target: str) -> None:
         except ValueError:
             continue
         if number in spelt:
-            raise _fail(
+            raise fail(
                 source,
                 f"column {target!r} has labels {spelt[number]!r} and {label!r}: labels are text, "
                 "so these would be two classes; write each class the same way",
@@ -594,312 +602,3 @@ def _label_key(labels):
         # (value, text): a stable order (two spellings of one number are refused above).
         return lambda t: (int(t), t)
     return str
-
-
-# --------------------------------------------------------------------------
-# built-in data sets
-
-
-def load_iris(validation_fraction: float = 0.2, seed: int = 0) -> Dataset:
-    """Fisher's Iris data: 150 flowers, 4 measurements (cm), 3 species.
-
-    Parameters:
-        validation_fraction: share of each species held out, in (0, 1);
-            default 0.2 gives 120 training / 30 validation items (10 per
-            species).
-        seed: non-negative int for the split; default 0.
-
-    Returns:
-        Dataset named ``"iris"`` with classes ``setosa``, ``versicolor``,
-        ``virginica`` (indices 0, 1, 2).
-    """
-    return load_csv(IRIS_PATH, "species", validation_fraction, seed, name="iris")
-
-
-def make_synthetic(
-    items: int = 300,
-    inputs: int = 4,
-    classes: int = 3,
-    seed: int = 0,
-    hidden: int = 8,
-    validation_fraction: float = 0.2,
-    noise: float = 0.0,
-) -> Dataset:
-    """A learnable synthetic task: labels from a random teacher network.
-
-    Inputs are standard normal; labels are the argmax of
-    ``tanh(x @ W1 + b1) @ W2 + b2 (+ noise)`` with random weights.  Because a
-    tanh network with ``hidden`` units produced the labels, a student of the
-    same shape can fit them, which makes this a controlled playground for
-    tuning momentum.  Inputs, weights and the split all come from
-    ``numpy.random.default_rng(seed)``.
-
-    Parameters:
-        items: number of examples, >= 2 * classes (every class needs a
-            training and a validation item); default 300.
-        inputs: number of input features, >= 1; default 4.
-        classes: number of classes, >= 2; default 3.
-        seed: non-negative int; default 0.
-        hidden: teacher hidden units, >= 1; default 8.
-        validation_fraction: share of each class held out, in (0, 1);
-            default 0.2.
-        noise: standard deviation of Gaussian noise added to the teacher's
-            outputs before the argmax, >= 0; default 0.0 (noise-free labels).
-            Around 0.1-0.5 some labels near class boundaries flip.
-
-    Raises:
-        DataError: a parameter out of range, or no draw among 100 attempts
-            gave every class at least 2 items (only plausible when ``items``
-            is close to ``2 * classes``).
-    """
-    frac = _check_fraction(validation_fraction, "synthetic")
-    table = _draw_synthetic(
-        items=items, inputs=inputs, classes=classes, seed=seed, hidden=hidden, noise=noise
-    )
-    return _build(table, frac, seed)
-
-
-def _draw_synthetic(
-    items: int = 300,
-    inputs: int = 4,
-    classes: int = 3,
-    seed: int = 0,
-    hidden: int = 8,
-    noise: float = 0.0,
-) -> _Table:
-    """The items and teacher labels of :func:`make_synthetic` (which documents the parameters)."""
-    source = "synthetic"
-    classes = _check_int(classes, "classes", 2, source)
-    items = _check_int(items, "items", 2 * classes, source)
-    inputs = _check_int(inputs, "inputs", 1, source)
-    hidden = _check_int(hidden, "hidden", 1, source)
-    seed = _check_seed(seed, source)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)):
-        raise _fail(source, f"noise must be a number >= 0, got {noise!r}")
-    noise = float(noise)
-    if not (math.isfinite(noise) and noise >= 0.0):
-        raise _fail(source, f"noise must be a finite number >= 0, got {noise!r}")
-
-    rng = np.random.default_rng(seed)
-    # Redrawing from the same generator keeps retries deterministic per seed.
-    for _ in range(100):
-        x = rng.standard_normal((items, inputs))
-        w1 = rng.standard_normal((inputs, hidden)) / math.sqrt(inputs)
-        b1 = rng.standard_normal(hidden) * 0.5
-        w2 = rng.standard_normal((hidden, classes)) / math.sqrt(hidden)
-        h = np.tanh(x @ w1 + b1) @ w2
-        # Centring each output over the sample stops one class from winning
-        # almost everywhere, which random weights otherwise often do.
-        logits = h - h.mean(axis=0)
-        if noise > 0.0:
-            logits = logits + noise * rng.standard_normal(logits.shape)
-        y = logits.argmax(axis=1).astype(np.int64)
-        if np.bincount(y, minlength=classes).min() >= 2:
-            break
-    else:
-        raise _fail(
-            source,
-            f"could not draw labels with at least 2 items in each of {classes} "
-            f"classes from {items} items; use more items",
-        )
-
-    return _Table(
-        source,
-        x,
-        y,
-        tuple(f"x{j}" for j in range(inputs)),
-        tuple(f"class{k}" for k in range(classes)),
-    )
-
-
-def load_dataset(
-    name_or_path: str,
-    *,
-    target: str | None = None,
-    validation_fraction: float = 0.2,
-    seed: int = 0,
-    **synthetic_params: Any,
-) -> Dataset:
-    """Load a data set named on the command line.
-
-    Parameters:
-        name_or_path: ``"iris"`` -> :func:`load_iris`; ``"synthetic"`` ->
-            :func:`make_synthetic`; anything else is a CSV path for
-            :func:`load_csv`.  The two names win over files of the same name;
-            write ``./iris`` to mean a file.
-        target: class column, required for a CSV and not allowed otherwise.
-        validation_fraction: share of each class held out, in (0, 1);
-            default 0.2.
-        seed: non-negative int; default 0.
-        **synthetic_params: ``items``, ``inputs``, ``classes``, ``hidden``,
-            ``noise`` for ``"synthetic"``; not allowed otherwise.
-
-    Raises:
-        DataError: a missing or unexpected argument, or whatever the chosen
-            loader raises.
-    """
-    source = str(name_or_path)
-    frac = _check_fraction(validation_fraction, source)
-    seed = _check_seed(seed, source)
-    return _build(_load_table(name_or_path, target, seed, synthetic_params), frac, seed)
-
-
-def load_folds(
-    name_or_path: str,
-    *,
-    folds: int,
-    target: str | None = None,
-    seed: int = 0,
-    validation_fraction: float = 0.2,
-    **synthetic_params: Any,
-) -> list[Dataset]:
-    """Load a data set named on the command line as stratified k-fold cross-validation.
-
-    Parameters:
-        name_or_path, target, seed, **synthetic_params: as for
-            :func:`load_dataset`.  ``seed`` also deals the items to the folds
-            (see :func:`split_folds`).
-        folds: number of folds, from 1 to the size of the smallest class.
-            1 gives ``[load_dataset(...)]``, today's single split, with the
-            same numbers.  With 2 or more, fold f validates on its own share
-            of every class and trains on all the other items, standardised
-            with the statistics of those training items.
-        validation_fraction: used with ``folds == 1`` only, where it is the
-            share of each class held out, in (0, 1); it is checked in any case.
-
-    Returns:
-        ``folds`` Datasets, fold f at index f, each with the data set's name.
-
-    Raises:
-        DataError: ``folds`` not an integer >= 1 or more than the smallest
-            class's size, or whatever :func:`load_dataset` raises.
-    """
-    source = str(name_or_path)
-    folds = _check_int(folds, "folds", 1, source)
-    if folds == 1:
-        return [
-            load_dataset(
-                name_or_path, target=target, validation_fraction=validation_fraction, seed=seed,
-                **synthetic_params,
-            )
-        ]
-    _check_fraction(validation_fraction, source)
-    seed = _check_seed(seed, source)
-    table = _load_table(name_or_path, target, seed, synthetic_params)
-    counts = np.bincount(table.y, minlength=len(table.class_names))
-    if folds > counts.min():
-        raise _fail(
-            source,
-            f"{folds} folds need at least {folds} items in every class; "
-            f"class {table.class_names[counts.argmin()]!r} has {counts.min()}",
-        )
-    splits = split_folds(table.y, folds, seed)
-    return [_dataset(table, train_idx, val_idx) for train_idx, val_idx in splits]
-
-
-def _load_table(
-    name_or_path: str, target: str | None, seed: int, synthetic_params: dict[str, Any]
-) -> _Table:
-    """The unsplit data set ``name_or_path`` names, for :func:`load_dataset` and
-    :func:`load_folds`, after checking which arguments that source takes."""
-    source = str(name_or_path)
-    if source == "synthetic":
-        if target is not None:
-            raise _fail(source, "target is only used for CSV files")
-        allowed = [p for p in inspect.signature(_draw_synthetic).parameters if p != "seed"]
-        unknown = sorted(set(synthetic_params) - set(allowed))
-        if unknown:
-            raise _fail(
-                source,
-                f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(allowed)}",
-            )
-        return _draw_synthetic(seed=seed, **synthetic_params)
-
-    if synthetic_params:
-        raise _fail(
-            source,
-            f"parameter(s) {', '.join(sorted(synthetic_params))} only apply to 'synthetic'",
-        )
-    if source == "iris":
-        if target is not None:
-            raise _fail(source, "target is only used for CSV files")
-        return _read_csv(IRIS_PATH, "species", name="iris")
-    if target is None:
-        raise _fail(source, "a target column is required for a CSV file")
-    return _read_csv(name_or_path, target, name=Path(name_or_path).stem)
-
-
-# --------------------------------------------------------------------------
-# correlated inputs: data on which momentum should matter
-
-
-def make_correlated(
-    items: int = 600,
-    inputs: int = 8,
-    classes: int = 3,
-    seed: int = 0,
-    noise: float = 0.0,
-    condition: float = 30.0,
-    validation_fraction: float = 0.2,
-    folds: int = 1,
-) -> list[Dataset]:
-    """Strongly correlated inputs whose classes differ along their least-varying direction.
-
-    Standardising each feature does not make this problem well conditioned, which is why it
-    is here: momentum is meant to help exactly where plain gradient descent must take steps
-    small enough for the steep directions while crawling along the shallow ones. Latent
-    ``z ~ N(0, I)`` is scaled by singular values spread geometrically from 1 down to
-    ``1 / condition`` and rotated by a random orthogonal matrix, ``x = (z * s) @ Q.T``: every
-    feature mixes every latent direction, so the features are strongly correlated and keep
-    their covariance's spread (condition number ``condition``, squared in the loss's curvature)
-    after per-feature standardisation, which only rescales columns. The class is the quantile
-    bin of the *smallest* direction's latent coordinate (plus ``noise`` times a standard
-    normal), so telling the classes apart needs weights that are large along a direction the
-    inputs barely vary in.
-
-    Parameters:
-        items: number of examples, >= 2 * classes * max(folds, 1); default 600.
-        inputs: number of features, >= 2; default 8.
-        classes: number of classes, >= 2; default 3 (equal-sized bins).
-        seed: non-negative int drawing the data, the rotation and the split; default 0.
-        noise: standard deviation added to the class coordinate before binning, >= 0
-            (flips labels near the boundaries); default 0.
-        condition: ratio of the largest to the smallest singular value, >= 1; default 30.
-        validation_fraction: share of each class held out when ``folds == 1``, in (0, 1).
-        folds: 1 for one stratified split, else stratified k-fold cross-validation, each
-            fold standardised with its own training part (as :func:`load_folds`).
-
-    Returns:
-        ``folds`` Datasets named ``"correlated"``.
-    """
-    source = "correlated"
-    classes = _check_int(classes, "classes", 2, source)
-    items = _check_int(items, "items", 2 * classes, source)
-    inputs = _check_int(inputs, "inputs", 2, source)
-    folds = _check_int(folds, "folds", 1, source)
-    seed = _check_seed(seed, source)
-    frac = _check_fraction(validation_fraction, source)
-    for name, value, least in (("noise", noise, 0.0), ("condition", condition, 1.0)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise _fail(source, f"{name} must be a number >= {least:g}, got {value!r}")
-        if not (math.isfinite(float(value)) and float(value) >= least):
-            raise _fail(source, f"{name} must be a finite number >= {least:g}, got {value!r}")
-
-    rng = np.random.default_rng(seed)
-    latent = rng.standard_normal((items, inputs))
-    scales = np.geomspace(1.0, 1.0 / float(condition), inputs)
-    rotation, _ = np.linalg.qr(rng.standard_normal((inputs, inputs)))
-    x = (latent * scales) @ rotation.T
-    coordinate = latent[:, -1] + float(noise) * rng.standard_normal(items)
-    edges = np.quantile(coordinate, np.arange(1, classes) / classes)
-    y = np.searchsorted(edges, coordinate).astype(np.int64)
-    table = _Table(
-        source, x, y, tuple(f"x{j}" for j in range(inputs)),
-        tuple(f"class{k}" for k in range(classes)),
-    )
-    if folds == 1:
-        return [_build(table, frac, seed)]
-    counts = np.bincount(y, minlength=classes)
-    if folds > counts.min():
-        raise _fail(source, f"{folds} folds need at least {folds} items in every class")
-    return [_dataset(table, train, val) for train, val in split_folds(y, folds, seed)]

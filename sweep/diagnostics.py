@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .network import Layout, evaluate, initial_block, lanes, loss_and_gradients
-from .rules import make_rule
+from .rules import get_rule, make_rule
 from .train import DIVERGENCE_FACTOR, draw_orders
 
 # The quantiles across weights each epoch records: median, quartiles and a wide band.
@@ -48,27 +48,18 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 MEDIAN = QUANTILES.index(0.5)
 
 
-def step_bound(rule: str, momentum: float) -> float:
-    """The most a rule's window of updates can outrun plain SGD's: 1 + momentum for the
-    article's one-step look-back, 1 / (1 - momentum) for heavy ball and Nesterov."""
-    return 1.0 + momentum if rule == "seed" else 1.0 / (1.0 - momentum)
-
-
 def apply_rule(rule, weights: np.ndarray, sgd_step: np.ndarray, momentum) -> tuple:
     """One update of ``weights`` in place by the rule object ``rule`` (from
     :func:`sweep.rules.make_rule`); returns (update, momentum term), each the shape of
-    ``weights``.
+    ``weights``, as the rule's ``update_parts`` gives them from its memory before the step.
 
     sgd_step must be a fresh array: the article's rule keeps it as its memory. The update is
-    read from the rule's own buffers rather than as a difference of weights, which would lose
+    computed from the rule's formula rather than as a difference of weights, which would lose
     the digits of a small step on a large weight.
     """
-    returned = rule.step(weights, sgd_step, momentum)
-    if rule.name == "seed":
-        carried = returned.copy()  # the rule hands back momentum * prev_delta
-        return sgd_step + carried, carried
-    update = (rule.velocity if rule.name == "heavy-ball" else rule._update).copy()
-    return update, update - sgd_step
+    update, carried = rule.update_parts(rule.memory, sgd_step, momentum)
+    rule.step(weights, sgd_step, momentum)
+    return update, carried
 
 
 class UpdateTally:
@@ -129,7 +120,7 @@ class Diagnostics:
 
     @property
     def bound(self) -> float:
-        return step_bound(self.rule, self.momentum)
+        return get_rule(self.rule).effective_factor(self.momentum)
 
 
 def diagnose(
@@ -147,7 +138,7 @@ def diagnose(
     its updates' distribution across weights every epoch.
 
     dataset: a ``sweep.data.Dataset``. learning_rate > 0; momentum in [0, 1); seed >= 0;
-    rule: one of ``sweep.rules.RULES``. Costs tens of microseconds per item: meant for a few
+    rule: one of ``sweep.rules.rule_names()``. Costs tens of microseconds per item: meant for a few
     networks (the settings a study picked), not for a search. :func:`diagnose_many` trains
     several at once for about the price of one.
     """

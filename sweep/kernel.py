@@ -45,6 +45,8 @@ of a second.
 from __future__ import annotations
 
 import functools
+import hashlib
+import marshal
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -52,14 +54,10 @@ import numba.core.event
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from .network import Layout
-from .rules import RULES
-
-# Rule codes the compiled code branches on, in sweep.rules.RULES's order.
-RULE_CODES = {name: code for code, name in enumerate(RULES)}
-_SEED, _HEAVY_BALL, _NESTEROV = (RULE_CODES[name] for name in ("seed", "heavy-ball", "nesterov"))
+from .rules import get_rule
 
 # Networks per chunk: eight 4-wide vectors of float64 per operation, enough independent work
 # to hide the latencies, while an Iris chunk's weights and state (30 KB) stay in L1.
@@ -243,24 +241,59 @@ def tanh(x):
 # ---------------------------------------------------------------- one chunk's epoch
 
 
+def rule_key(name: str) -> int:
+    """The compile-time constant that names rule ``name``'s step in the compiled loops: a
+    number made from a digest of its formula's code. Numba keys a loop's disk cache on its
+    closure's constants and on this file alone, so an edit to the rule's formula in
+    ``sweep.rules`` changes the key and compiles the loop afresh instead of loading a stale
+    one. ValueError naming the valid rules for an unknown name."""
+    key = _formula_key(get_rule(name).scalar_step)
+    _RULE_NAMES[key] = name
+    return key
+
+
+@functools.cache
+def _formula_key(scalar_step) -> int:
+    # Cached: a digest per epoch would cost as much as a lone network's epoch in the loop.
+    return int(hashlib.sha256(marshal.dumps(scalar_step.__code__)).hexdigest()[:15], 16)
+
+
+_RULE_NAMES: dict[int, str] = {}  # rule_key -> rule name
+
+
+def _rule_formula(key, weight, memory, sgd_step, momentum):
+    """(new weight, new memory): the formula of the rule ``key`` (a ``rule_key``) names."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(_rule_formula, inline="always")
+def _compiled_rule_formula(key, weight, memory, sgd_step, momentum):
+    # Resolved while a loop compiles: the rule's own scalar_step, compiled in; the loop has no
+    # per-rule branch.
+    if not isinstance(key, types.IntegerLiteral):
+        return None
+    return _compiled_step(_RULE_NAMES[key.literal_value])
+
+
+@functools.cache
+def _compiled_step(name: str):
+    scalar_step = njit(**_INLINED)(get_rule(name).scalar_step)
+
+    def formula(key, weight, memory, sgd_step, momentum):
+        return scalar_step(weight, memory, sgd_step, momentum)
+
+    return formula
+
+
 @njit(**_INLINED)
 def _rule_step(rule, weights, memory, p, j, sgd_step, momentum, active):
-    """Parameter p of lane j: the momentum rule, as ``sweep.rules`` writes it, given
-    ``sgd_step`` = -learning_rate * dLoss/dw. ``memory`` is the seed rule's prev_delta or the
-    others' velocity. A lane not ``active`` (past its last item) keeps its values. ``rule`` is
-    a compile-time constant, so only its own branch is compiled."""
-    weight = weights[p, j]
-    if rule == _SEED:
-        updated = (weight + sgd_step) + memory[p, j] * momentum
-        remembered = sgd_step
-    elif rule == _HEAVY_BALL:
-        remembered = memory[p, j] * momentum + sgd_step
-        updated = weight + remembered
-    else:
-        remembered = memory[p, j] * momentum + sgd_step
-        updated = weight + (remembered * momentum + sgd_step)
+    """Parameter p of lane j: one step of the rule ``rule`` (a ``rule_key``, a compile-time
+    constant) given ``sgd_step`` = -learning_rate * dLoss/dw; ``memory`` is the rule's memory.
+    A lane not ``active`` (past its last item) keeps its values."""
+    weight, remembered = weights[p, j], memory[p, j]
+    updated, new_memory = _rule_formula(rule, weight, remembered, sgd_step, momentum)
     weights[p, j] = updated if active else weight
-    memory[p, j] = remembered if active else memory[p, j]
+    memory[p, j] = new_memory if active else remembered
 
 
 @njit(**_JIT)
@@ -597,6 +630,7 @@ def _evaluate_chunk(
 # folds them in as literals, and keys its disk cache on them, so each loop is cached apart.
 @functools.cache
 def _training_loop(rule: int, single_lane: bool):
+    """The loop over chunks for the rule ``rule`` (a ``rule_key``) and lane mode."""
     @njit(**_JIT)
     def train_chunks(
         first_chunk,
@@ -636,7 +670,8 @@ def _training_loop(rule: int, single_lane: bool):
                 log_likelihood,
             )
 
-    _LOOP_NAMES[train_chunks] = f"{RULES[rule]} training loop{' for one network' * single_lane}"
+    name = _RULE_NAMES[rule]
+    _LOOP_NAMES[train_chunks] = f"{name} training loop{' for one network' * single_lane}"
     return train_chunks
 
 
@@ -780,10 +815,10 @@ def train_epoch(
 
     layout: the networks' sizes (n_inputs = x_table's columns, n_outputs = classes).
     weights: (P, K) C-contiguous, float64 or float32, in ``Layout``'s order; updated in place.
-    memory: the rule's state, same shape and dtype, zero before the first epoch: the seed
-        rule's prev_delta, or heavy ball's and Nesterov's velocity; updated in place.
+    memory: the rule's memory (``sweep.rules.Rule.memory``), same shape and dtype, zero before
+        the first epoch; updated in place.
     learning_rates, momenta: (K,), cast to the weights' dtype as the trainer casts them.
-    rule: one of ``sweep.rules.RULES``.
+    rule: a rule's name (``sweep.rules.rule_names()``).
     x_table: (n_rows, n_inputs) items, the weights' dtype; y_table: (n_rows,) int class
         indices in [0, n_outputs) (checked for the rows read, as the orders are: ValueError).
     orders: (K, n_max) int64 rows of the table, network k's items in the order it visits them;
@@ -884,8 +919,7 @@ def _training_part(
         raise ValueError("weights and memory must be C-contiguous: they are updated in place")
     if x_table.shape[1] != layout.n_inputs or len(y_table) != len(x_table):
         raise ValueError(f"x_table must be (n_rows, {layout.n_inputs}) with y_table (n_rows,)")
-    if rule not in RULE_CODES:
-        raise ValueError(f"unknown momentum rule {rule!r}; expected one of {', '.join(RULES)}")
+    key = rule_key(rule)  # ValueError naming the valid rules for an unknown one
     orders = np.ascontiguousarray(orders, dtype=np.int64)
     counts = np.ascontiguousarray(counts, dtype=np.int64)
     _check_shapes("orders", orders, counts, n_networks)
@@ -905,7 +939,7 @@ def _training_part(
         counts,
         log_likelihood,
     )
-    loop = _training_loop(RULE_CODES[rule], _width(chunk, n_networks) == 1)
+    loop = _training_loop(key, _width(chunk, n_networks) == 1)
     return loop, arguments, log_likelihood
 
 

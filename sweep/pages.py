@@ -71,22 +71,7 @@ def _page(title: str, body: str) -> str:
 
 
 def _data_label(spec) -> str:
-    if spec is None:
-        return "unknown"
-    data = spec.data
-    if data.source == "synthetic":
-        return (
-            f"synthetic ({data.items} items, {data.inputs} inputs, {data.classes} classes, "
-            f"noise {data.noise:g})"
-        )
-    if data.source == "csv":
-        return f"CSV {Path(data.path or '').name} (target {data.target})"
-    if data.source == "correlated":
-        return (
-            f"correlated inputs ({data.items} items, {data.inputs} inputs, {data.classes} "
-            f"classes, noise {data.noise:g})"
-        )
-    return "Iris"
+    return "unknown" if spec is None else spec.data.describe()
 
 
 def _param_label(param) -> str:

@@ -36,11 +36,6 @@ DIVERGED_COLOUR = "#d62728"
 BEST_COLOUR = "#ffd700"
 # How the best trial is starred on every landscape.
 BEST_STAR = dict(marker="*", s=380, color=BEST_COLOUR, edgecolors="black", lw=1.2, zorder=5)
-OBJECTIVE_LABELS = {
-    "final_val_loss": "final validation loss",
-    "auc_val_loss": "mean validation loss over the epochs",
-    "epochs_to_target": "epochs to the target loss",
-}
 
 
 def close(figure: Figure) -> None:
@@ -181,7 +176,7 @@ def landscape_figure(
     points: Sequence[LandscapePoint],
     *,
     title: str,
-    objective: str,
+    objective_label: str,
     best: int | None = None,
     grid: GridLandscape | None = None,
 ) -> Figure:
@@ -193,7 +188,9 @@ def landscape_figure(
     ``best`` (a trial number) is starred.
     """
     if grid is not None:
-        return grid_landscape_figure(grid, points, title=title, objective=objective, best=best)
+        return grid_landscape_figure(
+            grid, points, title=title, objective_label=objective_label, best=best
+        )
     if len({(p.learning_rate, p.momentum) for p in points}) == 1:
         figure, ax = _figure()
         ax.set_title(title)
@@ -201,13 +198,15 @@ def landscape_figure(
         return figure
     if points and len({p.momentum for p in points}) == 1:
         return line_landscape_figure(
-            points, title=title, objective=objective, best=best, along="learning_rate"
+            points, title=title, objective_label=objective_label, best=best, along="learning_rate"
         )
     if points and len({p.learning_rate for p in points}) == 1:
         return line_landscape_figure(
-            points, title=title, objective=objective, best=best, along="momentum"
+            points, title=title, objective_label=objective_label, best=best, along="momentum"
         )
-    return scatter_landscape_figure(points, title=title, objective=objective, best=best)
+    return scatter_landscape_figure(
+        points, title=title, objective_label=objective_label, best=best
+    )
 
 
 def _objective_colours(points: Sequence[LandscapePoint]):
@@ -224,7 +223,7 @@ def grid_landscape_figure(
     points: Sequence[LandscapePoint],
     *,
     title: str,
-    objective: str,
+    objective_label: str,
     best: int | None = None,
 ) -> Figure:
     """Every cell of a grid study filled with its objective over log learning rate x momentum,
@@ -267,7 +266,7 @@ def grid_landscape_figure(
     ax.set_xlim(x_edges[0], x_edges[-1])
     ax.set_ylim(grid.momentum_edges[0], grid.momentum_edges[-1])
     return _finish_plane(
-        figure, ax, points, objective, best, handles, mesh if limits else None, limits
+        figure, ax, points, objective_label, best, handles, mesh if limits else None, limits
     )
 
 
@@ -275,7 +274,7 @@ def scatter_landscape_figure(
     points: Sequence[LandscapePoint],
     *,
     title: str,
-    objective: str,
+    objective_label: str,
     best: int | None = None,
 ) -> Figure:
     """The trials over log learning rate x momentum: COMPLETE ones coloured by their objective,
@@ -338,10 +337,12 @@ def scatter_landscape_figure(
             label=f"complete ({len(done)}; colour: objective)",
         )
     ax.margins(0.04)
-    return _finish_plane(figure, ax, points, objective, best, handles, mappable, limits)
+    return _finish_plane(figure, ax, points, objective_label, best, handles, mappable, limits)
 
 
-def _finish_plane(figure, ax, points, objective: str, best, handles, mappable, limits) -> Figure:
+def _finish_plane(
+    figure, ax, points, objective_label: str, best, handles, mappable, limits
+) -> Figure:
     """What both plane landscapes share: the best trial's star, the log learning-rate axis, the
     legend below and the objective's colour bar."""
     chosen = [p for p in points if p.number == best]
@@ -378,8 +379,7 @@ def _finish_plane(figure, ax, points, objective: str, best, handles, mappable, l
         clipped = (min(values) < limits[0], max(values) > limits[1])
         extend = {(True, True): "both", (True, False): "min", (False, True): "max"}
         bar = figure.colorbar(mappable, ax=ax, pad=0.01, extend=extend.get(clipped, "neither"))
-        label = OBJECTIVE_LABELS.get(objective, objective)
-        bar.set_label(f"{label} (log scale, 5th to 95th percentile)")
+        bar.set_label(f"{objective_label} (log scale, 5th to 95th percentile)")
         _plain_log_ticks(bar.ax.yaxis)
     return figure
 
@@ -388,7 +388,7 @@ def line_landscape_figure(
     points: Sequence[LandscapePoint],
     *,
     title: str,
-    objective: str,
+    objective_label: str,
     best: int | None = None,
     along: str = "learning_rate",
 ) -> Figure:
@@ -403,7 +403,7 @@ def line_landscape_figure(
     if not points:
         _empty(ax, "no trained trials yet")
         return figure
-    label = OBJECTIVE_LABELS.get(objective, objective)
+    label = objective_label
 
     def x(p):
         return getattr(p, along)

@@ -85,32 +85,133 @@ def epochs_to_target(val_loss: np.ndarray, target_loss: float) -> int | None:
     return int(reached[0]) + 1 if len(reached) else None
 
 
+# ---------------------------------------------------------------------------------------------
+# Objectives: each one class here, and everything else asks it (the study file's valid names,
+# the search's pruner, the trials' values, the plots' labels). Adding one: a subclass of
+# Objective with ``@register_objective``; nothing outside this file changes.
+
+_OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register_objective(cls: type[Objective]) -> type[Objective]:
+    """Class decorator: make ``cls`` an objective every part of the project knows by name."""
+    if not cls.name or (cls.name in _OBJECTIVES and _OBJECTIVES[cls.name] is not cls):
+        raise ValueError(f"an objective needs a name of its own; {cls.name!r} is taken or empty")
+    _OBJECTIVES[cls.name] = cls
+    return cls
+
+
+def objective_names() -> tuple[str, ...]:
+    """The names of the registered objectives, in the order they were registered."""
+    return tuple(_OBJECTIVES)
+
+
+def get_objective(name: str) -> type[Objective]:
+    """The objective called ``name``; ValueError naming the valid ones for any other name."""
+    try:
+        return _OBJECTIVES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown objective {name!r}; expected one of {', '.join(_OBJECTIVES)}"
+        ) from None
+
+
+class Objective:
+    """One way to score a trial's validation-loss curve; lower is better."""
+
+    name: str = ""
+    label: str = ""  # how plots and pages name it
+    unit: str = "loss"  # "loss" or "epochs"
+    needs_target: bool = False  # whether it reads the study's target loss
+    # Whether a trial the pruner stopped has a value of this objective (its running value).
+    valued_when_pruned: bool = True
+
+    @staticmethod
+    def final(val_loss: np.ndarray, target_loss: float) -> float:
+        """The value of a curve trained to the end."""
+        raise NotImplementedError
+
+    @staticmethod
+    def running_curve(val_loss: np.ndarray) -> np.ndarray:
+        """What the pruner is told after each epoch: the objective's value if training stopped
+        then, for every epoch at once (a loss that stands in for it where it has none yet)."""
+        return np.asarray(val_loss, dtype=float)
+
+    @classmethod
+    def running(cls, val_loss_so_far: np.ndarray) -> float:
+        """What the pruner is told after the last epoch of ``val_loss_so_far``."""
+        return float(cls.running_curve(val_loss_so_far)[-1])
+
+
+@register_objective
+class FinalValLoss(Objective):
+    """The validation loss after the last epoch."""
+
+    name = "final_val_loss"
+    label = "final validation loss"
+
+    @staticmethod
+    def final(val_loss, target_loss):
+        return float(val_loss[-1])
+
+
+@register_objective
+class MinValLoss(Objective):
+    """The lowest validation loss over the epochs: what early stopping keeps."""
+
+    name = "min_val_loss"
+    label = "lowest validation loss"
+
+    @staticmethod
+    def final(val_loss, target_loss):
+        return float(np.min(val_loss))
+
+    @staticmethod
+    def running_curve(val_loss):
+        return np.fmin.accumulate(np.asarray(val_loss, dtype=float))
+
+
+@register_objective
+class AucValLoss(Objective):
+    """The mean validation loss over the epochs (the area under the curve, per epoch)."""
+
+    name = "auc_val_loss"
+    label = "mean validation loss over the epochs"
+
+    @staticmethod
+    def final(val_loss, target_loss):
+        return float(np.mean(val_loss))
+
+    @staticmethod
+    def running_curve(val_loss):
+        val_loss = np.asarray(val_loss, dtype=float)
+        return np.cumsum(val_loss) / np.arange(1, len(val_loss) + 1)
+
+
+@register_objective
+class EpochsToTarget(Objective):
+    """The first epoch whose validation loss reaches the target; one epoch more than the budget
+    when it never does. The pruner follows the loss, and a pruned trial has no value: a loss
+    would mix units with epoch counts."""
+
+    name = "epochs_to_target"
+    label = "epochs to the target loss"
+    unit = "epochs"
+    needs_target = True
+    valued_when_pruned = False
+
+    @staticmethod
+    def final(val_loss, target_loss):
+        reached = epochs_to_target(val_loss, target_loss)
+        return float(len(val_loss) + 1 if reached is None else reached)
+
+
 def objective_value(objective, val_loss: np.ndarray) -> float:
     """The study's objective for a finished curve (lower is better).
 
     objective: the study's ``ObjectiveSpec`` (name, target_loss).
     """
-    if objective.name == "final_val_loss":
-        return float(val_loss[-1])
-    if objective.name == "min_val_loss":
-        return float(np.min(val_loss))
-    if objective.name == "auc_val_loss":
-        return float(np.mean(val_loss))
-    reached = epochs_to_target(val_loss, objective.target_loss)
-    # Never reaching the target counts as one epoch more than the budget.
-    return float(len(val_loss) + 1 if reached is None else reached)
-
-
-def running_objective(objective, val_loss_so_far: np.ndarray) -> float:
-    """What the pruner is told after an epoch: the objective's value if training stopped now.
-
-    For epochs-to-target the current validation loss stands in (lower is closer).
-    """
-    if objective.name == "auc_val_loss":
-        return float(np.mean(val_loss_so_far))
-    if objective.name == "min_val_loss":
-        return float(np.min(val_loss_so_far))
-    return float(val_loss_so_far[-1])
+    return get_objective(objective.name).final(val_loss, objective.target_loss)
 
 
 def lowest_epoch(val_loss: np.ndarray) -> int | None:

@@ -33,7 +33,7 @@ from .folders import (
     write_stamp,
 )
 from .pages import gallery_page, study_page
-from .records import TrialRecord, lowest_epoch
+from .records import TrialRecord, get_objective, lowest_epoch
 from .store.studies import (
     load_optuna_study,
     read_records,
@@ -179,6 +179,7 @@ def _write_plots(storage, study: Study, others: dict[str, Study], folder: Path) 
     if any(r.state in analysis.TRAINED_STATES for r in records):
         best = analysis.best_trial(records)
         target = study.objective.target_loss
+        objective = get_objective(study.objective.name)
         figures = {
             "curves.png": lambda: plots.curves_figure(
                 analysis.curves(records, TOP_CURVES),
@@ -187,16 +188,14 @@ def _write_plots(storage, study: Study, others: dict[str, Study], folder: Path) 
             ),
             "landscape.png": lambda: plots.landscape_figure(
                 analysis.landscape_points(records),
-                objective=study.objective.name,
+                objective_label=objective.label,
                 best=best.number if best else None,
                 grid=analysis.grid_landscape(
                     records, spec.learning_rate.grid(), spec.momentum.grid()
                 )
                 if spec is not None and spec.sampler == "grid"
                 else None,
-                title=f"{name}: "
-                f"{plots.OBJECTIVE_LABELS.get(study.objective.name, study.objective.name)}"
-                f" over {_searched_label(spec)}",
+                title=f"{name}: {objective.label} over {_searched_label(spec)}",
             ),
             "momentum-vs-none.png": lambda: plots.comparison_figure(
                 analysis.compare_momentum(name, records, target, _comparable(study, others)),

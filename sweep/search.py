@@ -34,7 +34,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import SweepError
-from .records import TrialRecord, mean_curve, objective_value, running_objective
+from .records import TrialRecord, get_objective, mean_curve, objective_value
 from .store import running as leases
 from .store.studies import open_study, read_frozen, to_record, trial_reader
 from .train import DIVERGENCE_FACTOR, train_many
@@ -168,11 +168,7 @@ def pending_retries(
 
 def mirror_trial(trial: FrozenTrial, record: TrialRecord, spec) -> FrozenTrial:
     """A copy of a stored trial for the in-memory mirror, with its curve as intermediate values."""
-    val_loss = record.val_loss
-    if spec.objective.name == "auc_val_loss":  # running_objective for every epoch at once
-        val_loss = np.cumsum(val_loss) / np.arange(1, len(val_loss) + 1)
-    elif spec.objective.name == "min_val_loss":
-        val_loss = np.fmin.accumulate(val_loss)
+    val_loss = get_objective(spec.objective.name).running_curve(record.val_loss)
     # Only what the pruner compares (its check epochs) and what TPE reads of a pruned trial (its
     # last epoch): every epoch would make each ask slower for nothing.
     last = len(val_loss)
@@ -424,8 +420,8 @@ def _train_batch(spec, datasets, storage, planned: list[_Planned], progress: Pro
     seeds = [seed for plan in planned for seed in network_seeds(plan.seed, n)]
     dataset_index = np.tile(folds, len(planned))
     divergence_loss = DIVERGENCE_FACTOR * np.log(datasets[0].n_classes)
-    val_sums = np.zeros(len(planned))  # each trial's mean validation loss, summed over epochs
-    lowest = np.full(len(planned), np.inf)  # and its lowest so far
+    objective = get_objective(spec.objective.name)
+    mean_val_loss = np.full((len(planned), spec.epochs), np.nan)  # each trial's, per epoch
     renew_at = time.time() + leases.LEASE_SECONDS / 3
     sampler_seconds = 0.0
 
@@ -434,8 +430,7 @@ def _train_batch(spec, datasets, storage, planned: list[_Planned], progress: Pro
         # Networks leave only with their whole trial, so each trial here has all n of them,
         # consecutive: the trial's mean is a reshape away.
         trials = report.trials[::n] // n
-        mean_val_loss = report.val_loss.reshape(-1, n).mean(axis=1)
-        val_sums[trials] += mean_val_loss
+        mean_val_loss[trials, report.epoch - 1] = report.val_loss.reshape(-1, n).mean(axis=1)
         if time.time() > renew_at:
             renew_at = time.time() + leases.LEASE_SECONDS / 3
             training = [planned[k] for k in trials]
@@ -448,17 +443,11 @@ def _train_batch(spec, datasets, storage, planned: list[_Planned], progress: Pro
         if checks_pruning(spec, report.epoch):
             tick = clock()
             for i, k in enumerate(trials):
-                if spec.objective.name == "auc_val_loss":
-                    value = val_sums[k] / report.epoch
-                elif spec.objective.name == "min_val_loss":
-                    value = min(lowest[k], mean_val_loss[i])
-                else:
-                    value = mean_val_loss[i]
+                value = objective.running(mean_val_loss[k, : report.epoch])
                 trial = planned[k].mirror_trial
                 trial.report(float(value) if math.isfinite(value) else WORST_LOSS, report.epoch)
                 stop[i] |= trial.should_prune()
             sampler_seconds += clock() - tick
-        lowest[trials] = np.fmin(lowest[trials], mean_val_loss)
         return np.repeat(stop, n) if stop.any() else None
 
     tick = clock()
@@ -481,12 +470,11 @@ def trial_outcome(spec, runs: list) -> tuple[TrialState, float | None, list[floa
     """
     if any(run.diverged_epoch for run in runs):
         return TrialState.PRUNED, None, [None] * len(runs)
+    objective = get_objective(spec.objective.name)
     if any(run.stopped_epoch for run in runs):
-        # Epochs-to-target has no value yet when pruned (its pruner follows the loss), and a
-        # loss would mix units with epoch counts.
-        if spec.objective.name == "epochs_to_target":
+        if not objective.valued_when_pruned:
             return TrialState.PRUNED, None, [None] * len(runs)
-        values = [running_objective(spec.objective, r.val_loss[: r.epochs_trained]) for r in runs]
+        values = [objective.running(r.val_loss[: r.epochs_trained]) for r in runs]
         return TrialState.PRUNED, float(np.mean(values)), values
     values = [objective_value(spec.objective, run.val_loss) for run in runs]
     return TrialState.COMPLETE, float(np.mean(values)), values

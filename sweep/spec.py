@@ -39,9 +39,11 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import Dataset, load_dataset, load_folds, make_correlated
+from .data import Dataset
 from .network import INITIALISATIONS
-from .rules import RULES
+from .records import objective_names
+from .rules import rule_names
+from .sources import get_source, source_names, spec_folds
 
 __all__ = [
     "SpecError",
@@ -52,16 +54,12 @@ __all__ = [
     "StudySpec",
     "load_study",
     "parse_study",
-    "DATA_SOURCES",
     "SAMPLERS",
     "PRUNERS",
-    "OBJECTIVES",
 ]
 
-DATA_SOURCES = ("iris", "synthetic", "csv", "correlated")
 SAMPLERS = ("tpe", "random", "qmc", "grid")
 PRUNERS = ("none", "median", "percentile", "threshold")
-OBJECTIVES = ("final_val_loss", "min_val_loss", "auc_val_loss", "epochs_to_target")
 
 # Samplers and NumPy's legacy RandomState (which Optuna's samplers use) take 32-bit seeds.
 SEED_LIMIT = 2**32
@@ -79,14 +77,6 @@ _DATABASE_SUFFIXES = (".db", ".db-wal", ".db-shm", ".db-journal", ".db.lock")
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_NAME_LENGTH - 1))
 _TUNED_SUFFIX = "-tuned"
 
-# Data keys that only one kind of source reads; stating one for another source is an error,
-# because a value that is silently ignored looks like it did something.
-_SOURCE_KEYS = {
-    "iris": (),
-    "synthetic": ("items", "inputs", "classes", "noise"),
-    "csv": ("path", "target"),
-    "correlated": ("items", "inputs", "classes", "noise"),
-}
 # Pruner keys each pruner reads, for the same reason.
 _PRUNER_KEYS = {
     "none": (),
@@ -130,43 +120,28 @@ class SpecError(ValueError):
 class DataSpec:
     """Which data set to train on and how to split it (the arguments of ``load_dataset``)."""
 
-    source: str = "iris"  # "iris" | "synthetic" | "csv" | "correlated"
-    path: str | None = None  # csv only: absolute, resolved against the study file's folder
-    target: str | None = None  # csv only, required there: the class column
-    items: int = 300  # synthetic only, >= 2 * classes
-    inputs: int = 4  # synthetic only, >= 1
-    classes: int = 3  # synthetic only, >= 2
-    noise: float = 0.0  # synthetic only, >= 0
+    source: str = "iris"  # one of sweep.sources.source_names(); each reads some keys below
+    path: str | None = None  # csv: absolute, resolved against the study file's folder
+    target: str | None = None  # csv, required there: the class column
+    items: int = 300  # generated sources (synthetic, correlated): >= 2 * classes
+    inputs: int = 4  # generated sources: >= 1 (correlated: >= 2)
+    classes: int = 3  # generated sources: >= 2
+    noise: float = 0.0  # generated sources: >= 0
     validation_fraction: float = 0.2  # in (0, 1)
     seed: int = 0  # split / synthetic seed, >= 0
 
-    def _arguments(self) -> tuple[str, dict]:
-        """(name_or_path, keyword arguments) of ``load_dataset`` and ``load_folds``."""
-        common = {"validation_fraction": self.validation_fraction, "seed": self.seed}
-        if self.source == "synthetic":
-            sizes = {"items": self.items, "inputs": self.inputs, "classes": self.classes}
-            return "synthetic", {**sizes, "noise": self.noise, **common}
-        if self.source == "csv":
-            return self.path, {"target": self.target, **common}
-        if self.source == "correlated":
-            sizes = {"items": self.items, "inputs": self.inputs, "classes": self.classes}
-            return "correlated", {**sizes, "noise": self.noise, **common}
-        return "iris", common
-
     def load(self) -> Dataset:
-        """The data set this spec describes, via :func:`sweep.data.load_dataset`."""
-        source, arguments = self._arguments()
-        if source == "correlated":
-            return make_correlated(**arguments)[0]
-        return load_dataset(source, **arguments)
+        """The data set this spec describes, split once (its source is
+        :func:`sweep.sources.get_source`'s)."""
+        return spec_folds(self, 1)[0]
 
     def load_folds(self, folds: int) -> list[Dataset]:
-        """The data set as ``folds`` stratified folds (1: ``[self.load()]``), via
-        :func:`sweep.data.load_folds`."""
-        source, arguments = self._arguments()
-        if source == "correlated":
-            return make_correlated(folds=folds, **arguments)
-        return load_folds(source, folds=folds, **arguments)
+        """The data set as ``folds`` stratified folds (1: ``[self.load()]``)."""
+        return spec_folds(self, folds)
+
+    def describe(self) -> str:
+        """One line naming the data set, as pages show it."""
+        return get_source(self.source).describe(self)
 
 
 @dataclass(frozen=True)
@@ -217,9 +192,7 @@ class PrunerSpec:
 class ObjectiveSpec:
     """What a trial's score is (lower is better)."""
 
-    # final_val_loss | min_val_loss (the lowest over the epochs: what early stopping keeps) |
-    # auc_val_loss (mean validation loss over the epochs) | epochs_to_target
-    name: str = "final_val_loss"
+    name: str = "final_val_loss"  # one of sweep.records.objective_names()
     target_loss: float = 0.1  # the loss epochs_to_target (and the report) counts epochs to, > 0
 
 
@@ -232,7 +205,7 @@ class StudySpec:
     description: str = ""
     data: DataSpec = DataSpec()
     hidden: int = 7  # [network] hidden units, 1..4096
-    rule: str = "seed"  # [network] one of sweep.rules.RULES
+    rule: str = "seed"  # [network] one of sweep.rules.rule_names()
     init: str = "glorot"  # [network] one of sweep.network.INITIALISATIONS
     epochs: int = 100  # [network] 1..100000
     learning_rate: ParamSpec = ParamSpec(low=1e-3, high=1.0, log=True)  # low > 0
@@ -543,17 +516,18 @@ class _Reader:
     def data_spec(self, table: dict) -> DataSpec:
         allowed = tuple(f.name for f in fields(DataSpec))
         self.known_keys(table, "data", allowed)
-        source = DataSpec.source
+        name = DataSpec.source
         if "source" in table:
-            source = self.choice(table["source"], "data.source", DATA_SOURCES)
+            name = self.choice(table["source"], "data.source", source_names())
+        source = get_source(name)
         for key in table:
-            owners = [s for s, keys in _SOURCE_KEYS.items() if key in keys]
-            owner = owners[0] if owners else None
-            if owner is not None and source not in owners:
-                raise self.fail(
-                    f"data.{key}", f"only used with source = {owner!r} (source is {source!r})"
-                )
-        kwargs: dict[str, Any] = {"source": source}
+            # A key another source reads is an error here, because a value that is silently
+            # ignored looks like it did something.
+            owners = [s for s in source_names() if key in get_source(s).keys]
+            if owners and name not in owners:
+                which = " or ".join(f"source = {owner!r}" for owner in owners)
+                raise self.fail(f"data.{key}", f"only used with {which} (source is {name!r})")
+        kwargs: dict[str, Any] = {"source": name}
         if "validation_fraction" in table:
             frac = self.number(table["validation_fraction"], "data.validation_fraction")
             if not 0 < frac < 1:
@@ -561,51 +535,7 @@ class _Reader:
             kwargs["validation_fraction"] = frac
         if "seed" in table:
             kwargs["seed"] = self.integer(table["seed"], "data.seed", 0, SEED_LIMIT - 1)
-
-        if source in ("synthetic", "correlated"):
-            if "classes" in table:
-                kwargs["classes"] = self.integer(table["classes"], "data.classes", 2)
-            if "inputs" in table:
-                kwargs["inputs"] = self.integer(table["inputs"], "data.inputs", 1)
-            if "items" in table:
-                # Every class needs at least one training and one validation item.
-                classes = kwargs.get("classes", DataSpec.classes)
-                kwargs["items"] = self.integer(table["items"], "data.items")
-                if kwargs["items"] < 2 * classes:
-                    raise self.fail(
-                        "data.items",
-                        f"must be >= 2 * classes ({2 * classes}), got {kwargs['items']}",
-                    )
-            elif "classes" in table and DataSpec.items < 2 * kwargs["classes"]:
-                raise self.fail(
-                    "data.classes",
-                    f"needs items >= 2 * classes, but items is {DataSpec.items}; set data.items",
-                )
-            if "noise" in table:
-                noise = self.number(table["noise"], "data.noise")
-                if noise < 0:
-                    raise self.fail("data.noise", f"must be >= 0, got {noise}")
-                kwargs["noise"] = noise
-
-        if source == "csv":
-            if "path" not in table:
-                raise self.fail("data.path", "required for source = 'csv'")
-            if "target" not in table:
-                raise self.fail("data.target", "required for source = 'csv' (the class column)")
-            given = self.string(table["path"], "data.path")
-            if not given:
-                raise self.fail("data.path", "must not be empty")
-            # Relative to the study file, so a study and its CSV can move together.
-            resolved = (Path(self.path).parent / given).resolve()
-            if not resolved.exists():
-                raise self.fail("data.path", f"file not found: {resolved}")
-            if not resolved.is_file():
-                raise self.fail("data.path", f"not a file: {resolved}")
-            kwargs["path"] = str(resolved)
-            target = self.string(table["target"], "data.target")
-            if not target:
-                raise self.fail("data.target", "must not be empty")
-            kwargs["target"] = target
+        kwargs.update(source.read(self, table, DataSpec()))
         return DataSpec(**kwargs)
 
     def network(self, table: dict) -> dict[str, Any]:
@@ -614,7 +544,7 @@ class _Reader:
         if "hidden" in table:
             kwargs["hidden"] = self.integer(table["hidden"], "network.hidden", 1, MAX_HIDDEN)
         if "rule" in table:
-            kwargs["rule"] = self.choice(table["rule"], "network.rule", RULES)
+            kwargs["rule"] = self.choice(table["rule"], "network.rule", rule_names())
         if "init" in table:
             kwargs["init"] = self.choice(table["init"], "network.init", INITIALISATIONS)
         if "epochs" in table:
@@ -764,7 +694,7 @@ class _Reader:
         self.known_keys(table, "objective", tuple(f.name for f in fields(ObjectiveSpec)))
         kwargs: dict[str, Any] = {}
         if "name" in table:
-            kwargs["name"] = self.choice(table["name"], "objective.name", OBJECTIVES)
+            kwargs["name"] = self.choice(table["name"], "objective.name", objective_names())
         if "target_loss" in table:
             target = self.number(table["target_loss"], "objective.target_loss")
             if target <= 0:

@@ -4,10 +4,12 @@
 momentum and seed (its own initial weights and its own item order). Training is online: every
 network changes its weights after every single training item, as in the article. The K networks
 take their step for item t together, in one pass of NumPy calls over a (parameters, K) block,
-which is where the speed comes from. ``train`` is the same thing with K = 1.
+which is where the speed comes from. ``train`` is the same thing with K = 1. This module drives
+the epochs (the checked problem, item orders, divergence, early stopping, the curves); an epoch
+itself is an engine's (:mod:`sweep.engines`): the NumPy reference or the compiled kernel.
 
 The K networks may train on different data sets of the same shape, such as the folds of a
-cross-validation (``sweep.data.load_folds``): network k trains and is validated on
+cross-validation (``sweep.load_folds``): network k trains and is validated on
 ``datasets[dataset_index[k]]``, and gets the numbers it gets trained alone on that data set. The
 data sets' training items sit in one table, one copy each, and each network's item order indexes
 its own data set's rows there. Training parts of different lengths (folds of 142 and 143 items)
@@ -33,20 +35,19 @@ curves hold that epoch's figures and NaN after, and the others train on.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from .network import Evaluation, Layout, einsum, initial_block
-from .network import lanes as _lanes
-from .rules import RULES, keep_trials, make_rule
+from .engines import ENGINES
+from .network import Layout, initial_block
+from .rules import get_rule
 from .seeding import generators as seeded_generators
 
 DIVERGENCE_FACTOR = 5.0
 # How a batch's numbers are computed: NumPy's reference, or sweep.kernel's compiled epochs.
-ARITHMETICS = ("numpy", "compiled")
+ARITHMETICS = tuple(ENGINES)
 
 
 @dataclass(frozen=True)
@@ -130,142 +131,6 @@ class Batch:
         return [self.run(k) for k in range(len(self))]
 
 
-class _Networks:
-    """The training state of the networks still in the batch, with preallocated buffers.
-
-    Every array has the trials on its last axis. Inputs and hidden activations carry a constant
-    1 as an extra last row, so each layer's weights and biases act in one product (see
-    ``Layout.augmented_views``): fewer NumPy calls per item is what makes small batches fast.
-    """
-
-    def __init__(self, layout, parameters, learning_rates, momenta, rule_name, dtype):
-        self.layout = layout
-        self.weights = np.ascontiguousarray(parameters, dtype=dtype)
-        self.negative_learning_rate = -np.asarray(learning_rates, dtype=dtype)
-        self.momentum = np.repeat(np.asarray(momenta, dtype=dtype)[None, :], layout.size, axis=0)
-        self.rule = make_rule(rule_name, self.weights.shape, dtype)
-        self._allocate()
-
-    def _allocate(self):
-        layout, k = self.layout, self.weights.shape[1]
-        dtype = self.weights.dtype
-        self.sgd_step = np.zeros_like(self.weights)
-        self._step_views = {}
-        self.w_ih, self.w_ho = layout.augmented_views(self.weights)
-        self.w_ho_weights = self.w_ho[: layout.n_hidden]
-        # The learning rate repeated down each output column: a same-shape product skips
-        # NumPy's broadcasting set-up, about 2 us a call at K = 256.
-        self.output_scale = np.repeat(
-            self.negative_learning_rate[None, :], layout.n_outputs, axis=0
-        )
-        self.hidden_with_one = np.ones((layout.n_hidden + 1, k), dtype)
-        self.hidden = self.hidden_with_one[: layout.n_hidden]
-        self.tanh_slope = np.empty((layout.n_hidden, k), dtype)
-        # An operand for 1 - tanh^2 and an output for the softmax's reductions, made once: a
-        # Python float converted on every call, and a fresh (K,) array on every reduction,
-        # cost 1-1.5 us a step together (2-4 % at K = 64 to 256).
-        self.ones = np.ones((layout.n_hidden, k), dtype)
-        self.per_network = np.empty(k, dtype)
-
-    def keep(self, trials: np.ndarray) -> None:
-        """Keep only the networks at positions ``trials`` of the current block."""
-        self.weights = np.ascontiguousarray(self.weights[:, trials])
-        self.negative_learning_rate = self.negative_learning_rate[trials]
-        self.momentum = np.ascontiguousarray(self.momentum[:, trials])
-        keep_trials(self.rule, trials)
-        self._allocate()
-
-    def snapshot(self, lanes: np.ndarray):
-        """Copies of the weights and momentum state of columns ``lanes``, for ``restore``."""
-        state = {name: getattr(self.rule, name)[:, lanes].copy() for name in self.rule.state}
-        return lanes, self.weights[:, lanes].copy(), state
-
-    def restore(self, snapshot) -> None:
-        """Put back the columns a ``snapshot`` copied, in the arrays the networks use now (a rule
-        may have swapped its buffers since)."""
-        lanes, weights, state = snapshot
-        self.weights[:, lanes] = weights
-        for name, values in state.items():
-            getattr(self.rule, name)[:, lanes] = values
-
-    def _views_of(self, buffer: np.ndarray):
-        """A step buffer and its parts: the input and hidden weights' steps, and the hidden and
-        output biases' steps, which are the back-propagated errors themselves (a bias's input is
-        1), so the errors are written there and no product makes them again."""
-        views = self._step_views.get(id(buffer))
-        if views is None:
-            step_ih, step_ho = self.layout.augmented_views(buffer)
-            n_inputs, n_hidden = self.layout.n_inputs, self.layout.n_hidden
-            views = (
-                buffer, step_ih[:n_inputs], step_ho[:n_hidden], step_ih[n_inputs], step_ho[n_hidden]
-            )
-            self._step_views[id(buffer)] = views
-        return views
-
-    def train_on(self, steps) -> None:
-        """One online update of every network for each of ``steps`` in turn.
-
-        steps: (x, x_inputs, one_hot, probability) per step. x: (I+1, K) items with a 1
-        appended, x_inputs its first I rows; one_hot: (C, K) their classes; each network's
-        softmax output for its item, before the update, is written into probability (C, K).
-        Back-propagation of softmax + cross-entropy through a tanh layer writes
-        -learning_rate * dLoss/dw straight into the step buffer (the learning rate scales the
-        small output error, not the gradient block); then the momentum rule. The loop runs
-        here, over names bound once: 1 us a step less than a method call that looks them up
-        every step.
-        """
-        hidden, hidden_with_one = self.hidden, self.hidden_with_one
-        slope = self.tanh_slope
-        per_network, ones, output_scale = self.per_network, self.ones, self.output_scale
-        w_ih, w_ho, w_ho_weights = self.w_ih, self.w_ho, self.w_ho_weights
-        weights, momentum, rule_step = self.weights, self.momentum, self.rule.step
-        tanh, exp, multiply, subtract = np.tanh, np.exp, np.multiply, np.subtract
-        maximum, add = np.maximum.reduce, np.add.reduce
-        views_of = self._views_of
-        sgd_step = self.sgd_step
-        for x, x_inputs, one_hot, probability in steps:
-            buffer, step_ih, step_ho, hidden_error, error = views_of(sgd_step)
-            # einsum sums the products without writing them out first: 2-2.5x faster than
-            # multiply-then-reduce at K >= 256. With two or more lanes (see network.lanes) its
-            # sums run in index order, so a network's numbers do not depend on its batch
-            # (tests/test_train.py checks a batch's row against the network trained alone).
-            einsum("ik,ihk->hk", x, w_ih, out=hidden)
-            tanh(hidden, out=hidden)
-            einsum("hk,hok->ok", hidden_with_one, w_ho, out=probability)
-            probability -= maximum(probability, axis=0, out=per_network)
-            exp(probability, out=probability)
-            probability /= add(probability, axis=0, out=per_network)
-            subtract(probability, one_hot, out=error)  # dLoss/d(logits) = softmax - target
-            error *= output_scale
-            einsum("hk,ok->hok", hidden, error, out=step_ho)
-            einsum("hok,ok->hk", w_ho_weights, error, out=hidden_error)
-            multiply(hidden, hidden, out=slope)
-            subtract(ones, slope, out=slope)  # tanh' = 1 - tanh^2
-            hidden_error *= slope
-            einsum("ik,hk->ihk", x_inputs, hidden_error, out=step_ih)
-            sgd_step = rule_step(weights, buffer, momentum)
-        self.sgd_step = sgd_step
-
-
-# Items gathered ahead of the step loop are capped at about this many numbers per chunk.
-GATHER_CHUNK_NUMBERS = 1 << 21
-# Epochs of item order each network's generator shuffles in one call.
-ORDER_EPOCHS_PER_DRAW = 10
-
-
-def _gather(columns: np.ndarray, items: np.ndarray, out: np.ndarray) -> None:
-    """Fill ``out`` (rows, steps, K): [r, t, k] is ``columns[r, items[t, k]]``,
-    ``columns`` (rows, n_items).
-
-    A ``take`` per row into its contiguous (steps, K) block: twice as fast as one fancy index
-    over both axes. ``mode="clip"`` (the items are in range: ``train_many`` checks given orders)
-    lets ``take`` write straight into ``out``: in its default mode it writes to a temporary
-    and copies back, which cost 40 % more.
-    """
-    for row in range(columns.shape[0]):
-        np.take(columns[row], items, out=out[row], mode="clip")
-
-
 def _per_trial(values, n_trials: int) -> np.ndarray:
     """K float64 values from a scalar or a length-K sequence."""
     return np.broadcast_to(np.asarray(values, dtype=np.float64), (n_trials,)).copy()
@@ -300,56 +165,6 @@ def _checked_dataset_index(dataset_index, n_trials: int, n_datasets: int) -> np.
     return index.astype(np.int64)
 
 
-class _Steps:
-    """An epoch's steps for the networks in the lanes, whose training parts may differ in
-    length: one segment of steps up to each distinct length, shortest first.
-
-    ``segments`` holds (start, end, finished, ending) per segment, whose steps are start to
-    end - 1. ``finished``: the lanes already past their last item, whose losses count 0 (None if
-    none). ``ending``: the lanes whose last item is step end - 1 while others go on, whose state
-    is kept then and put back when the epoch ends (None if none).
-    """
-
-    def __init__(self, lane_items: np.ndarray):
-        self.longest = int(lane_items.max())
-        self.segments = []
-        start = 0
-        for end in np.unique(lane_items).tolist():
-            finished = np.flatnonzero(lane_items <= start)
-            ending = np.flatnonzero(lane_items == end)
-            self.segments.append((
-                start,
-                end,
-                finished if len(finished) else None,
-                ending if end < self.longest else None,
-            ))
-            start = end
-
-
-class _Validation:
-    """Each network's validation loss and accuracy on its own data set's validation part: one
-    ``Evaluation`` per data set in use, over the networks that use it, so every network gets
-    the figures it gets alone (an Evaluation's figures do not depend on its batch)."""
-
-    def __init__(self, layout: Layout, datasets: list, dataset_index: np.ndarray):
-        self.positions, self.evaluations = [], []
-        for d in np.unique(dataset_index).tolist():
-            positions = np.flatnonzero(dataset_index == d)
-            self.positions.append(positions)
-            dataset = datasets[d]
-            evaluation = Evaluation(layout, dataset.x_val, dataset.y_val, len(positions))
-            self.evaluations.append(evaluation)
-
-    def __call__(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Validation loss and accuracy, (K,) each, of the networks of the (P, K) block."""
-        if len(self.evaluations) == 1:
-            return self.evaluations[0](weights)
-        loss, accuracy = np.empty(weights.shape[1]), np.empty(weights.shape[1])
-        for positions, evaluation in zip(self.positions, self.evaluations):
-            loss[positions], accuracy[positions] = evaluation(weights[:, positions])
-        return loss, accuracy
-
-
 class _Ledger:
     """What ``train_many`` returns, filled in epoch by epoch: every network's curves, the epoch
     it diverged or was stopped, and its final weights. Both arithmetics close their epochs
@@ -367,10 +182,12 @@ class _Ledger:
         self.divergence_loss = divergence_loss
         self.on_epoch = on_epoch
 
-    def close_epoch(self, epoch, active, train_loss, val_loss, val_accuracy, weights64):
-        """Record an epoch of the networks ``active`` (weights64: their (P, len(active))
-        float64 weights); the positions in ``active`` of those that go on when some leave
-        (none after the last epoch), else None."""
+    def close_epoch(self, epoch, active, figures):
+        """Record an epoch of the networks ``active`` (an engine's ``EpochFigures``); the
+        positions in ``active`` of those that go on when some leave (none after the last
+        epoch), else None."""
+        train_loss, val_loss, val_accuracy = (
+            figures.train_loss, figures.val_loss, figures.val_accuracy)
         for name, values in (("train", train_loss), ("val", val_loss), ("acc", val_accuracy)):
             self.curves[name][active, epoch - 1] = values
         diverged = ~(train_loss <= self.divergence_loss)  # NaN compares False: diverged too
@@ -386,24 +203,147 @@ class _Ledger:
         if not stop.any() and epoch < self.epochs:
             return None
         leaving = stop if epoch < self.epochs else np.ones_like(stop)
-        self.final_parameters[:, active[leaving]] = weights64[:, leaving]
+        self.final_parameters[:, active[leaving]] = figures.weights64[:, leaving]
         return np.flatnonzero(~leaving)
 
-    def batch(self, learning_rates, momenta, seeds, rule, layout, dataset_index) -> Batch:
+    def batch(self, problem) -> Batch:
         return Batch(
-            learning_rates=learning_rates,
-            momenta=momenta,
-            seeds=seeds,
-            rule=rule,
-            layout=layout,
+            learning_rates=problem.learning_rates,
+            momenta=problem.momenta,
+            seeds=problem.seeds,
+            rule=problem.rule,
+            layout=problem.layout,
             train_loss=self.curves["train"],
             val_loss=self.curves["val"],
             val_accuracy=self.curves["acc"],
             diverged_epoch=self.diverged_epoch,
             stopped_epoch=self.stopped_epoch,
             final_parameters=self.final_parameters,
-            dataset_index=dataset_index,
+            dataset_index=problem.dataset_index,
         )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What ``train_many`` trains, checked: K networks over one or more data sets of one shape.
+
+    Every array has one entry per network, in the batch's order. ``network_items[k]`` is the
+    number of training items of network k's data set, and ``network_first_item[k]`` where that
+    data set's items start when the data sets' training items are laid end to end.
+    """
+
+    datasets: list
+    dataset_index: np.ndarray
+    layout: Layout
+    learning_rates: np.ndarray
+    momenta: np.ndarray
+    seeds: np.ndarray
+    rule: str
+    dtype: type
+    epochs: int
+    network_items: np.ndarray
+    network_first_item: np.ndarray
+
+    @property
+    def n_networks(self) -> int:
+        return len(self.seeds)
+
+
+# Epochs of item order each network's generator shuffles in one call: per-epoch calls cost K
+# Python round trips, 7 % of training at K = 256.
+ORDER_EPOCHS_PER_DRAW = 10
+# Orders drawn ahead are capped at about this many numbers.
+ORDER_BUFFER_NUMBERS = 1 << 21
+
+
+class _Orders:
+    """Each epoch's item orders for the networks still training: drawn from their generators
+    several epochs at a time into one reused buffer, or read from the orders given.
+
+    ``next(active)`` is (len(active), longest) int: row i is network active[i]'s items, in its
+    own data set, in the order it visits them; slots past its own items hold 0."""
+
+    def __init__(self, problem: Problem, generators, given):
+        self.problem, self.generators, self.given = problem, generators, given
+        self.epoch = 0
+        self.drawn = np.empty((0, problem.n_networks, 0), dtype=np.int64)  # epochs to come
+        longest = int(problem.network_items.max())
+        span = min(ORDER_EPOCHS_PER_DRAW, problem.epochs)
+        # A fresh buffer per draw cost 1-2 ms a call at K = 256 in page faults.
+        self.buffer = np.empty(
+            min(span * problem.n_networks * longest,
+                max(ORDER_BUFFER_NUMBERS, problem.n_networks * longest)), dtype=np.int64)
+
+    def next(self, active: np.ndarray) -> np.ndarray:
+        self.epoch += 1
+        if self.given is not None:
+            return self.given[active, self.epoch - 1]
+        if len(self.drawn) == 0:
+            lengths = self.problem.network_items[active]
+            longest = int(lengths.max())
+            span = max(1, min(ORDER_EPOCHS_PER_DRAW, self.problem.epochs - self.epoch + 1,
+                              ORDER_BUFFER_NUMBERS // (longest * len(active))))
+            # Epoch-major, so that each epoch's (K, items) slab is contiguous.
+            out = self.buffer[: span * len(active) * longest].reshape(span, len(active), longest)
+            self.drawn = draw_orders(self.generators, lengths.tolist(), span, out=out)
+        epoch_orders, self.drawn = self.drawn[0], self.drawn[1:]
+        return epoch_orders
+
+    def keep(self, positions: np.ndarray) -> None:
+        """Only the networks at ``positions`` of the current ones go on."""
+        self.generators = [self.generators[k] for k in positions]
+        self.drawn = self.drawn[:, positions]
+
+
+def _problem(dataset, learning_rates, momenta, seeds, dataset_index, hidden, epochs, rule,
+             dtype) -> Problem:
+    """train_many's arguments checked (ValueError naming what is wrong) and laid out."""
+    get_rule(rule)  # ValueError naming the valid rules for an unknown one
+    if hidden < 1 or epochs < 1:
+        raise ValueError("hidden and epochs must be at least 1")
+    datasets = _as_datasets(dataset)
+    seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
+    n_networks = len(seeds)
+    if n_networks == 0:
+        raise ValueError("no networks to train: give at least one seed")
+    learning_rates = _per_trial(learning_rates, n_networks)
+    momenta = _per_trial(momenta, n_networks)
+    if np.any(~(learning_rates > 0)):
+        raise ValueError("every learning rate must be > 0")
+    if np.any((momenta < 0) | (momenta >= 1)):
+        raise ValueError("every momentum must be in [0, 1)")
+    dataset_index = _checked_dataset_index(dataset_index, n_networks, len(datasets))
+    train_sizes = np.array([len(d.y_train) for d in datasets], dtype=np.int64)
+    return Problem(
+        datasets=datasets,
+        dataset_index=dataset_index,
+        layout=Layout(datasets[0].x_train.shape[1], hidden, int(datasets[0].n_classes)),
+        learning_rates=learning_rates,
+        momenta=momenta,
+        seeds=seeds,
+        rule=rule,
+        dtype=dtype,
+        epochs=epochs,
+        network_items=train_sizes[dataset_index],
+        network_first_item=(np.cumsum(train_sizes) - train_sizes)[dataset_index],
+    )
+
+
+def _checked_orders(orders, problem: Problem) -> np.ndarray:
+    """Given item orders (K, epochs, n_items), checked against the problem."""
+    n_items = int(problem.network_items[0])
+    if np.any(problem.network_items != n_items):
+        raise ValueError(
+            "orders need every network's data set to have one number of training items; "
+            f"these have {sorted(set(problem.network_items.tolist()))}"
+        )
+    orders = np.asarray(orders)
+    expected = (problem.n_networks, problem.epochs, n_items)
+    if orders.shape != expected:
+        raise ValueError(f"orders has shape {orders.shape}; expected {expected}")
+    if orders.dtype.kind not in "iu" or orders.min() < 0 or orders.max() >= n_items:
+        raise ValueError(f"orders must hold integer item indices from 0 to {n_items - 1}")
+    return orders.astype(np.int64, copy=False)
 
 
 def train_many(
@@ -427,7 +367,7 @@ def train_many(
     """Train K networks by online back-propagation, all in one vectorised pass.
 
     dataset: a ``sweep.data.Dataset`` (standardised train and validation splits), or a sequence
-        of them with the same inputs and classes, e.g. the folds of ``sweep.data.load_folds``.
+        of them with the same inputs and classes, e.g. the folds of ``sweep.load_folds``.
     learning_rates, momenta, seeds: K values each (scalars broadcast). learning rate > 0;
         momentum in [0, 1); seed: an int in [0, 2**63), drawing the network's initial weights
         and then its item order for every epoch from ``numpy.random.default_rng(seed)``.
@@ -435,8 +375,9 @@ def train_many(
         validated on; default all 0. Row k of the result is what ``train`` gives for
         ``dataset[dataset_index[k]]`` and network k's settings, bit for bit.
     hidden: hidden units (>= 1). epochs: passes over the training items (>= 1).
-    rule: momentum rule, one of ``sweep.rules.RULES``: "seed" (the article's), "heavy-ball",
-        "nesterov". init: "glorot" (default) or "small-uniform" (the article's +-0.01).
+    rule: momentum rule, one of ``sweep.rules.rule_names()``: "seed" (the article's),
+        "heavy-ball", "nesterov".
+    init: "glorot" (default) or "small-uniform" (the article's +-0.01).
     divergence_loss: training loss above which a network counts as diverged; default
         ``DIVERGENCE_FACTOR * ln(classes)``.
     on_epoch: called after every epoch with an ``EpochReport`` of the networks still training;
@@ -451,191 +392,38 @@ def train_many(
         for bit the same on every machine, whatever K. In a fresh install the first call for
         each rule compiles its loop (a few seconds, then cached on disk).
     """
-    if arithmetic not in ARITHMETICS:
+    if arithmetic not in ENGINES:
         raise ValueError(
-            f"unknown arithmetic {arithmetic!r}; expected one of {', '.join(ARITHMETICS)}"
+            f"unknown arithmetic {arithmetic!r}; expected one of {', '.join(ENGINES)}"
         )
-    if rule not in RULES:
-        raise ValueError(f"unknown momentum rule {rule!r}; expected one of {', '.join(RULES)}")
-    if hidden < 1 or epochs < 1:
-        raise ValueError("hidden and epochs must be at least 1")
-    datasets = _as_datasets(dataset)
-    seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
+    problem = _problem(dataset, learning_rates, momenta, seeds, dataset_index, hidden, epochs,
+                       rule, dtype)
     # default_rng(seed) for each, made in one pass; it refuses seeds that are negative or not 1-D.
-    generators = seeded_generators(seeds)
-    n_trials = len(seeds)
-    if n_trials == 0:
-        raise ValueError("no networks to train: give at least one seed")
-    learning_rates = _per_trial(learning_rates, n_trials)
-    momenta = _per_trial(momenta, n_trials)
-    if np.any(~(learning_rates > 0)):
-        raise ValueError("every learning rate must be > 0")
-    if np.any((momenta < 0) | (momenta >= 1)):
-        raise ValueError("every momentum must be in [0, 1)")
-    dataset_index = _checked_dataset_index(dataset_index, n_trials, len(datasets))
-
-    layout = Layout(datasets[0].x_train.shape[1], hidden, int(datasets[0].n_classes))
-    train_sizes = np.array([len(d.y_train) for d in datasets], dtype=np.int64)
-    # Each network's number of training items, and where its data set's items start in the table.
-    network_items = train_sizes[dataset_index]
-    network_first_item = (np.cumsum(train_sizes) - train_sizes)[dataset_index]
-    several_datasets = len(datasets) > 1
+    generators = seeded_generators(problem.seeds)
     if initial_weights is None:
-        parameters = initial_block(layout, generators, init)
+        parameters = initial_block(problem.layout, generators, init)
     else:
-        parameters = np.asarray(initial_weights, dtype=np.float64).reshape(layout.size, n_trials)
-    if orders is not None:
-        n_items = int(network_items[0])
-        if np.any(network_items != n_items):
-            raise ValueError(
-                "orders need every network's data set to have one number of training items; "
-                f"these have {sorted(set(network_items.tolist()))}"
-            )
-        orders = np.asarray(orders)
-        if orders.shape != (n_trials, epochs, n_items):
-            raise ValueError(
-                f"orders has shape {orders.shape}; expected {(n_trials, epochs, n_items)}"
-            )
-        if orders.dtype.kind not in "iu" or orders.min() < 0 or orders.max() >= n_items:
-            raise ValueError(f"orders must hold integer item indices from 0 to {n_items - 1}")
-        orders = orders.astype(np.intp, copy=False)
+        parameters = np.asarray(initial_weights, dtype=np.float64).reshape(
+            problem.layout.size, problem.n_networks)
+    item_orders = _Orders(problem, generators,
+                          None if orders is None else _checked_orders(orders, problem))
     if divergence_loss is None:
-        divergence_loss = DIVERGENCE_FACTOR * np.log(layout.n_outputs)
-
-    # Items are columns. A chunk of steps is gathered at once into (rows, steps, K), one
-    # contiguous block per row; step t reads the (rows, K) view [:, t], whose K networks are
-    # contiguous, as einsum needs them. The items get a constant 1 appended for the biases,
-    # written once into each chunk buffer. Several data sets' items follow one another.
-    x_columns = np.ascontiguousarray(np.concatenate([d.x_train for d in datasets]).T, dtype=dtype)
-    y_train = np.concatenate([d.y_train for d in datasets])
-    one_hot_columns = np.eye(layout.n_outputs, dtype=dtype)[:, y_train]
-    ledger = _Ledger(n_trials, epochs, layout.size, divergence_loss, on_epoch)
-    batch_of = functools.partial(
-        ledger.batch, learning_rates, momenta, seeds, rule, layout, dataset_index
-    )
-    if arithmetic == "compiled":
-        _train_compiled(ledger, layout, datasets, dataset_index, parameters, learning_rates,
-                        momenta, generators, rule, orders, dtype)
-        return batch_of()
-    active = np.arange(n_trials)
-    lanes = _lanes(len(active))  # positions in ``active`` of the networks each column trains
-    networks = _Networks(
-        layout, parameters[:, lanes], learning_rates[lanes], momenta[lanes], rule, dtype
-    )
-    steps = _Steps(network_items[active[lanes]])
-    lane_first_item = network_first_item[active[lanes]]
-
-    n_longest = steps.longest
-    drawn_orders = np.empty((0, n_trials, n_longest), dtype=np.intp)  # (epochs, K, items) to come
-    # Buffers are made once and reused: fresh ones cost page faults, 5 ms an epoch at K = 1024
-    # for the chunk buffers, and 1-2 ms a call at K = 256 for the item orders. The orders' one
-    # holds the most epochs of orders a draw below can make.
-    order_buffer = np.empty(
-        min(min(ORDER_EPOCHS_PER_DRAW, epochs) * n_trials * n_longest,
-            max(GATHER_CHUNK_NUMBERS, n_trials * n_longest)),
-        dtype=np.intp,
-    )
-    chunk_buffers: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
-    validation = None  # its buffers too, made again when the batch shrinks
+        divergence_loss = DIVERGENCE_FACTOR * np.log(problem.layout.n_outputs)
+    ledger = _Ledger(problem.n_networks, epochs, problem.layout.size, divergence_loss, on_epoch)
+    engine = ENGINES[arithmetic](problem, parameters)
+    active = np.arange(problem.n_networks)
     # Overflow in a diverging network is expected and recorded, not warned about per item.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for epoch in range(1, epochs + 1):
-            if orders is None:
-                if len(drawn_orders) == 0:
-                    # Each generator shuffles several epochs in one call: per-epoch calls cost
-                    # K Python round trips, 7 % of training at K = 256.
-                    span = max(1, min(ORDER_EPOCHS_PER_DRAW, epochs - epoch + 1,
-                                      GATHER_CHUNK_NUMBERS // (n_longest * len(active))))
-                    # Epoch-major, so that each epoch's (K, items) slab is contiguous: transposing
-                    # it then cost a tenth of transposing a strided one at K = 1024. A network's
-                    # steps past its own items visit its first item (see _Steps).
-                    own_lengths = network_items[active].tolist()
-                    drawn_orders = draw_orders(
-                        generators, own_lengths, span,
-                        out=order_buffer[: span * len(active) * n_longest].reshape(
-                            span, len(active), n_longest),
-                    )
-                epoch_order, drawn_orders = drawn_orders[0], drawn_orders[1:]
-                if len(lanes) > len(active):
-                    epoch_order = epoch_order[lanes]  # a lone network and its twin
-            else:
-                epoch_order = orders[active[lanes], epoch - 1]
-            # (items, lanes): step t's items in a row
-            epoch_order = np.ascontiguousarray(epoch_order.T)
-            if several_datasets:
-                epoch_order += lane_first_item
-            n_lanes = len(lanes)
-            chunk = max(
-                1, GATHER_CHUNK_NUMBERS // ((layout.n_inputs + 1 + layout.n_outputs) * n_lanes)
-            )
-            log_likelihood = np.zeros(n_lanes)  # each lane's sum of log p(target), item by item
-            snapshots = []
-            for start, end, finished_lanes, ending_lanes in steps.segments:
-                for first in range(start, end, chunk):
-                    items = epoch_order[first : min(first + chunk, end)]
-                    shape = (len(items), n_lanes)
-                    if shape not in chunk_buffers:
-                        buffers = (
-                            np.ones((layout.n_inputs + 1, len(items), n_lanes), dtype=dtype),
-                            np.empty((layout.n_outputs, len(items), n_lanes), dtype=dtype),
-                            np.empty((len(items), layout.n_outputs, n_lanes), dtype=dtype),
-                            # the running sum, then each log p(target)
-                            np.empty((len(items) + 1, n_lanes)),
-                            np.empty((len(items), n_lanes), dtype=dtype),  # each p(target)
-                        )
-                        # Each step's (x, x's inputs, one_hot, probability) views, made once:
-                        # slicing the arrays every step cost 2 % of it at K = 64 to 256.
-                        x_steps, one_hot_steps = (b.transpose(1, 0, 2) for b in buffers[:2])
-                        x_inputs = x_steps[:, : layout.n_inputs]
-                        step_views = list(zip(x_steps, x_inputs, one_hot_steps, buffers[2]))
-                        chunk_buffers[shape] = (*buffers, step_views)
-                    x_chunk, one_hot_chunk, probabilities, log_terms, targets, step_views = (
-                        chunk_buffers[shape])
-                    _gather(x_columns, items, out=x_chunk)
-                    _gather(one_hot_columns, items, out=one_hot_chunk)
-                    networks.train_on(step_views)
-                    # Each item's loss is read off afterwards, for the whole chunk in one call: the
-                    # one-hot product picks the target's probability exactly (the other terms are 0,
-                    # and a NaN softmax is NaN in every class). The running sum goes first, so the
-                    # items are added one after another across chunks too: the chunk size depends
-                    # on K, the sum must not.
-                    log_terms[0] = log_likelihood
-                    # The log is taken in the networks' dtype (float32 runs too), then summed in
-                    # float64.
-                    einsum("tck,ctk->tk", probabilities, one_hot_chunk, out=targets)
-                    np.log(targets, out=log_terms[1:])
-                    if finished_lanes is not None:
-                        log_terms[1:, finished_lanes] = 0.0  # adding 0 leaves a sum as it was
-                    log_likelihood = np.add.reduce(log_terms, axis=0)  # in order: 2+ lanes
-                if ending_lanes is not None:
-                    snapshots.append(networks.snapshot(ending_lanes))
-            for snapshot in snapshots:
-                networks.restore(snapshot)
-
-            weights64 = networks.weights[:, : len(active)].astype(np.float64, copy=False)  # no twin
-            train_loss = -log_likelihood[: len(active)] / network_items[active]
-            if validation is None:
-                validation = _Validation(layout, datasets, dataset_index[active])
-            val_loss, val_accuracy = validation(weights64)
-            remaining = ledger.close_epoch(
-                epoch, active, train_loss, val_loss, val_accuracy, weights64
-            )
+            figures = engine.epoch(item_orders.next(active))
+            remaining = ledger.close_epoch(epoch, active, figures)
             if remaining is not None:
                 active = active[remaining]
                 if len(active) == 0:
                     break
-                # Lane j < len(active) trains network active[j]; keep the lanes of those left.
-                lanes = _lanes(len(active))
-                networks.keep(remaining[lanes])
-                generators = [generators[k] for k in remaining]
-                steps = _Steps(network_items[active[lanes]])
-                lane_first_item = network_first_item[active[lanes]]
-                n_longest = steps.longest
-                drawn_orders = drawn_orders[:, remaining, :n_longest]
-                chunk_buffers.clear()
-                validation = None
-
-    return batch_of()
+                engine.keep(remaining)
+                item_orders.keep(remaining)
+    return ledger.batch(problem)
 
 def draw_orders(generators, lengths: list[int], epochs: int, out=None) -> np.ndarray:
     """(epochs, K, longest) item orders, network k's drawn from ``generators[k]`` over its own
@@ -649,63 +437,6 @@ def draw_orders(generators, lengths: list[int], epochs: int, out=None) -> np.nda
         generator.permuted(ranks[:, :n_items], axis=1, out=drawn[:, k, :n_items])
         drawn[:, k, n_items:] = 0
     return drawn
-
-
-def _train_compiled(ledger, layout, datasets, dataset_index, parameters, learning_rates,
-                    momenta, generators, rule, orders, dtype) -> None:
-    """``train_many``'s epochs in ``sweep.kernel``'s compiled code, closed through ``ledger``.
-
-    The data sets' training items are one table and their validation items another; each
-    network reads its own rows of them, so folds cost no copy per network."""
-    from . import kernel  # Numba loads in a second or two: only runs that use it pay
-
-    train_sizes = np.array([len(d.y_train) for d in datasets], dtype=np.int64)
-    val_sizes = np.array([len(d.y_val) for d in datasets], dtype=np.int64)
-    x_table = np.ascontiguousarray(np.concatenate([d.x_train for d in datasets]), dtype=dtype)
-    y_table = np.concatenate([d.y_train for d in datasets]).astype(np.int64)
-    x_val = np.ascontiguousarray(np.concatenate([d.x_val for d in datasets]))
-    y_val = np.concatenate([d.y_val for d in datasets]).astype(np.int64)
-    train_first = (np.cumsum(train_sizes) - train_sizes)[dataset_index]
-    network_items = train_sizes[dataset_index]
-    val_counts = val_sizes[dataset_index]
-    val_rows = (np.cumsum(val_sizes) - val_sizes)[dataset_index][:, None] + np.arange(
-        val_counts.max()
-    )
-    val_rows = np.minimum(val_rows, len(y_val) - 1)  # slots past a network's count are not read
-
-    active = np.arange(len(dataset_index))
-    weights = np.ascontiguousarray(parameters, dtype=dtype)
-    memory = np.zeros_like(weights)
-    rates, moments = learning_rates, momenta
-    drawn = np.empty((0, len(active), 0), dtype=np.int64)  # epochs of item orders to come
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        for epoch in range(1, ledger.epochs + 1):
-            if orders is None:
-                if len(drawn) == 0:
-                    span = min(ORDER_EPOCHS_PER_DRAW, ledger.epochs - epoch + 1)
-                    drawn = draw_orders(generators, network_items[active].tolist(), span)
-                epoch_order, drawn = drawn[0].copy(), drawn[1:]
-            else:
-                epoch_order = orders[active, epoch - 1].astype(np.int64)
-            epoch_order += train_first[active][:, None]
-            sums, val_loss, val_accuracy = kernel.train_and_evaluate(
-                layout, weights, memory, rates, moments, rule, x_table, y_table, epoch_order,
-                network_items[active], x_val, y_val, val_rows[active], val_counts[active],
-            )
-            train_loss = -sums / network_items[active]
-            weights64 = weights.astype(np.float64, copy=False)
-            remaining = ledger.close_epoch(
-                epoch, active, train_loss, val_loss, val_accuracy, weights64
-            )
-            if remaining is not None:
-                active = active[remaining]
-                if len(active) == 0:
-                    return
-                weights = np.ascontiguousarray(weights[:, remaining])
-                memory = np.ascontiguousarray(memory[:, remaining])
-                rates, moments = rates[remaining], moments[remaining]
-                generators = [generators[k] for k in remaining]
-                drawn = drawn[:, remaining]
 
 
 def train(

@@ -11,11 +11,9 @@ from sweep.data import (
     DataError,
     Dataset,
     load_csv,
-    load_dataset,
-    load_iris,
-    make_synthetic,
     split_stratified,
 )
+from sweep.sources import load_dataset, load_iris, make_synthetic
 
 
 def _arrays(ds: Dataset):
@@ -392,7 +390,7 @@ def test_load_dataset_refusals_name_the_data_set_asked_for(source, options, phra
 
 
 def test_correlated_inputs_stay_ill_conditioned_after_standardisation():
-    from sweep.data import make_correlated
+    from sweep.sources import make_correlated
 
     (data,) = make_correlated(items=600, inputs=8, classes=3, seed=0, condition=30.0)
     eigenvalues = np.linalg.eigvalsh(np.cov(data.x_train.T))
@@ -403,7 +401,7 @@ def test_correlated_inputs_stay_ill_conditioned_after_standardisation():
 
 
 def test_correlated_classes_follow_the_least_varying_direction():
-    from sweep.data import make_correlated
+    from sweep.sources import make_correlated
 
     (data,) = make_correlated(items=900, inputs=6, seed=1)
     eigenvalues, vectors = np.linalg.eigh(np.cov(data.x_train.T))
@@ -416,7 +414,8 @@ def test_correlated_classes_follow_the_least_varying_direction():
 
 
 def test_correlated_folds_and_bad_arguments():
-    from sweep.data import DataError, make_correlated
+    from sweep.data import DataError
+    from sweep.sources import make_correlated
 
     folds = make_correlated(items=300, folds=3, seed=2)
     assert len(folds) == 3

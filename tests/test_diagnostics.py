@@ -9,17 +9,22 @@ import pytest
 
 import sweep
 from sweep.claims_page import _diagnostics
-from sweep.data import load_folds, make_correlated
 from sweep.diagnostics import (
     MEDIAN,
     UpdateTally,
     apply_rule,
     diagnose,
     diagnose_many,
-    step_bound,
 )
 from sweep.network import Layout, initial_block
-from sweep.rules import RULES, make_rule
+from sweep.rules import get_rule, make_rule, rule_names
+from sweep.sources import load_folds, make_correlated
+
+RULES = rule_names()
+
+
+def step_bound(rule, momentum):
+    return get_rule(rule).effective_factor(momentum)
 
 
 def quadratic_window(rule, learning_rate, momentum, curvature, start, steps):

@@ -70,7 +70,7 @@ def test_a_no_momentum_studys_curves_carry_no_momentum_colour_bar():
 
 def test_a_one_setting_study_draws_a_message_not_a_one_point_landscape():
     one = [LandscapePoint(number=0, state="complete", learning_rate=0.1, momentum=0.5, value=0.3)]
-    figure = plots.landscape_figure(one, title="t", objective="final_val_loss", best=0)
+    figure = plots.landscape_figure(one, title="t", objective_label="final validation loss", best=0)
     (ax,) = figure.axes
     assert [t.get_text() for t in ax.texts] == [plots.ONE_SETTING]
     assert not ax.collections and not ax.lines

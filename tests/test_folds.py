@@ -6,7 +6,8 @@ import pytest
 
 import sweep
 import sweep.network
-from sweep.data import IRIS_PATH, DataError, load_dataset, load_folds, split_folds
+from sweep.data import IRIS_PATH, DataError, split_folds
+from sweep.sources import load_dataset, load_folds
 
 
 @pytest.fixture(scope="module")

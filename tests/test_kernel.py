@@ -10,7 +10,7 @@ import pytest
 import sweep
 from sweep import kernel
 from sweep.network import Layout, evaluate, initial_block
-from sweep.rules import RULES
+from sweep.rules import rule_names
 from sweep.seeding import generators
 from sweep.train import train_many
 
@@ -23,22 +23,32 @@ def iris():
 # ---------------------------------------------------------------- the rule step
 
 
+def _compiled_step(rule):
+    """The kernel's step of ``rule`` for weight 0 of lane 0, as its loops compile it: the rule's
+    key a constant of the compiled function."""
+    key = kernel.rule_key(rule)
+
+    @numba.njit
+    def step(weights, memory, sgd_step, momentum, active):
+        kernel._rule_step(key, weights, memory, 0, 0, sgd_step, momentum, active)
+
+    return step
+
+
 def test_the_articles_worked_example_gives_3_609():
     # The article: w = 3.56, learning rate 0.01, gradient 2.70 (downhill), momentum 0.50 and a
     # previous delta of 0.044 give 3.56 + 0.027 + 0.022 = 3.609.
     weights, prev_delta = np.array([[3.56]]), np.array([[0.044]])
     downhill_gradient = 2.70
-    kernel._rule_step(
-        kernel.RULE_CODES["seed"], weights, prev_delta, 0, 0, 0.01 * downhill_gradient, 0.50, True
-    )
+    _compiled_step("seed")(weights, prev_delta, 0.01 * downhill_gradient, 0.50, True)
     assert weights[0, 0] == pytest.approx(3.609, abs=1e-12)
     assert prev_delta[0, 0] == pytest.approx(0.027, abs=1e-15)
 
 
-@pytest.mark.parametrize("name", RULES)
+@pytest.mark.parametrize("name", rule_names())
 def test_an_idle_lane_keeps_its_weight_and_memory(name):
     weights, memory = np.array([[0.3]]), np.array([[0.2]])
-    kernel._rule_step(kernel.RULE_CODES[name], weights, memory, 0, 0, 0.5, 0.9, False)
+    _compiled_step(name)(weights, memory, 0.5, 0.9, False)
     assert (weights[0, 0], memory[0, 0]) == (0.3, 0.2)
 
 
@@ -272,7 +282,7 @@ def _dataset(shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", rule_names())
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}-{s[1]}-{s[2]}-h{s[3]}")
 def test_kernel_equals_train_many_bit_for_bit_given_the_same_exp_log_tanh(
     shape, rule, dtype, kernel_functions, monkeypatch
@@ -310,7 +320,7 @@ def test_kernel_equals_train_many_bit_for_bit_given_the_same_exp_log_tanh(
     _compare_until_stopped(batch, curves, history, rtol=0)
 
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", rule_names())
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}-{s[1]}-{s[2]}-h{s[3]}")
 def test_kernel_agrees_with_train_many_using_numpys_own_functions(shape, rule):
     # NumPy's exp, log and tanh differ from the kernel's by an ulp here and there; learning
@@ -334,7 +344,7 @@ def test_kernel_agrees_with_train_many_using_numpys_own_functions(shape, rule):
     _compare_until_stopped(batch, curves, history, rtol=1e-12)
 
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", rule_names())
 def test_float32_kernel_agrees_with_float32_train_many_within_float32_rounding(iris, rule):
     layout, learning_rates, momenta, weights, orders = _setting(
         iris, 7, 8, 3, seed=4, largest_learning_rate=0.03
@@ -581,7 +591,7 @@ def test_no_networks_give_empty_results(iris):
 
 
 def test_compiled_training_gives_each_network_what_it_gets_alone_with_folds_pruning_divergence():
-    from sweep.data import load_folds
+    from sweep.sources import load_folds
     from sweep.train import train, train_many
 
     folds = load_folds("synthetic", folds=3, items=61, inputs=3, classes=3, seed=2)
@@ -608,7 +618,7 @@ def test_compiled_training_gives_each_network_what_it_gets_alone_with_folds_prun
 
 @pytest.mark.parametrize("rule", ["seed", "heavy-ball", "nesterov"])
 def test_compiled_training_follows_the_numpy_reference_within_rounding(rule):
-    from sweep.data import load_folds
+    from sweep.sources import load_folds
     from sweep.train import train_many
 
     folds = load_folds("iris", folds=5)

@@ -51,9 +51,9 @@ def test_list_and_best_import_no_plotting_scipy_pandas_or_trainer(tmp_path):
 
 def test_the_public_names_are_the_functions_even_after_their_modules_are_imported(tmp_path):
     code = (
-        "import sweep.train, sweep.data\nimport sweep\n"
+        "import sweep.train, sweep.sources\nimport sweep\n"
         "assert sweep.train is sweep.train_many.__globals__['train']\n"
-        "assert sweep.load_dataset.__module__ == 'sweep.data'\n"
+        "assert sweep.load_dataset.__module__ == 'sweep.sources'\n"
         "assert set(sweep.__all__) <= set(dir(sweep))"
     )
     assert "pandas" not in imported_after(code, tmp_path)

@@ -133,8 +133,10 @@ def test_evaluate_gives_a_lone_network_the_validation_loss_the_trainer_recorded(
 
 def test_rows_stay_identical_across_gather_chunks_and_a_batch_shrinking_to_one(monkeypatch):
     # A small gather budget splits each epoch into chunks whose size depends on how many
-    # networks are left; networks stop until one trains on alone.
-    monkeypatch.setattr(sys.modules["sweep.train"], "GATHER_CHUNK_NUMBERS", 3000)
+    # networks are left, and a small order budget draws orders an epoch or two at a time;
+    # networks stop until one trains on alone.
+    monkeypatch.setattr(sys.modules["sweep.engines"], "GATHER_CHUNK_NUMBERS", 3000)
+    monkeypatch.setattr(sys.modules["sweep.train"], "ORDER_BUFFER_NUMBERS", 3000)
     data = synthetic(6, 10, items=200)
     learning_rates, momenta, seeds = [0.01, 0.03, 0.1, 0.3], [0.2, 0.9, 0.0, 0.5], [1, 2, 3, 4]
 

@@ -48,6 +48,7 @@ import functools
 import hashlib
 import marshal
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numba
 import numba.core.event
@@ -321,6 +322,11 @@ def _train_chunk(
     chunk's) idle on zero weights. ``rule`` and ``single_lane`` (width 1) are compiled in as
     constants (``_training_loop`` passes them so): one lane then runs as plain scalar code,
     without a vector loop's set-up around every operation.
+
+    Long on purpose: one item's forward pass, softmax, loss, back-propagation and the rule's
+    update of every parameter, in that order, over a dozen per-chunk buffers (inputs, hidden
+    activations, errors, targets, the active lanes). As separate functions each phase would
+    take most of those buffers as parameters; the phases' comments mark where each begins.
     """
     numba.literally(rule)
     numba.literally(single_lane)
@@ -732,6 +738,39 @@ def compile_notices(say):
 # ---------------------------------------------------------------- the Python interface
 
 
+class TrainingArguments(NamedTuple):
+    """What a training loop takes after its chunk range and width, in its parameters' order
+    (Numba's compiled functions take arrays and numbers, not records): checked and cast by
+    ``_training_part``."""
+
+    n_hidden: int
+    n_outputs: int
+    weights: np.ndarray  # (P, K), float64 or float32, C-contiguous; trained in place
+    memory: np.ndarray  # (P, K), the weights' dtype: the rule's memory, updated in place
+    learning_rates: np.ndarray  # (K,), the weights' dtype
+    momenta: np.ndarray  # (K,), the weights' dtype
+    x_table: np.ndarray  # (n_rows, n_inputs), the weights' dtype: every network's items
+    y_table: np.ndarray  # (n_rows,) int64 classes
+    orders: np.ndarray  # (K, n_max) int64 rows of the table, in the order each visits them
+    counts: np.ndarray  # (K,) int64: network k takes counts[k] steps
+    log_likelihood: np.ndarray  # (K,) float64, filled: each network's sum of log p(target)
+
+
+class EvaluationArguments(NamedTuple):
+    """What an evaluation loop takes after its chunk range and width, in its parameters'
+    order: checked and cast by ``_evaluation_part``."""
+
+    n_hidden: int
+    n_outputs: int
+    weights: np.ndarray  # (P, K), float64 or float32
+    x_table: np.ndarray  # (n_rows, n_inputs), read as float64
+    y_table: np.ndarray  # (n_rows,) int64 classes
+    rows: np.ndarray  # (K, v_max) int64 rows of each network's validation items
+    counts: np.ndarray  # (K,) int64: network k's number of validation items
+    loss: np.ndarray  # (K,) float64, filled: mean cross-entropy
+    accuracy: np.ndarray  # (K,) float64, filled
+
+
 def default_threads(n_networks: int) -> int:
     """Threads worth using for ``n_networks``: all of Numba's from PARALLEL_MIN_NETWORKS up."""
     return numba.config.NUMBA_NUM_THREADS if n_networks >= PARALLEL_MIN_NETWORKS else 1
@@ -926,18 +965,18 @@ def _training_part(
     y_table = np.ascontiguousarray(y_table, dtype=np.int64)
     _check_rows("orders", orders, counts, y_table, layout.n_outputs)
     log_likelihood = np.empty(n_networks)
-    arguments = (
-        layout.n_hidden,
-        layout.n_outputs,
-        weights,
-        memory,
-        np.ascontiguousarray(learning_rates, dtype=dtype),
-        np.ascontiguousarray(momenta, dtype=dtype),
-        np.ascontiguousarray(x_table),
-        y_table,
-        orders,
-        counts,
-        log_likelihood,
+    arguments = TrainingArguments(
+        n_hidden=layout.n_hidden,
+        n_outputs=layout.n_outputs,
+        weights=weights,
+        memory=memory,
+        learning_rates=np.ascontiguousarray(learning_rates, dtype=dtype),
+        momenta=np.ascontiguousarray(momenta, dtype=dtype),
+        x_table=np.ascontiguousarray(x_table),
+        y_table=y_table,
+        orders=orders,
+        counts=counts,
+        log_likelihood=log_likelihood,
     )
     loop = _training_loop(key, _width(chunk, n_networks) == 1)
     return loop, arguments, log_likelihood
@@ -957,15 +996,15 @@ def _evaluation_part(layout, weights, x_table, y_table, rows, counts, chunk):
     y_table = np.ascontiguousarray(y_table, dtype=np.int64)
     _check_rows("rows", rows, counts, y_table, layout.n_outputs)
     loss, accuracy = np.empty(n_networks), np.empty(n_networks)
-    arguments = (
-        layout.n_hidden,
-        layout.n_outputs,
-        np.ascontiguousarray(weights),
-        np.ascontiguousarray(x_table),
-        y_table,
-        rows,
-        counts,
-        loss,
-        accuracy,
+    arguments = EvaluationArguments(
+        n_hidden=layout.n_hidden,
+        n_outputs=layout.n_outputs,
+        weights=np.ascontiguousarray(weights),
+        x_table=np.ascontiguousarray(x_table),
+        y_table=y_table,
+        rows=rows,
+        counts=counts,
+        loss=loss,
+        accuracy=accuracy,
     )
     return _evaluation_loop(_width(chunk, n_networks) == 1), arguments, loss, accuracy

@@ -336,7 +336,7 @@ def load_study(path: str | os.PathLike) -> StudySpec:
 def parse_study(data: dict, path: str | os.PathLike) -> StudySpec:
     """Validate an already-parsed study dict; ``path`` is the file it came from (for messages,
     and the folder a relative ``data.path`` is resolved against)."""
-    return _Reader(str(path)).study(data)
+    return _read_study(_Reader(str(path)), data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,302 +442,324 @@ class _Reader:
             raise self.fail(key, reason)
         return text
 
-    # -- the study ----------------------------------------------------------------------------
 
-    def study(self, data: Any) -> StudySpec:
-        if not isinstance(data, dict):
-            raise self.fail("", f"a study must be a table, got {_type_name(data)}")
-        self.known_keys(data, "", _TOP_KEYS)
-        if "name" not in data:
-            raise self.fail("name", "required (it names the folder under results/)")
-        kwargs: dict[str, Any] = {"name": self.name(data["name"]), "path": self.path}
-        if "description" in data:
-            kwargs["description"] = self.string(data["description"], "description")
-        kwargs["data"] = self.data_spec(self.table(data, "data"))
-        kwargs.update(self.network(self.table(data, "network")))
-        epochs = kwargs.get("epochs", _STUDY_DEFAULTS["epochs"])
+# ---------------------------------------------------------------------------------------------
+# Reading, section by section: each function reads one part of the study file with the
+# reader's typed getters, which name the file and the key in every error.
 
-        sampler_table = self.table(data, "sampler")
-        self.known_keys(sampler_table, "sampler", ("name",))
-        sampler = _STUDY_DEFAULTS["sampler"]
-        if "name" in sampler_table:
-            sampler = self.choice(sampler_table["name"], "sampler.name", SAMPLERS)
-        kwargs["sampler"] = sampler
 
-        search = self.table(data, "search")
-        self.known_keys(search, "search", ("learning_rate", "momentum"))
-        for param in ("learning_rate", "momentum"):
-            table = self.table(search, param, "search")
-            kwargs[param] = self.param(table, param, _STUDY_DEFAULTS[param], sampler)
 
-        kwargs["pruner"] = self.pruner(self.table(data, "pruner"), epochs)
-        kwargs["objective"] = self.objective(self.table(data, "objective"))
+def _read_study(reader: _Reader, data: Any) -> StudySpec:
+    if not isinstance(data, dict):
+        raise reader.fail("", f"a study must be a table, got {_type_name(data)}")
+    reader.known_keys(data, "", _TOP_KEYS)
+    if "name" not in data:
+        raise reader.fail("name", "required (it names the folder under results/)")
+    kwargs: dict[str, Any] = {"name": _read_name(reader, data["name"]), "path": reader.path}
+    if "description" in data:
+        kwargs["description"] = reader.string(data["description"], "description")
+    kwargs["data"] = _read_data(reader, reader.table(data, "data"))
+    kwargs.update(_read_network(reader, reader.table(data, "network")))
+    epochs = kwargs.get("epochs", _STUDY_DEFAULTS["epochs"])
 
-        if "seed" in data:
-            kwargs["seed"] = self.integer(data["seed"], "seed", 0, SEED_LIMIT - 1)
-        if "batch_size" in data:
-            kwargs["batch_size"] = self.integer(data["batch_size"], "batch_size", 1)
-        if "folds" in data:
-            kwargs["folds"] = self.integer(data["folds"], "folds", 1, MAX_FOLDS)
-        if "repeats" in data:
-            kwargs["repeats"] = self.integer(data["repeats"], "repeats", 1, MAX_REPEATS)
-        kwargs["trials"] = self.trials(data, sampler, kwargs["learning_rate"], kwargs["momentum"])
-        kwargs["baseline"] = self.baseline(data, sampler, kwargs["momentum"])
-        return StudySpec(**kwargs)
+    sampler_table = reader.table(data, "sampler")
+    reader.known_keys(sampler_table, "sampler", ("name",))
+    sampler = _STUDY_DEFAULTS["sampler"]
+    if "name" in sampler_table:
+        sampler = reader.choice(sampler_table["name"], "sampler.name", SAMPLERS)
+    kwargs["sampler"] = sampler
 
-    def name(self, value: Any) -> str:
-        name = self.string(value, "name")
-        if not name:
-            raise self.fail("name", "must not be empty")
-        if len(name) > MAX_NAME_LENGTH:
-            raise self.fail(
-                "name", f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
-            )
-        if ".." in name:
-            raise self.fail(
-                "name", f"must not contain '..' (it names a folder under results/), got {name!r}"
-            )
-        folded = name.lower()
-        if folded in _RESULTS_ROOT_FILES or folded.endswith(_DATABASE_SUFFIXES):
-            raise self.fail(
-                "name", f"{name!r} is the name of a file the results folder keeps beside the "
-                "study folders (its index, README or a database); choose another name",
-            )
-        if not _NAME_PATTERN.fullmatch(name):
-            if not re.match(r"[A-Za-z0-9]", name):
-                raise self.fail("name", f"must start with a letter or digit, got {name!r}")
-            raise self.fail(
-                "name",
-                f"may contain only letters, digits, '.', '_' and '-' "
-                f"(it names a folder under results/), got {name!r}",
-            )
-        return name
+    search = reader.table(data, "search")
+    reader.known_keys(search, "search", ("learning_rate", "momentum"))
+    for param in ("learning_rate", "momentum"):
+        table = reader.table(search, param, "search")
+        kwargs[param] = _read_param(reader, table, param, _STUDY_DEFAULTS[param], sampler)
 
-    def data_spec(self, table: dict) -> DataSpec:
-        allowed = tuple(f.name for f in fields(DataSpec))
-        self.known_keys(table, "data", allowed)
-        name = DataSpec.source
-        if "source" in table:
-            name = self.choice(table["source"], "data.source", source_names())
-        source = get_source(name)
-        for key in table:
-            # A key another source reads is an error here, because a value that is silently
-            # ignored looks like it did something.
-            owners = [s for s in source_names() if key in get_source(s).keys]
-            if owners and name not in owners:
-                which = " or ".join(f"source = {owner!r}" for owner in owners)
-                raise self.fail(f"data.{key}", f"only used with {which} (source is {name!r})")
-        kwargs: dict[str, Any] = {"source": name}
-        if "validation_fraction" in table:
-            frac = self.number(table["validation_fraction"], "data.validation_fraction")
-            if not 0 < frac < 1:
-                raise self.fail("data.validation_fraction", f"must be in (0, 1), got {frac}")
-            kwargs["validation_fraction"] = frac
-        if "seed" in table:
-            kwargs["seed"] = self.integer(table["seed"], "data.seed", 0, SEED_LIMIT - 1)
-        kwargs.update(source.read(self, table, DataSpec()))
-        return DataSpec(**kwargs)
+    kwargs["pruner"] = _read_pruner(reader, reader.table(data, "pruner"), epochs)
+    kwargs["objective"] = _read_objective(reader, reader.table(data, "objective"))
 
-    def network(self, table: dict) -> dict[str, Any]:
-        self.known_keys(table, "network", _NETWORK_KEYS)
-        kwargs: dict[str, Any] = {}
-        if "hidden" in table:
-            kwargs["hidden"] = self.integer(table["hidden"], "network.hidden", 1, MAX_HIDDEN)
-        if "rule" in table:
-            kwargs["rule"] = self.choice(table["rule"], "network.rule", rule_names())
-        if "init" in table:
-            kwargs["init"] = self.choice(table["init"], "network.init", INITIALISATIONS)
-        if "epochs" in table:
-            kwargs["epochs"] = self.integer(table["epochs"], "network.epochs", 1, MAX_EPOCHS)
-        return kwargs
+    if "seed" in data:
+        kwargs["seed"] = reader.integer(data["seed"], "seed", 0, SEED_LIMIT - 1)
+    if "batch_size" in data:
+        kwargs["batch_size"] = reader.integer(data["batch_size"], "batch_size", 1)
+    if "folds" in data:
+        kwargs["folds"] = reader.integer(data["folds"], "folds", 1, MAX_FOLDS)
+    if "repeats" in data:
+        kwargs["repeats"] = reader.integer(data["repeats"], "repeats", 1, MAX_REPEATS)
+    kwargs["trials"] = _read_trials(
+        reader, data, sampler, kwargs["learning_rate"], kwargs["momentum"])
+    kwargs["baseline"] = _read_baseline(reader, data, sampler, kwargs["momentum"])
+    return StudySpec(**kwargs)
 
-    def param(self, table: dict, name: str, default: ParamSpec, sampler: str) -> ParamSpec:
-        prefix = f"search.{name}"
-        self.known_keys(table, prefix, _PARAM_KEYS)
-        log = default.log
-        if "log" in table:
-            log = self.boolean(table["log"], f"{prefix}.log")
 
-        fixed = None
-        if "fixed" in table:
-            fixed = self.in_bounds(name, table["fixed"], f"{prefix}.fixed")
-            for key in ("values", "points"):
-                if key in table:
-                    raise self.fail(
-                        f"{prefix}.{key}",
-                        "not allowed with fixed (a fixed parameter is not searched)",
-                    )
-        # A fixed parameter's range defaults to the value itself, so `fixed = x` can stand alone.
-        low = fixed if fixed is not None else default.low
-        high = fixed if fixed is not None else default.high
-        if "low" in table:
-            low = self.in_bounds(name, table["low"], f"{prefix}.low")
-        if "high" in table:
-            high = self.in_bounds(name, table["high"], f"{prefix}.high")
-        if fixed is not None:
-            # Checked against the bounds the file states; an unstated bound is the value itself.
-            if fixed < low:
-                raise self.fail(f"{prefix}.fixed", f"must be >= low ({low}), got {fixed}")
-            if fixed > high:
-                raise self.fail(f"{prefix}.fixed", f"must be <= high ({high}), got {fixed}")
-        if low > high:
-            if "high" in table:
-                raise self.fail(f"{prefix}.high", f"must be >= low ({low}), got {high}")
-            raise self.fail(f"{prefix}.low", f"must be <= high ({high}), got {low}")
-        if log and low <= 0:
-            key = f"{prefix}.low" if "low" in table else f"{prefix}.log"
-            raise self.fail(key, f"log = true needs low > 0, got low {low}")
+def _read_name(reader: _Reader, value: Any) -> str:
+    name = reader.string(value, "name")
+    if not name:
+        raise reader.fail("name", "must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise reader.fail(
+            "name", f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+        )
+    if ".." in name:
+        raise reader.fail(
+            "name", f"must not contain '..' (it names a folder under results/), got {name!r}"
+        )
+    folded = name.lower()
+    if folded in _RESULTS_ROOT_FILES or folded.endswith(_DATABASE_SUFFIXES):
+        raise reader.fail(
+            "name", f"{name!r} is the name of a file the results folder keeps beside the "
+            "study folders (its index, README or a database); choose another name",
+        )
+    if not _NAME_PATTERN.fullmatch(name):
+        if not re.match(r"[A-Za-z0-9]", name):
+            raise reader.fail("name", f"must start with a letter or digit, got {name!r}")
+        raise reader.fail(
+            "name",
+            f"may contain only letters, digits, '.', '_' and '-' "
+            f"(it names a folder under results/), got {name!r}",
+        )
+    return name
 
-        values = points = None
-        if "values" in table and "points" in table:
-            raise self.fail(f"{prefix}.points", "give values or points, not both")
+
+def _read_data(reader: _Reader, table: dict) -> DataSpec:
+    allowed = tuple(f.name for f in fields(DataSpec))
+    reader.known_keys(table, "data", allowed)
+    name = DataSpec.source
+    if "source" in table:
+        name = reader.choice(table["source"], "data.source", source_names())
+    source = get_source(name)
+    for key in table:
+        # A key another source reads is an error here, because a value that is silently
+        # ignored looks like it did something.
+        owners = [s for s in source_names() if key in get_source(s).keys]
+        if owners and name not in owners:
+            which = " or ".join(f"source = {owner!r}" for owner in owners)
+            raise reader.fail(f"data.{key}", f"only used with {which} (source is {name!r})")
+    kwargs: dict[str, Any] = {"source": name}
+    if "validation_fraction" in table:
+        frac = reader.number(table["validation_fraction"], "data.validation_fraction")
+        if not 0 < frac < 1:
+            raise reader.fail("data.validation_fraction", f"must be in (0, 1), got {frac}")
+        kwargs["validation_fraction"] = frac
+    if "seed" in table:
+        kwargs["seed"] = reader.integer(table["seed"], "data.seed", 0, SEED_LIMIT - 1)
+    kwargs.update(source.read(reader, table, DataSpec()))
+    return DataSpec(**kwargs)
+
+
+def _read_network(reader: _Reader, table: dict) -> dict[str, Any]:
+    reader.known_keys(table, "network", _NETWORK_KEYS)
+    kwargs: dict[str, Any] = {}
+    if "hidden" in table:
+        kwargs["hidden"] = reader.integer(table["hidden"], "network.hidden", 1, MAX_HIDDEN)
+    if "rule" in table:
+        kwargs["rule"] = reader.choice(table["rule"], "network.rule", rule_names())
+    if "init" in table:
+        kwargs["init"] = reader.choice(table["init"], "network.init", INITIALISATIONS)
+    if "epochs" in table:
+        kwargs["epochs"] = reader.integer(table["epochs"], "network.epochs", 1, MAX_EPOCHS)
+    return kwargs
+
+
+def _read_param(
+    reader: _Reader, table: dict, name: str, default: ParamSpec, sampler: str
+) -> ParamSpec:
+    prefix = f"search.{name}"
+    reader.known_keys(table, prefix, _PARAM_KEYS)
+    log = default.log
+    if "log" in table:
+        log = reader.boolean(table["log"], f"{prefix}.log")
+
+    fixed = None
+    if "fixed" in table:
+        fixed = _in_bounds(reader, name, table["fixed"], f"{prefix}.fixed")
         for key in ("values", "points"):
-            if key in table and sampler != "grid":
-                raise self.fail(
+            if key in table:
+                raise reader.fail(
                     f"{prefix}.{key}",
-                    f"only used by the grid sampler (sampler.name is {sampler!r})",
+                    "not allowed with fixed (a fixed parameter is not searched)",
                 )
-        if "values" in table:
-            values = self.grid_values(table["values"], f"{prefix}.values", low, high)
-        if "points" in table:
-            points = self.integer(table["points"], f"{prefix}.points", 2)
-            if low == high:
-                raise self.fail(
-                    f"{prefix}.points", f"needs low < high to spread points, both are {low}"
-                )
-        if sampler == "grid" and fixed is None and values is None and points is None:
-            raise self.fail(prefix, "the grid sampler needs values or points (or fixed)")
-        return ParamSpec(low=low, high=high, log=log, fixed=fixed, values=values, points=points)
+    # A fixed parameter's range defaults to the value itself, so `fixed = x` can stand alone.
+    low = fixed if fixed is not None else default.low
+    high = fixed if fixed is not None else default.high
+    if "low" in table:
+        low = _in_bounds(reader, name, table["low"], f"{prefix}.low")
+    if "high" in table:
+        high = _in_bounds(reader, name, table["high"], f"{prefix}.high")
+    if fixed is not None:
+        # Checked against the bounds the file states; an unstated bound is the value itreader.
+        if fixed < low:
+            raise reader.fail(f"{prefix}.fixed", f"must be >= low ({low}), got {fixed}")
+        if fixed > high:
+            raise reader.fail(f"{prefix}.fixed", f"must be <= high ({high}), got {fixed}")
+    if low > high:
+        if "high" in table:
+            raise reader.fail(f"{prefix}.high", f"must be >= low ({low}), got {high}")
+        raise reader.fail(f"{prefix}.low", f"must be <= high ({high}), got {low}")
+    if log and low <= 0:
+        key = f"{prefix}.low" if "low" in table else f"{prefix}.log"
+        raise reader.fail(key, f"log = true needs low > 0, got low {low}")
 
-    def in_bounds(self, name: str, value: Any, key: str) -> float:
-        """A learning rate must be > 0; a momentum in [0, 1)."""
-        number = self.number(value, key)
-        if name == "learning_rate" and number <= 0:
-            raise self.fail(key, f"must be > 0, got {number}")
-        if name == "momentum":
-            if number < 0:
-                raise self.fail(key, f"must be >= 0, got {number}")
-            if number >= 1:
-                # Momentum 1 or more never forgets a step, so the weights diverge.
-                raise self.fail(key, f"must be < 1, got {number}")
-        return number
-
-    def grid_values(self, value: Any, key: str, low: float, high: float) -> tuple[float, ...]:
-        if not isinstance(value, list):
-            got = f"{_type_name(value)} {_show(value)}"
-            raise self.fail(key, f"must be an array of numbers, got {got}")
-        if not value:
-            raise self.fail(key, "must not be empty")
-        numbers = []
-        for i, item in enumerate(value):
-            number = self.number(item, f"{key}[{i}]")
-            if not low <= number <= high:
-                raise self.fail(
-                    f"{key}[{i}]", f"must be within [low, high] = [{low}, {high}], got {number}"
-                )
-            if number in numbers:
-                raise self.fail(f"{key}[{i}]", f"repeats {number}")
-            numbers.append(number)
-        return tuple(sorted(numbers))
-
-    def pruner(self, table: dict, epochs: int) -> PrunerSpec:
-        allowed = tuple(f.name for f in fields(PrunerSpec))
-        self.known_keys(table, "pruner", allowed)
-        name = PrunerSpec.name
-        if "name" in table:
-            name = self.choice(table["name"], "pruner.name", PRUNERS)
-        for key in table:
-            if key != "name" and key not in _PRUNER_KEYS[name]:
-                users = [p for p, keys in _PRUNER_KEYS.items() if key in keys]
-                which = (
-                    f"{users[0]} pruner" if len(users) == 1
-                    else f"{', '.join(users[:-1])} or {users[-1]} pruners"
-                )
-                raise self.fail(
-                    f"pruner.{key}", f"only used by the {which} (pruner.name is {name!r})"
-                )
-        kwargs: dict[str, Any] = {"name": name}
-        if "startup_trials" in table:
-            kwargs["startup_trials"] = self.integer(
-                table["startup_trials"], "pruner.startup_trials", 0
+    values = points = None
+    if "values" in table and "points" in table:
+        raise reader.fail(f"{prefix}.points", "give values or points, not both")
+    for key in ("values", "points"):
+        if key in table and sampler != "grid":
+            raise reader.fail(
+                f"{prefix}.{key}",
+                f"only used by the grid sampler (sampler.name is {sampler!r})",
             )
-        if "warmup_steps" in table:
-            kwargs["warmup_steps"] = self.integer(table["warmup_steps"], "pruner.warmup_steps", 0)
-        if "interval" in table:
-            kwargs["interval"] = self.integer(table["interval"], "pruner.interval", 1)
-        if "percentile" in table:
-            percentile = self.number(table["percentile"], "pruner.percentile")
-            if not 0 < percentile < 100:
-                raise self.fail("pruner.percentile", f"must be in (0, 100), got {percentile}")
-            kwargs["percentile"] = percentile
-        if "threshold" in table:
-            threshold = self.number(table["threshold"], "pruner.threshold")
-            if threshold <= 0:
-                raise self.fail("pruner.threshold", f"must be > 0, got {threshold}")
-            kwargs["threshold"] = threshold
-        spec = PrunerSpec(**kwargs)
-        if name != "none":
-            # A pruner that can never act is a mistake, not a setting.
-            if spec.warmup_steps >= epochs:
-                raise self.fail(
-                    "pruner.warmup_steps",
-                    f"must be < network.epochs ({epochs}), got {spec.warmup_steps}; "
-                    "no trial could be pruned",
-                )
-            if spec.interval > epochs:
-                raise self.fail(
-                    "pruner.interval", f"must be <= network.epochs ({epochs}), got {spec.interval}"
-                )
-        return spec
-
-    def objective(self, table: dict) -> ObjectiveSpec:
-        self.known_keys(table, "objective", tuple(f.name for f in fields(ObjectiveSpec)))
-        kwargs: dict[str, Any] = {}
-        if "name" in table:
-            kwargs["name"] = self.choice(table["name"], "objective.name", objective_names())
-        if "target_loss" in table:
-            target = self.number(table["target_loss"], "objective.target_loss")
-            if target <= 0:
-                raise self.fail("objective.target_loss", f"must be > 0, got {target}")
-            kwargs["target_loss"] = target
-        return ObjectiveSpec(**kwargs)
-
-    def trials(self, data: dict, sampler: str, lr: ParamSpec, momentum: ParamSpec) -> int:
-        if sampler != "grid":
-            if "trials" in data:
-                return self.integer(data["trials"], "trials", 1, MAX_TRIALS)
-            return _STUDY_DEFAULTS["trials"]
-        size = len(lr.grid()) * len(momentum.grid())
-        if "trials" not in data:
-            return size
-        trials = self.integer(data["trials"], "trials", 1, MAX_TRIALS)
-        if trials > size:
-            raise self.fail(
-                "trials",
-                f"must be <= the grid size {size} ({len(lr.grid())} learning rates x "
-                f"{len(momentum.grid())} momenta), got {trials}",
+    if "values" in table:
+        values = _grid_values(reader, table["values"], f"{prefix}.values", low, high)
+    if "points" in table:
+        points = reader.integer(table["points"], f"{prefix}.points", 2)
+        if low == high:
+            raise reader.fail(
+                f"{prefix}.points", f"needs low < high to spread points, both are {low}"
             )
-        return trials
+    if sampler == "grid" and fixed is None and values is None and points is None:
+        raise reader.fail(prefix, "the grid sampler needs values or points (or fixed)")
+    return ParamSpec(low=low, high=high, log=log, fixed=fixed, values=values, points=points)
 
-    def baseline(self, data: dict, sampler: str, momentum: ParamSpec) -> bool:
-        if momentum.fixed is not None:
-            why = f"momentum is fixed at {momentum.fixed} (search.momentum.fixed)"
-        elif momentum.low > 0:
-            why = f"momentum's range starts at {momentum.low}, so 0 is outside it"
-        elif sampler == "grid":
-            why = "the grid sampler already tries every grid point once"
-        else:
-            why = None
-        if "baseline" not in data:
-            # Default on, but silently off where a momentum-0 trial does not fit the search.
-            return _STUDY_DEFAULTS["baseline"] and why is None
-        baseline = self.boolean(data["baseline"], "baseline")
-        if baseline and why is not None:
-            raise self.fail(
-                "baseline", f"a momentum-0 baseline trial needs momentum searched over a range "
-                f"including 0, but {why}",
+
+def _in_bounds(reader: _Reader, name: str, value: Any, key: str) -> float:
+    """A learning rate must be > 0; a momentum in [0, 1)."""
+    number = reader.number(value, key)
+    if name == "learning_rate" and number <= 0:
+        raise reader.fail(key, f"must be > 0, got {number}")
+    if name == "momentum":
+        if number < 0:
+            raise reader.fail(key, f"must be >= 0, got {number}")
+        if number >= 1:
+            # Momentum 1 or more never forgets a step, so the weights diverge.
+            raise reader.fail(key, f"must be < 1, got {number}")
+    return number
+
+
+def _grid_values(
+    reader: _Reader, value: Any, key: str, low: float, high: float
+) -> tuple[float, ...]:
+    if not isinstance(value, list):
+        got = f"{_type_name(value)} {_show(value)}"
+        raise reader.fail(key, f"must be an array of numbers, got {got}")
+    if not value:
+        raise reader.fail(key, "must not be empty")
+    numbers = []
+    for i, item in enumerate(value):
+        number = reader.number(item, f"{key}[{i}]")
+        if not low <= number <= high:
+            raise reader.fail(
+                f"{key}[{i}]", f"must be within [low, high] = [{low}, {high}], got {number}"
             )
-        return baseline
+        if number in numbers:
+            raise reader.fail(f"{key}[{i}]", f"repeats {number}")
+        numbers.append(number)
+    return tuple(sorted(numbers))
+
+
+def _read_pruner(reader: _Reader, table: dict, epochs: int) -> PrunerSpec:
+    allowed = tuple(f.name for f in fields(PrunerSpec))
+    reader.known_keys(table, "pruner", allowed)
+    name = PrunerSpec.name
+    if "name" in table:
+        name = reader.choice(table["name"], "pruner.name", PRUNERS)
+    for key in table:
+        if key != "name" and key not in _PRUNER_KEYS[name]:
+            users = [p for p, keys in _PRUNER_KEYS.items() if key in keys]
+            which = (
+                f"{users[0]} pruner" if len(users) == 1
+                else f"{', '.join(users[:-1])} or {users[-1]} pruners"
+            )
+            raise reader.fail(
+                f"pruner.{key}", f"only used by the {which} (pruner.name is {name!r})"
+            )
+    kwargs: dict[str, Any] = {"name": name}
+    if "startup_trials" in table:
+        kwargs["startup_trials"] = reader.integer(
+            table["startup_trials"], "pruner.startup_trials", 0
+        )
+    if "warmup_steps" in table:
+        kwargs["warmup_steps"] = reader.integer(table["warmup_steps"], "pruner.warmup_steps", 0)
+    if "interval" in table:
+        kwargs["interval"] = reader.integer(table["interval"], "pruner.interval", 1)
+    if "percentile" in table:
+        percentile = reader.number(table["percentile"], "pruner.percentile")
+        if not 0 < percentile < 100:
+            raise reader.fail("pruner.percentile", f"must be in (0, 100), got {percentile}")
+        kwargs["percentile"] = percentile
+    if "threshold" in table:
+        threshold = reader.number(table["threshold"], "pruner.threshold")
+        if threshold <= 0:
+            raise reader.fail("pruner.threshold", f"must be > 0, got {threshold}")
+        kwargs["threshold"] = threshold
+    spec = PrunerSpec(**kwargs)
+    if name != "none":
+        # A pruner that can never act is a mistake, not a setting.
+        if spec.warmup_steps >= epochs:
+            raise reader.fail(
+                "pruner.warmup_steps",
+                f"must be < network.epochs ({epochs}), got {spec.warmup_steps}; "
+                "no trial could be pruned",
+            )
+        if spec.interval > epochs:
+            raise reader.fail(
+                "pruner.interval", f"must be <= network.epochs ({epochs}), got {spec.interval}"
+            )
+    return spec
+
+
+def _read_objective(reader: _Reader, table: dict) -> ObjectiveSpec:
+    reader.known_keys(table, "objective", tuple(f.name for f in fields(ObjectiveSpec)))
+    kwargs: dict[str, Any] = {}
+    if "name" in table:
+        kwargs["name"] = reader.choice(table["name"], "objective.name", objective_names())
+    if "target_loss" in table:
+        target = reader.number(table["target_loss"], "objective.target_loss")
+        if target <= 0:
+            raise reader.fail("objective.target_loss", f"must be > 0, got {target}")
+        kwargs["target_loss"] = target
+    return ObjectiveSpec(**kwargs)
+
+
+def _read_trials(
+    reader: _Reader, data: dict, sampler: str, lr: ParamSpec, momentum: ParamSpec
+) -> int:
+    if sampler != "grid":
+        if "trials" in data:
+            return reader.integer(data["trials"], "trials", 1, MAX_TRIALS)
+        return _STUDY_DEFAULTS["trials"]
+    size = len(lr.grid()) * len(momentum.grid())
+    if "trials" not in data:
+        return size
+    trials = reader.integer(data["trials"], "trials", 1, MAX_TRIALS)
+    if trials > size:
+        raise reader.fail(
+            "trials",
+            f"must be <= the grid size {size} ({len(lr.grid())} learning rates x "
+            f"{len(momentum.grid())} momenta), got {trials}",
+        )
+    return trials
+
+
+def _read_baseline(reader: _Reader, data: dict, sampler: str, momentum: ParamSpec) -> bool:
+    if momentum.fixed is not None:
+        why = f"momentum is fixed at {momentum.fixed} (search.momentum.fixed)"
+    elif momentum.low > 0:
+        why = f"momentum's range starts at {momentum.low}, so 0 is outside it"
+    elif sampler == "grid":
+        why = "the grid sampler already tries every grid point once"
+    else:
+        why = None
+    if "baseline" not in data:
+        # Default on, but silently off where a momentum-0 trial does not fit the search.
+        return _STUDY_DEFAULTS["baseline"] and why is None
+    baseline = reader.boolean(data["baseline"], "baseline")
+    if baseline and why is not None:
+        raise reader.fail(
+            "baseline", f"a momentum-0 baseline trial needs momentum searched over a range "
+            f"including 0, but {why}",
+        )
+    return baseline
 
 
 def _home_table(key: str) -> str | None:

@@ -643,3 +643,14 @@ def test_an_unknown_arithmetic_is_refused():
 
     with pytest.raises(ValueError, match="unknown arithmetic 'fast'"):
         train_many(load_dataset("iris"), 0.1, 0.5, [1], epochs=1, arithmetic="fast")
+
+
+def test_the_loops_arguments_are_named_in_their_parameters_order():
+    import inspect
+
+    loop = kernel._training_loop(kernel.rule_key("seed"), False)
+    assert list(inspect.signature(loop.py_func).parameters)[3:] == list(
+        kernel.TrainingArguments._fields)
+    evaluation = kernel._evaluation_loop(False)
+    assert list(inspect.signature(evaluation.py_func).parameters)[3:] == list(
+        kernel.EvaluationArguments._fields)

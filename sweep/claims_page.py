@@ -20,12 +20,10 @@ import numpy as np
 from . import claims
 from .analysis import INTERVAL_METHOD, MIN_TUNED_LEARNING_RATES, compare_momentum, mean_interval
 from .diagnostics import QUANTILES, diagnose_many
-from .folders import Study
+from .folders import MOMENTUM_FOLDER, MOMENTUM_PAGE, Study
 from .pages import _e, _page
 from .rules import get_rule
 
-PAGE = "momentum.html"
-PLOT_FOLDER = "momentum"
 # Networks re-trained with diagnostics per study: the tuned setting's first few folds.
 DIAGNOSED_NETWORKS = 3
 
@@ -211,7 +209,7 @@ def study_section(study: Study, others: list[Study], folder: Path) -> tuple[str,
     captions = {"speed": "Validation loss of the networks of tuned momentum and tuned plain SGD",
                 "updates": "Momentum share, update size and effective step across weights",
                 "stability": "The largest stable learning rate against momentum, with theory"}
-    images = [_image(PLOT_FOLDER, f, captions[f.rsplit("-", 1)[1][:-4]]) for f in written]
+    images = [_image(MOMENTUM_FOLDER, f, captions[f.rsplit("-", 1)[1][:-4]]) for f in written]
     parts.append(f'<h3 id="{_e(quote(name))}">{_e(name)}: {_e(spec.rule)} rule</h3>')
     parts.append(f'<p class="lead">{_e(spec.description)}</p>')
     parts += [_answer_html(a) for a in answers]
@@ -225,7 +223,7 @@ def write_momentum_page(studies: list[Study], root: Path) -> Path:
     page's path. Takes a few seconds per study that searched momentum: each re-trains a few
     networks with diagnostics. Reads no storage, so it can run in a process of its own."""
     root = Path(root)
-    folder = root / PLOT_FOLDER
+    folder = root / MOMENTUM_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     studies = [study for study in studies if study.spec is not None]
     groups: dict[str, list[Study]] = {}
@@ -254,7 +252,7 @@ def write_momentum_page(studies: list[Study], root: Path) -> Path:
         '<p><a href="index.html">All studies</a></p>',
         *(sections or ['<p class="note">No study in the storage searched momentum.</p>']),
     ])
-    page = root / PAGE
+    page = root / MOMENTUM_PAGE
     page.write_text(_page("What momentum does: momentum-sweep", body), encoding="utf-8")
     return page
 

@@ -36,6 +36,9 @@ PLOTS = (
     ("importances.png", "Optuna: hyper-parameter importances"),
 )
 GALLERY_PLOTS = ("curves.png", "landscape.png", "momentum-vs-none.png")
+# The "What momentum does" page beside the gallery, and the folder of its plots.
+MOMENTUM_PAGE = "momentum.html"
+MOMENTUM_FOLDER = "momentum"
 NO_TRIALS = (
     "No completed trials yet: run the study (sweep run STUDY.toml), then write the report again."
 )

@@ -1,7 +1,10 @@
 """The HTML pages: each study's page and the gallery index, as static files.
 
-The pages are static HTML with relative links and inline CSS: they read from file:// with no
-server and no network. Every study name and description is HTML-escaped.
+The pages only draw: :func:`study_page` and :func:`gallery_page` render plain records (a
+:class:`StudyView`, a :class:`GalleryView`) that :mod:`sweep.report` builds from what it has
+written; nothing here reads a file, so a page can be rendered in a test from records alone.
+The HTML is static, with relative links and inline CSS: it reads from file:// with no server
+and no network. Every study name and description is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -9,26 +12,53 @@ from __future__ import annotations
 import datetime
 import html
 import math
-from pathlib import Path
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import numpy as np
 
 from . import analysis
-from .folders import (
-    GALLERY_PLOTS,
-    NO_TRIALS,
-    PLOTS,
-    FolderNameError,
-    Study,
-    read_json,
-    results_root,
-    study_folder,
-    tuned_pick,
-)
+from .folders import GALLERY_PLOTS, NO_TRIALS, PLOTS, Study
 from .records import lowest_epoch
 
 TOP_TABLE = 10
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """What a study's page shows: the study, and what the report wrote for it.
+
+    plots: the plot files in the study's folder; files: the other files to link (best.json,
+    tuned.toml, trials.csv, curves.csv); confirmation: the "robust" entry of best.json (the
+    fresh-seed confirmation's summary) with its table rows (one dict per setting, robust.csv's
+    columns), or None.
+    """
+
+    study: Study
+    plots: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    confirmation: dict | None = None
+    confirmation_rows: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    """One study in the gallery: whether its page exists, the setting it recommends (a
+    ``tuned_pick``, or None) and the plots to show as thumbnails."""
+
+    study: Study
+    has_page: bool = False
+    pick: dict | None = None
+    thumbnails: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GalleryView:
+    """The gallery: every study, and whether the "What momentum does" page exists."""
+
+    entries: tuple[GalleryEntry, ...] = field(default_factory=tuple)
+    momentum_page: bool = False
+    root: str = "results"
 # A final validation loss this many times the lowest of the run is worth a warning.
 OVERFIT_RATIO = 1.25
 
@@ -168,15 +198,8 @@ def _number_row(cells) -> str:
     return "<tr>" + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>"
 
 
-def _robust_section(folder: Path) -> str:
-    robust = read_json(folder / "best.json").get("robust")
-    if not isinstance(robust, dict) or not (folder / "robust.csv").exists():
-        return ""
-    try:
-        import pandas as pd  # only a study page with robust results needs it
-
-        frame = pd.read_csv(folder / "robust.csv")
-    except (OSError, ValueError):
+def _robust_section(robust: dict | None, rows_data: tuple[dict, ...]) -> str:
+    if not isinstance(robust, dict) or not rows_data:
         return ""
     head = (
         "rank",
@@ -193,20 +216,21 @@ def _robust_section(folder: Path) -> str:
         "diverged",
     )
     rows = []
-    for row in frame.itertuples():
+    for row in rows_data:
+        optimism = row["optimism"]
         cells = (
-            str(row.rank),
-            str(row.trial),
-            _num(row.learning_rate),
-            _num(row.momentum, 3),
-            _num(row.search_value),
-            _num(row.fresh_mean),
-            _num(row.fresh_low95),
-            _num(row.fresh_high95),
-            _e(f"{row.optimism:.0%}") if math.isfinite(row.optimism) else "&ndash;",
-            _num(row.epochs_to_target_mean, 3),
-            f"{row.reached_target}/{row.networks}",
-            f"{row.diverged}/{row.networks}",
+            _e(row["rank"]),
+            _e(row["trial"]),
+            _num(row["learning_rate"]),
+            _num(row["momentum"], 3),
+            _num(row["search_value"]),
+            _num(row["fresh_mean"]),
+            _num(row["fresh_low95"]),
+            _num(row["fresh_high95"]),
+            _e(f"{optimism:.0%}") if math.isfinite(optimism) else "&ndash;",
+            _num(row["epochs_to_target_mean"], 3),
+            _e(f"{row['reached_target']}/{row['networks']}"),
+            _e(f"{row['diverged']}/{row['networks']}"),
         )
         rows.append(_number_row(cells))
     return (
@@ -219,7 +243,8 @@ def _robust_section(folder: Path) -> str:
     )
 
 
-def study_page(study: Study, folder: Path, written: list[str]) -> str:
+def study_page(view: StudyView) -> str:
+    study = view.study
     spec = study.spec
     parts = [
         '<p><a href="../index.html">&larr; all studies</a></p>',
@@ -267,11 +292,7 @@ def study_page(study: Study, folder: Path, written: list[str]) -> str:
             notes += [w[0].upper() + w[1:] + "." for w in analysis.edge_warnings(
                 spec, best.learning_rate, best.momentum)]
         parts += [f'<p class="note">{_e(note)}</p>' for note in notes]
-        files = [
-            f
-            for f in ("best.json", "tuned.toml", "trials.csv", "curves.csv")
-            if (folder / f).exists()
-        ]
+        files = view.files
         parts += [
             "<table>\n"
             + "\n".join(f'<tr><th>{_e(k)}</th><td class="num">{v}</td></tr>' for k, v in rows)
@@ -280,8 +301,8 @@ def study_page(study: Study, folder: Path, written: list[str]) -> str:
             + ", ".join(f'<a href="{_e(quote(f))}">{_e(f)}</a>' for f in files)
             + "</p>",
         ]
-    parts.append(_robust_section(folder))
-    shown = [(file, caption) for file, caption in PLOTS if file in written]
+    parts.append(_robust_section(view.confirmation, view.confirmation_rows))
+    shown = [(file, caption) for file, caption in PLOTS if file in view.plots]
     if shown:
         parts.append("<h2>Plots</h2>")
         parts += [
@@ -303,8 +324,7 @@ def _pick_cell(pick: dict | None, key: str, digits: int) -> str:
     )
 
 
-def gallery_page(studies: list[Study]) -> str:
-    root = results_root()
+def gallery_page(view: GalleryView) -> str:
     head = (
         "study",
         "description",
@@ -316,19 +336,14 @@ def gallery_page(studies: list[Study]) -> str:
         "tuned momentum",
     )
     rows, sections = [], []
-    for study in sorted(studies, key=lambda s: s.name):
+    for entry in sorted(view.entries, key=lambda e: e.study.name):
+        study, pick = entry.study, entry.pick
         spec = study.spec
         best = analysis.best_trial(study.records)
-        try:
-            folder = study_folder(study.name)
-        except FolderNameError:
-            folder = None
-        has_page = folder is not None and (folder / "index.html").exists()
-        pick = tuned_pick(read_json(folder / "best.json")) if folder is not None else None
         link = quote(study.name)
         name = (
             f'<a href="{_e(link)}/index.html">{_e(study.name)}</a>'
-            if has_page
+            if entry.has_page
             else f"{_e(study.name)}<br><small>no page yet: sweep report {_e(study.name)}</small>"
         )
         value = (
@@ -347,12 +362,12 @@ def gallery_page(studies: list[Study]) -> str:
             _pick_cell(pick, "momentum", 3),
         )
         rows.append('<tr class="study">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        if has_page:
+        if entry.has_page:
             images = [
                 f'<a href="{_e(link)}/{file}">'
                 f'<img src="{_e(link)}/{file}" alt="{_e(study.name)}: {_e(caption)}"></a>'
                 for file, caption in PLOTS
-                if file in GALLERY_PLOTS and (folder / file).exists()
+                if file in GALLERY_PLOTS and file in entry.thumbnails
             ]
             body = (
                 f'<div class="thumbs">{"".join(images)}</div>'
@@ -374,7 +389,7 @@ def gallery_page(studies: list[Study]) -> str:
         (
             '<p><a href="momentum.html">What momentum does</a>: the article\'s claims about '
             "momentum, measured on these studies, with intervals.</p>"
-            if (root / "momentum.html").exists()
+            if view.momentum_page
             else ""
         ),
         (
@@ -382,7 +397,7 @@ def gallery_page(studies: list[Study]) -> str:
             if rows
             else (
                 '<p class="note">No studies in the storage yet: '
-                f"run sweep run studies/NAME.toml. ({_e(root)})</p>"
+                f"run sweep run studies/NAME.toml. ({_e(view.root)})</p>"
             )
         ),
         *sections,

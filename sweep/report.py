@@ -22,6 +22,8 @@ import numpy as np
 from . import analysis
 from .errors import SweepError
 from .folders import (
+    GALLERY_PLOTS,
+    MOMENTUM_PAGE,
     PLOTS,
     FolderNameError,
     Study,
@@ -32,7 +34,7 @@ from .folders import (
     tuned_pick,
     write_stamp,
 )
-from .pages import gallery_page, study_page
+from .pages import GalleryEntry, GalleryView, StudyView, gallery_page, study_page
 from .records import TrialRecord, get_objective, lowest_epoch
 from .store.studies import (
     load_optuna_study,
@@ -250,9 +252,56 @@ def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
     written.append("best.json")
     if _write_tuned(folder, study.spec, best):
         written.append("tuned.toml")
-    (folder / "index.html").write_text(study_page(study, folder, written), encoding="utf-8")
+    view = StudyView(
+        study,
+        plots=tuple(written),
+        files=tuple(f for f in LINKED_FILES if (folder / f).exists()),
+        confirmation=best.get("robust"),
+        confirmation_rows=_confirmation_rows(folder, best.get("robust")),
+    )
+    (folder / "index.html").write_text(study_page(view), encoding="utf-8")
     written.append("index.html")
     return f"{study.name}: wrote {folder}/ ({', '.join(written)})"
+
+
+# The files a study page links to, when they are in its folder.
+LINKED_FILES = ("best.json", "tuned.toml", "trials.csv", "curves.csv")
+
+
+def _confirmation_rows(folder: Path, robust) -> tuple[dict, ...]:
+    """robust.csv's rows as dicts of numbers, when best.json has a "robust" entry; () if not."""
+    import csv
+
+    if not isinstance(robust, dict):
+        return ()
+    try:
+        with open(folder / "robust.csv", newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        return tuple({key: _csv_number(value) for key, value in row.items()} for row in rows)
+    except (OSError, ValueError):
+        return ()
+
+
+def _csv_number(text: str):
+    """An int or float from a robust.csv cell (NaN for an empty one)."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text) if text else math.nan
+
+
+def _gallery_entry(study: Study) -> GalleryEntry:
+    """What the gallery shows of a study, from the files its folder holds."""
+    try:
+        folder = study_folder(study.name)
+    except FolderNameError:
+        return GalleryEntry(study)
+    return GalleryEntry(
+        study,
+        has_page=(folder / "index.html").exists(),
+        pick=tuned_pick(read_json(folder / "best.json")),
+        thumbnails=tuple(f for f in GALLERY_PLOTS if (folder / f).exists()),
+    )
 
 
 def _key(**parts) -> str:
@@ -313,7 +362,12 @@ def write_reports(
             lines.append(_write_if_stale(storage, studies[name], digests, studies, names is None))
         if momentum is not None:
             lines.append(momentum())
-    (root / "index.html").write_text(gallery_page(list(studies.values())), encoding="utf-8")
+    gallery = GalleryView(
+        tuple(_gallery_entry(study) for study in studies.values()),
+        momentum_page=(root / MOMENTUM_PAGE).exists(),
+        root=str(root),
+    )
+    (root / "index.html").write_text(gallery_page(gallery), encoding="utf-8")
     lines.append(f"index: wrote {root / 'index.html'} ({len(studies)} studies)")
     return lines
 
@@ -338,11 +392,12 @@ def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studi
     """Start the "What momentum does" page in a process of its own (closed by ``stack``),
     unless no study's trials or spec, nor the version, changed since it was written (its digest
     is in the results root's stamp); returns a function that waits for it and gives its line."""
-    from .claims_page import PAGE, write_momentum_page
+    from .claims_page import write_momentum_page
 
     key = _key(studies={name: (digests[name], _spec_digest(s.spec)) for name, s in studies.items()})
-    if read_stamp(root).get("momentum") == key and (root / PAGE).exists():
-        line = f"momentum: {root / PAGE} is up to date (nothing changed since it was written)"
+    if read_stamp(root).get("momentum") == key and (root / MOMENTUM_PAGE).exists():
+        line = (f"momentum: {root / MOMENTUM_PAGE} is up to date "
+                "(nothing changed since it was written)")
         return lambda: line
     pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=get_context("spawn")))
     drawn = pool.submit(write_momentum_page, list(studies.values()), root)

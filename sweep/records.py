@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .registry import Registry
+
 # A stored trial's state as the analysis names it. "diverged" is Optuna's PRUNED with a
 # divergence epoch recorded; "waiting" only appears in studies other tools wrote.
 STATES = ("complete", "pruned", "diverged", "failed", "running", "waiting")
@@ -90,30 +92,10 @@ def epochs_to_target(val_loss: np.ndarray, target_loss: float) -> int | None:
 # the search's pruner, the trials' values, the plots' labels). Adding one: a subclass of
 # Objective with ``@register_objective``; nothing outside this file changes.
 
-_OBJECTIVES: dict[str, type[Objective]] = {}
-
-
-def register_objective(cls: type[Objective]) -> type[Objective]:
-    """Class decorator: make ``cls`` an objective every part of the project knows by name."""
-    if not cls.name or (cls.name in _OBJECTIVES and _OBJECTIVES[cls.name] is not cls):
-        raise ValueError(f"an objective needs a name of its own; {cls.name!r} is taken or empty")
-    _OBJECTIVES[cls.name] = cls
-    return cls
-
-
-def objective_names() -> tuple[str, ...]:
-    """The names of the registered objectives, in the order they were registered."""
-    return tuple(_OBJECTIVES)
-
-
-def get_objective(name: str) -> type[Objective]:
-    """The objective called ``name``; ValueError naming the valid ones for any other name."""
-    try:
-        return _OBJECTIVES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown objective {name!r}; expected one of {', '.join(_OBJECTIVES)}"
-        ) from None
+OBJECTIVES = Registry("objective")
+register_objective = OBJECTIVES.register  # class decorator: an objective known by its name
+objective_names = OBJECTIVES.names  # the registered objectives' names, in order
+get_objective = OBJECTIVES.get  # the objective called name; ValueError naming the valid ones
 
 
 class Objective:

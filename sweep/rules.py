@@ -38,30 +38,12 @@ from __future__ import annotations
 
 import numpy as np
 
-_REGISTRY: dict[str, type[Rule]] = {}
+from .registry import Registry
 
-
-def register(cls: type[Rule]) -> type[Rule]:
-    """Class decorator: make ``cls`` a rule every part of the project knows by ``cls.name``."""
-    if not cls.name or (cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls):
-        raise ValueError(f"a rule needs a name of its own; {cls.name!r} is taken or empty")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def rule_names() -> tuple[str, ...]:
-    """The names of the registered rules, in the order they were registered."""
-    return tuple(_REGISTRY)
-
-
-def get_rule(name: str) -> type[Rule]:
-    """The rule class called ``name``; ValueError naming the valid ones for any other name."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown momentum rule {name!r}; expected one of {', '.join(_REGISTRY)}"
-        ) from None
+RULES = Registry("momentum rule")
+register = RULES.register  # class decorator: a rule every part of the project knows by name
+rule_names = RULES.names  # the registered rules' names, in the order they were registered
+get_rule = RULES.get  # the rule class called name; ValueError naming the valid ones
 
 
 def make_rule(name: str, shape: tuple[int, int], dtype=np.float64) -> Rule:

@@ -36,31 +36,12 @@ from .data import (
     read_csv_table,
     split_dataset,
 )
+from .registry import Registry
 
-_SOURCES: dict[str, DataSource] = {}
-
-
-def register_source(cls: type[DataSource]) -> type[DataSource]:
-    """Class decorator: make ``cls`` a data source every part of the project knows by name."""
-    if not cls.name or (cls.name in _SOURCES and type(_SOURCES[cls.name]) is not cls):
-        raise ValueError(f"a data source needs a name of its own; {cls.name!r} is taken or empty")
-    _SOURCES[cls.name] = cls()
-    return cls
-
-
-def source_names() -> tuple[str, ...]:
-    """The names of the registered sources, in the order they were registered."""
-    return tuple(_SOURCES)
-
-
-def get_source(name: str) -> DataSource:
-    """The source called ``name``; ValueError naming the valid ones for any other name."""
-    try:
-        return _SOURCES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown data source {name!r}; expected one of {', '.join(_SOURCES)}"
-        ) from None
+SOURCES = Registry("data source", make=lambda cls: cls())
+register_source = SOURCES.register  # class decorator: a source known by its name
+source_names = SOURCES.names  # the registered sources' names, in order
+get_source = SOURCES.get  # the source called name; ValueError naming the valid ones
 
 
 class DataSource:
@@ -108,9 +89,9 @@ def _resolve(name_or_path, target, parameters: dict) -> tuple[DataSource, dict]:
     """The source ``name_or_path`` names (a source's name, else the file source with that
     path) and its ``table`` parameters, after checking which arguments that source takes."""
     label = str(name_or_path)
-    source = _SOURCES.get(label)
+    source = SOURCES.entries.get(label)
     if source is None or source.from_file:
-        source = next(s for s in _SOURCES.values() if s.from_file)
+        source = next(s for s in SOURCES.entries.values() if s.from_file)
         arguments = {"path": name_or_path, "target": target}
         if target is None:
             raise fail(label, "a target column is required for a CSV file")
@@ -121,7 +102,8 @@ def _resolve(name_or_path, target, parameters: dict) -> tuple[DataSource, dict]:
         arguments = {}
         allowed = source.parameters()
     if parameters and not allowed:
-        takers = [repr(s.name) for s in _SOURCES.values() if s.parameters() and not s.from_file]
+        takers = [repr(s.name) for s in SOURCES.entries.values()
+                  if s.parameters() and not s.from_file]
         raise fail(label, f"parameter(s) {', '.join(sorted(parameters))} only apply to "
                    f"{' or '.join(takers)}")
     unknown = sorted(set(parameters) - set(allowed))
@@ -242,6 +224,25 @@ def _read_generated(reader, table: dict, defaults, least_inputs: int) -> dict[st
     return values
 
 
+class _Generated(DataSource):
+    """A source that draws its items from its seed: items, inputs, classes and noise."""
+
+    keys = ("items", "inputs", "classes", "noise")
+    least_inputs = 1
+    label = ""  # how a page names it, before its sizes
+
+    def read(self, reader, table: dict, defaults) -> dict[str, Any]:
+        return _read_generated(reader, table, defaults, self.least_inputs)
+
+    def describe(self, data) -> str:
+        return (f"{self.label} ({data.items} items, {data.inputs} inputs, {data.classes} "
+                f"classes, noise {data.noise:g}, seed {data.seed})")
+
+    def _table(self, x: np.ndarray, y: np.ndarray, classes: int) -> Table:
+        return Table(self.name, x, y, tuple(f"x{j}" for j in range(x.shape[1])),
+                     tuple(f"class{k}" for k in range(classes)))
+
+
 def _check_number(value, name: str, least: float, source: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise fail(source, f"{name} must be a number >= {least:g}, got {value!r}")
@@ -265,7 +266,7 @@ class Iris(DataSource):
 
 
 @register_source
-class Synthetic(DataSource):
+class Synthetic(_Generated):
     """A learnable synthetic task: labels from a random teacher network.
 
     Inputs are standard normal; labels are the argmax of ``tanh(x @ W1 + b1) @ W2 + b2
@@ -276,7 +277,7 @@ class Synthetic(DataSource):
     """
 
     name = "synthetic"
-    keys = ("items", "inputs", "classes", "noise")
+    label = "synthetic"
 
     def table(self, seed: int, items: int = 300, inputs: int = 4, classes: int = 3,
               hidden: int = 8, noise: float = 0.0) -> Table:
@@ -312,15 +313,7 @@ class Synthetic(DataSource):
         else:
             raise fail(source, f"could not draw labels with at least 2 items in each of "
                        f"{classes} classes from {items} items; use more items")
-        return Table(source, x, y, tuple(f"x{j}" for j in range(inputs)),
-                     tuple(f"class{k}" for k in range(classes)))
-
-    def read(self, reader, table: dict, defaults) -> dict[str, Any]:
-        return _read_generated(reader, table, defaults, least_inputs=1)
-
-    def describe(self, data) -> str:
-        return (f"synthetic ({data.items} items, {data.inputs} inputs, {data.classes} classes, "
-                f"noise {data.noise:g}, seed {data.seed})")
+        return self._table(x, y, classes)
 
 
 @register_source
@@ -359,7 +352,7 @@ class Csv(DataSource):
 
 
 @register_source
-class Correlated(DataSource):
+class Correlated(_Generated):
     """Strongly correlated inputs whose classes differ along their least-varying direction.
 
     Standardising each feature does not make this problem well conditioned, which is why it is
@@ -376,7 +369,8 @@ class Correlated(DataSource):
     """
 
     name = "correlated"
-    keys = ("items", "inputs", "classes", "noise")
+    label = "correlated inputs"
+    least_inputs = 2
 
     def table(self, seed: int, items: int = 600, inputs: int = 8, classes: int = 3,
               noise: float = 0.0, condition: float = 30.0) -> Table:
@@ -399,15 +393,7 @@ class Correlated(DataSource):
         coordinate = latent[:, -1] + noise * rng.standard_normal(items)
         edges = np.quantile(coordinate, np.arange(1, classes) / classes)
         y = np.searchsorted(edges, coordinate).astype(np.int64)
-        return Table(source, x, y, tuple(f"x{j}" for j in range(inputs)),
-                     tuple(f"class{k}" for k in range(classes)))
-
-    def read(self, reader, table: dict, defaults) -> dict[str, Any]:
-        return _read_generated(reader, table, defaults, least_inputs=2)
-
-    def describe(self, data) -> str:
-        return (f"correlated inputs ({data.items} items, {data.inputs} inputs, {data.classes} "
-                f"classes, noise {data.noise:g}, seed {data.seed})")
+        return self._table(x, y, classes)
 
 
 # ---------------------------------------------------------------------------------------------

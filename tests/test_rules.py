@@ -197,8 +197,8 @@ def added(monkeypatch):
     after it."""
     from sweep import records, rules
 
-    monkeypatch.setattr(rules, "_REGISTRY", dict(rules._REGISTRY))
-    monkeypatch.setattr(records, "_OBJECTIVES", dict(records._OBJECTIVES))
+    monkeypatch.setattr(rules.RULES, "entries", dict(rules.RULES.entries))
+    monkeypatch.setattr(records.OBJECTIVES, "entries", dict(records.OBJECTIVES.entries))
 
     @rules.register
     class Damped(rules.Rule):

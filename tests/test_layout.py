@@ -81,7 +81,8 @@ def test_no_import_cycle_among_the_package_modules():
 
 
 @pytest.mark.parametrize(
-    "module", ["sweep.analysis", "sweep.plots", "sweep.records", "sweep.errors"]
+    "module",
+    ["sweep.analysis", "sweep.plots", "sweep.records", "sweep.errors", "sweep.stats", "sweep.race"],
 )
 def test_pure_modules_load_without_optuna_sqlalchemy_or_scipy(module):
     code = (

@@ -34,9 +34,9 @@ lint: $(BIN)/.installed-test  ## check the code with ruff (settings in pyproject
 test: lint  ## run ruff, then the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# `sweep run` races each finished study's top settings on fresh networks (the confirmation).
 sweep: $(BIN)/.installed  ## run every study in studies/ (or STUDY=studies/x.toml), then write results/
 	$(BIN)/sweep run $(STUDY)
-	$(BIN)/sweep robust --all
 	$(BIN)/sweep report --all
 
 report: $(BIN)/.installed  ## write results/ (plots, best.json, index.html) from the stored trials

@@ -1,7 +1,8 @@
 """momentum-sweep: find a network's learning rate and momentum by systematic trial and error.
 
-Public API: ``load_dataset`` (Iris, synthetic, or a CSV), ``train`` (one network) and
-``train_many`` (K networks at once, vectorised across trials).
+Public API: ``load_dataset`` (Iris, synthetic, correlated, or a CSV), ``train`` (one network),
+``train_many`` (K networks at once, vectorised across trials) and ``measure`` (a setting
+measured the way a study confirms its answer).
 
 The names load on first use (PEP 562), so ``import sweep.cli`` and ``sweep --help`` do not pay
 for pandas and the trainer.
@@ -17,6 +18,8 @@ _PUBLIC = {
     "Dataset": ".data",
     "load_dataset": ".sources",
     "load_folds": ".sources",
+    "measure": ".confirm",
+    "Measurement": ".confirm",
     "Batch": ".train",
     "EpochReport": ".train",
     "Run": ".train",

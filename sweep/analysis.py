@@ -3,8 +3,7 @@
 Nothing here draws, writes files or talks to Optuna. Each plot in :mod:`sweep.plots` first asks
 this module for a small record (the curves to draw, the landscape's points or grid cells, the
 momentum-versus-none pair) and then only draws it, so the tests check these records and not
-pixels. Intervals are percentile-bootstrap intervals of the mean, which stay inside the
-quantity's own range (a loss or a count of epochs never gets a negative bound).
+pixels. Intervals are :mod:`sweep.stats`'.
 
 Conventions: epochs are 1-based (epoch e is the curve's entry e - 1); "reached the target"
 means a validation loss <= the target loss; an objective value is lower-is-better.
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .records import TrialRecord, epochs_to_target, objective_value
+from .records import TrialRecord, epochs_to_target
 
 # States whose trial trained at least one epoch and stored its curves.
 TRAINED_STATES = ("complete", "pruned", "diverged")
@@ -165,9 +164,13 @@ class Curve:
     diverged_loss: float | None
 
 
-def curves(records: Sequence[TrialRecord], top: int = 5) -> list[Curve]:
-    """Every trained trial's curve, the ``top`` best COMPLETE trials ranked, in trial order."""
-    ranks = {r.number: i + 1 for i, r in enumerate(top_trials(records, top))}
+def curves(records: Sequence[TrialRecord], top: int = 5, chosen: int | None = None) -> list[Curve]:
+    """Every trained trial's curve, in trial order, ``top`` of them ranked: the trial
+    ``chosen`` (the study's answer) first when given, then the best COMPLETE trials."""
+    ranked = [r.number for r in top_trials(records, top)]
+    if chosen is not None:
+        ranked = [chosen, *[n for n in ranked if n != chosen]][:top]
+    ranks = {number: i + 1 for i, number in enumerate(ranked)}
     out = []
     for r in records:
         if r.state not in TRAINED_STATES or not len(r.val_loss):
@@ -419,114 +422,95 @@ def compare_momentum(
 
 
 # ---------------------------------------------------------------------------------------------
-# Statistics
+# The answer: one selection for every output
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A sample mean with its two-sided confidence interval (see :func:`mean_interval`).
+def chosen_trial(records: Iterable[TrialRecord], confirmation: dict | None = None):
+    """The trial whose setting the study recommends: the confirmation race's pick when the
+    study has a current confirmation (``confirmation``, as ``sweep.confirm`` stores it), else
+    the search's best. Every output (``sweep best``, best.json, tuned.toml, the pages and the
+    plots' star) names this one."""
+    records = list(records)
+    pick = (confirmation or {}).get("pick")
+    if pick is not None:
+        found = next((r for r in records if r.number == pick.get("trial")), None)
+        if found is not None:
+            return found
+    return best_trial(records)
 
-    n = 1: the bounds are NaN (one value says nothing about spread); n = 0: all NaN.
+
+def _plain(value):
+    """A JSON-safe number: NaN and infinities become None."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def answer(name: str, spec, records: Sequence[TrialRecord], confirmation: dict | None) -> dict:
+    """What the study recommends, as ``sweep best --json`` and best.json give it.
+
+    With a current confirmation every figure comes from the race's networks ("confirmed":
+    true): the value with its interval, the networks, the failures and their upper bound,
+    epochs to target with how many reached it, the equivalent settings. The search's own figure
+    is kept apart, under "search", with its optimism. Without one, the search's best is named
+    with "confirmed": false and a note saying how to confirm it.
     """
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    confidence: float = 0.95
-
-
-INTERVAL_METHOD = "95% percentile-bootstrap interval of the mean (2,000 resamples)"
-BOOTSTRAP_RESAMPLES = 2000
-
-
-def mean_interval(values: Iterable[float], confidence: float = 0.95) -> Interval:
-    """Mean of ``values`` with its percentile-bootstrap ``confidence`` interval.
-
-    Resampling the values with replacement (a fixed seed, so the same values give the same
-    bounds) and taking the quantiles of the resampled means: the bounds lie between the smallest
-    and the largest value, so a positive quantity (a loss, a count of epochs) never gets a
-    negative bound, as the Student-t interval gives small skewed samples.
-    """
-    x = np.asarray(list(values), dtype=float)
-    n = len(x)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0, confidence)
-    mean = float(x.mean())
-    if n == 1:
-        return Interval(mean, math.nan, math.nan, 1, confidence)
-    rng = np.random.default_rng(0)
-    means = x[rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))].mean(axis=1)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    # A resample of one value repeated averages to it give or take a rounding: clip to the
-    # sample's range, so the bounds never leave it.
-    low, high = max(low, x.min()), min(high, x.max())
-    return Interval(mean, float(min(low, mean)), float(max(high, mean)), n, confidence)
-
-
-# ---------------------------------------------------------------------------------------------
-# Confirmation on fresh seeds
-
-
-@dataclass(frozen=True)
-class RobustCandidate:
-    """One of the search's top settings re-trained on fresh seeds.
-
-    ``objective`` is over the fresh networks (none diverged, else it is all NaN: a setting that
-    diverges on a fresh seed is not confirmed). ``epochs_to_target`` is over the networks that
-    reached the target only; ``reached`` says how many of ``seeds`` did. ``optimism`` is how far
-    the search's own figure (``search_value``) undercut the fresh mean, as a fraction of it.
-    """
-
-    number: int
-    learning_rate: float
-    momentum: float
-    seeds: int
-    search_value: float
-    objective: Interval
-    epochs_to_target: Interval
-    reached: int
-    diverged: int
-
-    @property
-    def optimism(self) -> float:
-        return (self.objective.mean - self.search_value) / self.objective.mean
-
-
-def robust_candidates(
-    trials: Sequence[TrialRecord],
-    val_loss: np.ndarray,
-    diverged_epoch: np.ndarray,
-    objective,
-) -> list[RobustCandidate]:
-    """Summarise the re-training of ``trials`` (the search's top settings, in its order).
-
-    val_loss: (K, S, epochs) validation curves of trial k's s-th fresh network (NaN after
-    divergence). diverged_epoch: (K, S), 0 where the network did not diverge. objective: the
-    study's ``ObjectiveSpec`` (name, target_loss). The order stays the search's: this confirms
-    its ranking (and says how optimistic it was), it does not pick again.
-    """
-    val_loss = np.asarray(val_loss, dtype=float)
-    out = []
-    for k, trial in enumerate(trials):
-        diverged = int(np.count_nonzero(diverged_epoch[k]))
-        curves = [] if diverged else list(val_loss[k])
-        reached = [epochs_to_target(curve, objective.target_loss) for curve in curves]
-        out.append(
-            RobustCandidate(
-                number=trial.number,
-                learning_rate=trial.learning_rate,
-                momentum=trial.momentum,
-                seeds=val_loss.shape[1],
-                search_value=float(trial.value),
-                objective=mean_interval([objective_value(objective, c) for c in curves]),
-                epochs_to_target=mean_interval([e for e in reached if e is not None]),
-                reached=sum(e is not None for e in reached),
-                diverged=diverged,
-            )
-        )
-    return out
+    objective = spec.objective if spec is not None else None
+    entry = {
+        "study": name,
+        "confirmed": False,
+        "trial": None,
+        "learning_rate": None,
+        "momentum": None,
+        "rule": spec.rule if spec else None,
+        "objective": objective.name if objective else None,
+        "target_loss": objective.target_loss if objective else None,
+        "epochs": spec.epochs if spec else None,
+        "value": None,
+    }
+    chosen = chosen_trial(records, confirmation)
+    if chosen is None:
+        return {**entry, "note": "no completed trials yet"}
+    entry.update({
+        "trial": chosen.number,
+        "learning_rate": _plain(chosen.learning_rate),
+        "momentum": _plain(chosen.momentum),
+        "edge_warnings": edge_warnings(spec, chosen.learning_rate, chosen.momentum)
+        if spec else [],
+    })
+    pick = (confirmation or {}).get("pick")
+    search = {
+        "value": _plain(chosen.value),
+        "networks": chosen.network_count,
+        "note": "the search's own figure for this setting, from the networks it was picked on",
+    }
+    if pick is None or pick.get("trial") != chosen.number:
+        return {**entry, "value": _plain(chosen.value), "networks": chosen.network_count,
+                "search": search,
+                "note": f"not confirmed on fresh networks: run `sweep confirm {name}`; the "
+                        "search's own figure flatters the setting it picks"}
+    value = pick["value"]
+    epochs = pick.get("epochs_to_target") or {}
+    return {
+        **entry,
+        "confirmed": True,
+        "effective_learning_rate": pick.get("effective_rate"),
+        "value": value.get("mean"),
+        "value_low": value.get("low"),
+        "value_high": value.get("high"),
+        "networks": pick.get("networks"),
+        "interval": confirmation.get("interval"),
+        "failures": pick.get("failures"),
+        "failure_rate_upper": pick.get("failure_rate_upper"),
+        "epochs_to_target": epochs.get("mean"),
+        "reached": pick.get("reached"),
+        "final_val_loss": pick.get("final_val_loss"),
+        "final_val_accuracy": pick.get("final_val_accuracy"),
+        "equivalent": confirmation.get("equivalent"),
+        "race_networks": confirmation.get("networks"),
+        "search": {**search, "optimism": pick.get("optimism")},
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,3 +546,85 @@ def edge_warnings(spec, learning_rate: float, momentum: float) -> list[str]:
             f"[{param.low:g}, {param.high:g}]: widen the range and search again"
         )
     return warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# One answer per setup
+
+
+@dataclass(frozen=True)
+class SetupAnswer:
+    """The studies of one setup (data set, network, rule, epochs and objective) and the one
+    sentence that says which setting to use."""
+
+    setup: str
+    studies: tuple[str, ...]
+    sentence: str
+
+
+def setup_key(spec) -> tuple:
+    """What must match for two studies' answers to be one question: data set, network, rule,
+    epochs, folds and objective."""
+    return (spec.data, spec.hidden, spec.init, spec.rule, spec.epochs, spec.folds, spec.objective)
+
+
+def setup_answers(studies) -> list[SetupAnswer]:
+    """One sentence per setup: the setting to use and those equivalent to it.
+
+    studies: (name, spec, answer, confirmation) per study (``answer`` as best.json holds it).
+    Within a setup the confirmed answers are compared on the race networks they share (the
+    race's networks depend only on the setup, so they are the same networks): the lowest race
+    mean is recommended, and each other study's answer is said to be equivalent or worse by
+    the paired interval of its difference.
+    """
+    from .stats import paired_difference_interval
+
+    groups: dict = {}
+    for name, spec, answer, confirmation in studies:
+        if spec is None or not answer or answer.get("trial") is None:
+            continue
+        groups.setdefault(setup_key(spec), []).append((name, spec, answer, confirmation))
+    found = []
+    for members in groups.values():
+        spec = members[0][1]
+        setup = (f"{spec.data.describe()}; {spec.hidden} hidden units, {spec.rule} rule, "
+                 f"{spec.epochs} epochs; {spec.objective.name}")
+        confirmed = [m for m in members if m[2].get("confirmed")]
+        if not confirmed:
+            names = ", ".join(m[0] for m in members)
+            found.append(SetupAnswer(setup, tuple(m[0] for m in members),
+                                     f"Not confirmed yet: run `sweep confirm` on {names}."))
+            continue
+        best = min(confirmed, key=lambda m: (m[2]["value"], m[0]))
+        answer = best[2]
+        sentence = (
+            f"Use learning rate {answer['learning_rate']:.3g} with momentum "
+            f"{answer['momentum']:.3g} ({best[0]}'s answer: {answer['value']:.4g}, 95% interval "
+            f"{answer['value_low']:.4g} to {answer['value_high']:.4g}, on {answer['networks']} "
+            f"fresh networks); {answer.get('equivalent', '')}.")
+        own = _pick_values(best[3])
+        for name, _, other, confirmation in confirmed:
+            if name == best[0]:
+                continue
+            values = _pick_values(confirmation)
+            n = min(len(own), len(values))
+            if n < 2:
+                continue
+            difference = paired_difference_interval(values[:n], own[:n])
+            verdict = ("worse" if difference.low > 0 else "no worse, as far as "
+                       f"{n} shared networks can tell")
+            sentence += (
+                f" {name}'s answer (learning rate {other['learning_rate']:.3g}, momentum "
+                f"{other['momentum']:.3g}) is {verdict}: {difference.mean:+.3g} "
+                f"({difference.low:+.3g} to {difference.high:+.3g}).")
+        found.append(SetupAnswer(setup, tuple(m[0] for m in members), sentence))
+    return found
+
+
+def _pick_values(confirmation: dict | None) -> np.ndarray:
+    """The race values of a confirmation's pick, network by network."""
+    pick = (confirmation or {}).get("pick") or {}
+    for candidate in (confirmation or {}).get("candidates", []):
+        if candidate["trial"] == pick.get("trial"):
+            return np.array([np.nan if v is None else v for v in candidate["values"]])
+    return np.array([])

@@ -3,7 +3,7 @@
 Pure analysis: stored :class:`~sweep.records.TrialRecord`s and
 :class:`~sweep.diagnostics.Diagnostics` in, plain records and sentences out. Every sentence is
 generated from the numbers it states, with a 95 % percentile-bootstrap interval of the mean over
-the trials' networks (:func:`sweep.analysis.mean_interval`); where an interval does not rule out
+the trials' networks (:func:`sweep.stats.mean_interval`); where an interval does not rule out
 "no effect", the sentence says the data shows none.
 
 The claims ("Neural Network Momentum", the seed article):
@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import Interval, completed, mean_interval
+from .analysis import completed
 from .diagnostics import MEDIAN, QUANTILES, Diagnostics
 from .records import TrialRecord, epochs_to_target
 from .rules import get_rule
+from .stats import Interval, mean_interval
 
 CHECKPOINTS = (5, 10, 20)
 # The first and last tenth of training: "early" and "late" for claim 2.
@@ -98,7 +99,7 @@ class Measure:
 
 def difference_interval(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> Interval:
     """mean(a) - mean(b) with a percentile-bootstrap interval, a and b resampled independently
-    (fixed seed, as :func:`sweep.analysis.mean_interval`)."""
+    (fixed seed, as :func:`sweep.stats.mean_interval`)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     n = min(len(a), len(b))
     mean = float(a.mean() - b.mean()) if n else math.nan

@@ -18,11 +18,12 @@ from urllib.parse import quote
 import numpy as np
 
 from . import claims
-from .analysis import INTERVAL_METHOD, MIN_TUNED_LEARNING_RATES, compare_momentum, mean_interval
+from .analysis import MIN_TUNED_LEARNING_RATES, compare_momentum
 from .diagnostics import QUANTILES, diagnose_many
 from .folders import MOMENTUM_FOLDER, MOMENTUM_PAGE, Study
 from .pages import _e, _page
 from .rules import get_rule
+from .stats import INTERVAL_METHOD, mean_interval
 
 # Networks re-trained with diagnostics per study: the tuned setting's first few folds.
 DIAGNOSED_NETWORKS = 3

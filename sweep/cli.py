@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="add trials even if the study file's search changed since the stored trials",
     )
     run.add_argument("--quiet", action="store_true", help="no progress line")
+    run.add_argument(
+        "--no-confirm", action="store_true",
+        help="do not race the top settings on fresh networks when the study is complete",
+    )
     _add_storage(run)
 
     listing = verbs.add_parser(
@@ -92,8 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_storage(listing)
 
-    best = verbs.add_parser("best", help="the best trial's parameters, value and number")
+    best = verbs.add_parser(
+        "best", help="the study's answer: the confirmed setting, its value and interval"
+    )
     best.add_argument("study", metavar="STUDY", help="study name or its .toml file")
+    best.add_argument("--json", action="store_true", help="print the answer as JSON")
     _add_storage(best)
 
     replay = verbs.add_parser(
@@ -115,18 +122,25 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--all", action="store_true", help="every study in the storage")
     _add_storage(report)
 
-    robust = verbs.add_parser(
-        "robust", help="re-train the top trials with fresh seeds and rank them by mean and interval"
+    confirm = verbs.add_parser(
+        "confirm",
+        help="race the search's top settings on fresh networks and pick the answer",
     )
-    robust.add_argument("studies", nargs="*", metavar="STUDY", help="study names or .toml files")
-    robust.add_argument(
+    confirm.add_argument("studies", nargs="*", metavar="STUDY", help="study names or .toml files")
+    confirm.add_argument(
         "--all", action="store_true", help="every study in the storage with a completed trial"
     )
-    robust.add_argument(
-        "--top", type=int, default=5, help="how many of the best trials (default 5)"
+    # The defaults are sweep.confirm's (imported only when a race runs); a test holds the
+    # help text to them.
+    confirm.add_argument(
+        "--candidates", type=int, metavar="N",
+        help="race at most N of the search's best settings (default 10)",
     )
-    robust.add_argument("--seeds", type=int, default=10, help="fresh seeds per trial (default 10)")
-    _add_storage(robust)
+    confirm.add_argument(
+        "--networks", type=int, metavar="N",
+        help="fresh networks per setting, at most (default 40; at least 20)",
+    )
+    _add_storage(confirm)
 
     delete = verbs.add_parser(
         "delete", help="remove a study: its stored trials and its results folder"
@@ -206,6 +220,8 @@ def cmd_run(args) -> int:
             if finished is not None:
                 print(f"{spec.name}: {_count(finished, 'trial')} finished (0 added this run) "
                       f"in {redact(args.storage)}")
+                if not args.no_confirm:
+                    print(_confirmed(storage, spec.name, spec, {}, empty_ok=True))
                 continue
             from .search import run_study
 
@@ -237,6 +253,8 @@ def cmd_run(args) -> int:
                     "it when they finish (a dead worker's are retried by the next run once its "
                     "lease ends)"
                 )
+            elif not args.no_confirm:
+                print(_confirmed(storage, spec.name, spec, {}, empty_ok=True))
     return 0
 
 
@@ -306,28 +324,48 @@ def cmd_list(args) -> int:
 
 
 def cmd_best(args) -> int:
-    from .analysis import best_trial, edge_warnings
+    import json
+
+    from .analysis import answer
     from .errors import SweepError
     from .store.connect import open_storage
-    from .store.studies import made_here, read_records, stored_spec
+    from .store.studies import current_confirmation, made_here, read_records, stored_spec
 
     storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
     if not made_here(storage, name):
         return _print_foreign_best(storage, name)
-    best = best_trial(read_records(storage, name))
-    if best is None:
-        raise SweepError(f"study {name!r} has no completed trial yet")
     spec = stored_spec(storage, name, foreign_ok=True)
-    networks = best.network_count
+    found = answer(name, spec, read_records(storage, name),
+                   current_confirmation(storage, name, spec))
+    if args.json:
+        print(json.dumps(found, indent=2, allow_nan=False))
+        return 0
+    if found["trial"] is None:
+        raise SweepError(f"study {name!r} has no completed trial yet")
     print(f"study          {name}")
-    print(f"trial          {best.number}")
-    mean = f" (mean of {networks} networks)" if networks > 1 else ""
-    print(f"value          {best.value:.6g}{mean}")
-    print(f"learning_rate  {best.learning_rate:.6g}")
-    print(f"momentum       {best.momentum:.6g}")
-    print(f"seed           {best.seed}")
-    for warning in edge_warnings(spec, best.learning_rate, best.momentum) if spec else []:
+    print(f"trial          {found['trial']}")
+    print(f"learning_rate  {found['learning_rate']:.6g}")
+    print(f"momentum       {found['momentum']:.6g}")
+    search = found["search"]
+    if found["confirmed"]:
+        n = found["networks"]
+        print(f"value          {found['value']:.4g} (95% interval {found['value_low']:.4g} to "
+              f"{found['value_high']:.4g}; {found['objective']}, mean of {n} fresh networks)")
+        reached = found["reached"]
+        epochs = "not reached" if not reached else (
+            f"{found['epochs_to_target']:.3g} (reached by {reached} of {n})")
+        print(f"epochs to {found['target_loss']:g}  {epochs}")
+        print(f"failures       {found['failures']} of {n} (failure rate below "
+              f"{found['failure_rate_upper']:.1%} at 95%)")
+        print(f"equivalent     {found['equivalent']}")
+        print(f"search said    {search['value']:.4g} over {search['networks']} networks, the "
+              f"search's own figure ({search['optimism']:+.0%} against the fresh mean)")
+    else:
+        print(f"value          {search['value']:.4g} (the search's own figure, mean of "
+              f"{search['networks']} networks: not confirmed)")
+        print(f"note           {found['note']}")
+    for warning in found.get("edge_warnings", []):
         print(f"warning: {warning}")
     return 0
 
@@ -434,32 +472,66 @@ def _report_progress():
     return show
 
 
-def cmd_robust(args) -> int:
-    from .report import write_robust
+def cmd_confirm(args) -> int:
     from .store.connect import open_storage
     from .store.studies import made_here, stored_spec, summaries
 
-    if args.top < 1 or args.seeds < 2:
-        raise UsageError("--top must be at least 1 and --seeds at least 2")
+    if args.candidates is not None and args.candidates < 1:
+        raise UsageError("--candidates must be at least 1")
+    if args.networks is not None and args.networks < 20:
+        raise UsageError("--networks must be at least 20 (a pick needs 20 networks, none failed)")
     if not args.all and not args.studies:
         raise UsageError("name a study, or pass --all")
     storage = open_storage(args.storage, create=False)
     if args.all:
-        # Studies with nothing completed yet have nothing to re-train, and studies that other
-        # tools made have no spec to re-train from: both skipped, not an error.
-        # A made-here study has a completed trial exactly when its best value is a finite
-        # number; asking the storage for that reads no curves.
+        # Studies with nothing completed yet have nothing to race, and studies that other tools
+        # made have no spec to race from: both skipped, not an error. A made-here study has a
+        # completed trial exactly when its best value is a finite number; asking the storage
+        # for that reads no curves.
         names = [
             n for n, _, best in summaries(storage)
             if best is not None and math.isfinite(best) and made_here(storage, n)
         ]
     else:
         names = [study_name(s) for s in args.studies]
+    budget = {key: value for key, value in (("max_candidates", args.candidates),
+                                            ("max_networks", args.networks)) if value is not None}
     for name in names:
-        print(
-            write_robust(storage, name, stored_spec(storage, name), top=args.top, seeds=args.seeds)
-        )
+        print(_confirmed(storage, name, stored_spec(storage, name), budget, force=bool(budget)))
     return 0
+
+
+def _confirmed(storage, name: str, spec, budget: dict, *, force: bool = False,
+               empty_ok: bool = False) -> str:
+    """Race the study's top settings unless its stored confirmation is current (or ``force``);
+    the line that says its answer. A study with no completed trial is a SweepError, or with
+    ``empty_ok`` a line saying so."""
+    from .errors import SweepError
+    from .store.studies import current_confirmation
+
+    confirmation = None if force else current_confirmation(storage, name, spec)
+    fresh = confirmation is None
+    if fresh:
+        from .confirm import confirm_study
+
+        try:
+            confirmation = confirm_study(storage, name, spec, **budget)
+        except ValueError as error:
+            if empty_ok:
+                return f"{name}: nothing to confirm: {error}"
+            raise SweepError(f"study {name!r}: {error}") from None
+    pick = confirmation.get("pick")
+    when = "confirmed" if fresh else "confirmation up to date"
+    if pick is None:
+        return f"{name}: {when}: every candidate failed on fresh networks; no answer"
+    value = pick["value"]
+    return (
+        f"{name}: {when}: learning rate {pick['learning_rate']:.4g}, momentum "
+        f"{pick['momentum']:.4g} (trial {pick['trial']}): {spec.objective.name} "
+        f"{value['mean']:.4g} (95% interval {value['low']:.4g} to {value['high']:.4g}) on "
+        f"{pick['networks']} fresh networks, none failed; the search said "
+        f"{pick['search_value']:.4g}"
+    )
 
 
 def cmd_delete(args) -> int:
@@ -499,7 +571,7 @@ def cmd_delete(args) -> int:
 
 COMMANDS = {
     "run": cmd_run, "list": cmd_list, "best": cmd_best, "replay": cmd_replay,
-    "export": cmd_export, "report": cmd_report, "robust": cmd_robust, "delete": cmd_delete,
+    "export": cmd_export, "report": cmd_report, "confirm": cmd_confirm, "delete": cmd_delete,
 }
 
 

@@ -336,7 +336,8 @@ def fold_datasets(table: Table, folds: int, seed: int, source: object) -> list[D
         raise fail(
             source,
             f"{folds} folds need at least {folds} items in every class; "
-            f"class {table.class_names[counts.argmin()]!r} has {counts.min()}",
+            f"class {table.class_names[counts.argmin()]!r} has {counts.min()} "
+            f"(ask for at most folds = {counts.min()})",
         )
     return [_standardised(table, train, val) for train, val in split_folds(table.y, folds, seed)]
 

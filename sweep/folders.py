@@ -9,10 +9,9 @@ Layout under the results root (``results/`` in the current folder, or ``$MOMENTU
     <study>/momentum-vs-none.png   best momentum trial beside the best momentum-0 trial
     <study>/history.png        Optuna's optimisation history (not for grid studies)
     <study>/importances.png    Optuna's parameter importances (two searched parameters)
-    <study>/best.json          the best setting (its mean over its networks), with its edge
-                               warnings and, after `sweep robust`, its fresh-seed confirmation
-    <study>/tuned.toml         a study file that trains once at the best setting
-    <study>/robust.csv         `sweep robust`: the top settings re-trained on fresh seeds
+    <study>/best.json          the answer: the confirmation race's pick with its figures from
+                               fresh networks (or, unconfirmed, the search's best, so marked)
+    <study>/tuned.toml         a study file that trains once at the answer
     <study>/.stamp.json        what the study's results were written from (see ``read_stamp``)
 """
 
@@ -79,11 +78,20 @@ def study_folder(name: str) -> Path:
 
 @dataclass
 class Study:
-    """A stored study as the report reads it: its name, its spec and its trials."""
+    """A stored study as the report reads it: its name, its spec, its trials and its current
+    confirmation (None when it has none, or one raced from other trials)."""
 
     name: str
     spec: object | None  # StudySpec; None for a study not made by momentum-sweep
     records: list[TrialRecord]
+    confirmation: dict | None = None
+
+    @property
+    def chosen(self) -> TrialRecord | None:
+        """The trial whose setting the study recommends (``sweep.analysis.chosen_trial``)."""
+        from .analysis import chosen_trial
+
+        return chosen_trial(self.records, self.confirmation)
 
     @property
     def objective(self):
@@ -104,14 +112,15 @@ STAMP = ".stamp.json"
 
 
 def read_stamp(folder: Path) -> dict:
-    """What the study's results in ``folder`` were written from: ``{"robust": key, "report":
-    key}``, each a digest of the trials, spec and tool version that step used ({} if none).
+    """What the results in ``folder`` were written from: ``{"report": key}`` (and the results
+    root's ``{"momentum": key}``), each a digest of the trials, spec and tool version that step
+    used ({} if none).
     A step whose key is unchanged has nothing new to write."""
     return read_json(folder / STAMP)
 
 
 def write_stamp(folder: Path, step: str, key: str | None) -> None:
-    """Record (or with None forget) the key ``step`` ("robust" or "report") wrote from."""
+    """Record (or with None forget) the key ``step`` ("report" or "momentum") wrote from."""
     stamp = read_stamp(folder)
     if key is None:
         stamp.pop(step, None)
@@ -122,10 +131,9 @@ def write_stamp(folder: Path, step: str, key: str | None) -> None:
 
 
 def tuned_pick(best: dict) -> dict | None:
-    """The parameters to recommend from a best.json: the search's best setting, the same one
-    ``sweep best`` names (``sweep robust`` confirms it on fresh seeds; it does not pick again).
-    Returns {"trial", "learning_rate", "momentum", "source"} or None without completed trials.
-    """
+    """The parameters a best.json recommends: {"trial", "learning_rate", "momentum",
+    "confirmed"}, or None without completed trials."""
     if best.get("trial") is None:
         return None
-    return {**{k: best[k] for k in ("trial", "learning_rate", "momentum")}, "source": "best"}
+    return {**{k: best[k] for k in ("trial", "learning_rate", "momentum")},
+            "confirmed": bool(best.get("confirmed"))}

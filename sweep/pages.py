@@ -29,34 +29,34 @@ class StudyView:
     """What a study's page shows: the study, and what the report wrote for it.
 
     plots: the plot files in the study's folder; files: the other files to link (best.json,
-    tuned.toml, trials.csv, curves.csv); confirmation: the "robust" entry of best.json (the
-    fresh-seed confirmation's summary) with its table rows (one dict per setting, robust.csv's
-    columns), or None.
+    tuned.toml, trials.csv, curves.csv); answer: what best.json holds
+    (``sweep.analysis.answer``). The study's confirmation race is ``study.confirmation``.
     """
 
     study: Study
     plots: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
-    confirmation: dict | None = None
-    confirmation_rows: tuple[dict, ...] = ()
+    answer: dict | None = None
 
 
 @dataclass(frozen=True)
 class GalleryEntry:
-    """One study in the gallery: whether its page exists, the setting it recommends (a
-    ``tuned_pick``, or None) and the plots to show as thumbnails."""
+    """One study in the gallery: whether its page exists, its answer (what its best.json
+    holds, or None) and the plots to show as thumbnails."""
 
     study: Study
     has_page: bool = False
-    pick: dict | None = None
+    answer: dict | None = None
     thumbnails: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class GalleryView:
-    """The gallery: every study, and whether the "What momentum does" page exists."""
+    """The gallery: every study, one answer per setup (``sweep.analysis.setup_answers``), and
+    whether the "What momentum does" page exists."""
 
     entries: tuple[GalleryEntry, ...] = field(default_factory=tuple)
+    setups: tuple = ()
     momentum_page: bool = False
     root: str = "results"
 # A final validation loss this many times the lowest of the run is worth a warning.
@@ -198,110 +198,136 @@ def _number_row(cells) -> str:
     return "<tr>" + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>"
 
 
-def _robust_section(robust: dict | None, rows_data: tuple[dict, ...]) -> str:
-    if not isinstance(robust, dict) or not rows_data:
+def _interval_text(answer: dict) -> str:
+    """"0.07330 (95% interval 0.06600 to 0.08100)", or the value alone without bounds."""
+    text = _num(answer.get("value"))
+    if answer.get("value_low") is not None and answer.get("value_high") is not None:
+        text += (f" (95% interval {_num(answer['value_low'])} to "
+                 f"{_num(answer['value_high'])})")
+    return text
+
+
+def _answer_rows(answer: dict, target: float, objective: str) -> list[tuple[str, str]]:
+    """The answer's figures as (label, escaped cell) rows: the race's, or the search's own
+    (labelled so) when it is not confirmed."""
+    rows = [
+        ("trial", _e(answer["trial"])),
+        ("learning rate", _num(answer["learning_rate"])),
+        ("momentum", _num(answer["momentum"])),
+    ]
+    search = answer.get("search") or {}
+    if not answer.get("confirmed"):
+        rows.append((f"{objective}: the search's own figure, mean of {search.get('networks')} "
+                     "networks", _num(search.get("value"))))
+        return rows
+    n = answer.get("networks")
+    reached = answer.get("reached")
+    upper = answer.get("failure_rate_upper")
+    rows += [
+        ("effective learning rate", _num(answer.get("effective_learning_rate"))),
+        (f"{objective}, mean of {n} fresh networks", _interval_text(answer)),
+        (f"epochs to loss {target:g}",
+         "not reached" if not reached else
+         f"{_num(answer.get('epochs_to_target'), 3)} (reached by {reached} of {n})"),
+        ("final validation loss / accuracy",
+         f"{_num(answer.get('final_val_loss'))} / {_num(answer.get('final_val_accuracy'), 3)}"),
+        ("failures (blew up or worse than chance)",
+         f"{_e(answer.get('failures'))} of {_e(n)}"
+         + (f" (failure rate below {upper:.1%} at 95%)" if upper is not None else "")),
+    ]
+    optimism = search.get("optimism")
+    rows.append((
+        "the search's own figure (not the answer's)",
+        f"{_num(search.get('value'))} over {_e(search.get('networks'))} networks"
+        + (f"; {optimism:+.0%} against the fresh networks' mean" if optimism is not None
+           else ""),
+    ))
+    return rows
+
+
+def _race_section(confirmation: dict | None) -> str:
+    """The confirmation race: every candidate, its search figure, its race mean and its fate."""
+    if not confirmation or not confirmation.get("candidates"):
         return ""
-    head = (
-        "rank",
-        "trial",
-        "learning rate",
-        "momentum",
-        "search's value",
-        "fresh mean",
-        "95% low",
-        "95% high",
-        "optimism",
-        "epochs to target (of those reaching it)",
-        "reached",
-        "diverged",
-    )
+    pick = (confirmation.get("pick") or {}).get("trial")
+    survivors = set(confirmation.get("survivors") or [])
+    head = ("trial", "learning rate", "momentum", "effective rate", "search's figure",
+            "race mean", "networks", "in the race")
     rows = []
-    for row in rows_data:
-        optimism = row["optimism"]
-        cells = (
-            _e(row["rank"]),
-            _e(row["trial"]),
-            _num(row["learning_rate"]),
-            _num(row["momentum"], 3),
-            _num(row["search_value"]),
-            _num(row["fresh_mean"]),
-            _num(row["fresh_low95"]),
-            _num(row["fresh_high95"]),
-            _e(f"{optimism:.0%}") if math.isfinite(optimism) else "&ndash;",
-            _num(row["epochs_to_target_mean"], 3),
-            _e(f"{row['reached_target']}/{row['networks']}"),
-            _e(f"{row['diverged']}/{row['networks']}"),
-        )
-        rows.append(_number_row(cells))
+    for c in confirmation["candidates"]:
+        if c["trial"] == pick:
+            fate = "picked"
+        elif c["trial"] in survivors:
+            fate = "equivalent"
+        elif c.get("dropped_by") == "failure":
+            fate = f"failed (round {c.get('dropped_round')})"
+        else:
+            fate = f"worse (dropped in round {c.get('dropped_round')})"
+        rows.append(_number_row((
+            _e(c["trial"]), _num(c["learning_rate"]), _num(c["momentum"], 3),
+            _num(c["effective_rate"]), _num(c["search_value"]), _num(c.get("race_mean")),
+            _e(c.get("networks")), _e(fate),
+        )))
+    settings = confirmation.get("settings") or {}
     return (
-        "<h2>Confirmation on fresh seeds</h2>\n"
-        f"<p>The search's top settings re-trained on {_e(robust.get('networks', '?'))} fresh "
-        f"networks each, seeds the search never used ({_e(robust.get('interval', ''))}; "
-        '<a href="robust.csv">robust.csv</a>). <em>Optimism</em> is how much lower the '
-        "search's own figure was than the fresh mean: the price of picking the best of many "
-        "noisy measurements.</p>\n" + _table(head, rows)
+        "<h2>Confirmation race</h2>\n"
+        f"<p>The search's {len(confirmation['candidates'])} best settings (those within its "
+        f"noise of its best) raced on {_e(confirmation.get('networks', 'fresh networks'))}, "
+        f"up to {_e(settings.get('max_networks', '?'))} networks each, in rounds: after each "
+        "round every pair was compared network by network (a paired test, Holm-corrected "
+        "across the pairs) and the clearly worse dropped; a network that blew up or ended worse "
+        "than chance disqualified its setting. Among the settings the race could not separate, "
+        "the pick is the lowest effective learning rate within one standard error of the best "
+        f"mean, the furthest from blow-up. {_e(confirmation.get('stop', '')).capitalize()}; "
+        f"{_e(confirmation.get('networks_trained'))} networks in all. Intervals: "
+        f"{_e(confirmation.get('interval', ''))}.</p>\n" + _table(head, rows)
     )
 
 
 def study_page(view: StudyView) -> str:
     study = view.study
     spec = study.spec
+    answer = view.answer or {}
     parts = [
         '<p><a href="../index.html">&larr; all studies</a></p>',
         f"<h1>{_e(study.name)}</h1>",
         f'<p class="lead">{_e(spec.description if spec else "")}</p>',
         _facts(study),
-        "<h2>Best setting</h2>",
+        "<h2>The answer</h2>",
     ]
-    best = analysis.best_trial(study.records)
-    if best is None:
+    chosen = study.chosen
+    if chosen is None or answer.get("trial") is None:
         parts.append(f'<p class="note">{_e(NO_TRIALS)}</p>')
     else:
         target = study.objective.target_loss
-        reached = analysis.epochs_to_target(best.val_loss, target)
-        lowest = float(np.nanmin(best.val_loss))
-        final = float(best.val_loss[-1])
-        values = best.network_values
-        spread = ""
-        if len(values) > 1:
-            spread = f" (networks {_num(np.min(values))} to {_num(np.max(values))})"
-        rows = [
-            ("trial", str(best.number)),
-            ("learning rate", _num(best.learning_rate, 6)),
-            ("momentum", _num(best.momentum, 6)),
-            (
-                f"{study.objective.name}, mean of {len(values)} networks",
-                _num(best.value, 6) + spread,
-            ),
-            (f"epochs to loss {target:g}", "not reached" if reached is None else str(reached)),
-            (
-                "lowest validation loss",
-                f"{_num(lowest)} at epoch {lowest_epoch(best.val_loss)}; final {_num(final)}",
-            ),
-            ("final validation accuracy", _num(best.val_accuracy[-1], 3)),
-            ("seed", str(best.seed)),
-        ]
         notes = []
+        if answer.get("confirmed"):
+            parts.append(
+                f"<p>Confirmed on {_e(answer.get('networks'))} networks the search never saw "
+                f"({_e(answer.get('race_networks', ''))}). {_e(answer.get('equivalent', ''))}."
+                "</p>")
+        else:
+            notes.append(answer.get("note", ""))
+        lowest = float(np.nanmin(chosen.val_loss))
+        final = float(chosen.val_loss[-1])
         if final > OVERFIT_RATIO * lowest:
             notes.append(
-                f"This setting overfits: its final validation loss is {final / lowest:.2g} times "
-                f"its lowest (epoch {lowest_epoch(best.val_loss)}). The objective min_val_loss "
-                "scores what early stopping would keep."
+                f"This setting overfits: in the search its final validation loss was "
+                f"{final / lowest:.2g} times its lowest (epoch {lowest_epoch(chosen.val_loss)}). "
+                "The objective min_val_loss scores what early stopping would keep."
             )
-        if spec is not None:
-            notes += [w[0].upper() + w[1:] + "." for w in analysis.edge_warnings(
-                spec, best.learning_rate, best.momentum)]
-        parts += [f'<p class="note">{_e(note)}</p>' for note in notes]
-        files = view.files
+        notes += [w[0].upper() + w[1:] + "." for w in answer.get("edge_warnings", [])]
+        parts += [f'<p class="note">{_e(note)}</p>' for note in notes if note]
+        rows = _answer_rows(answer, target, study.objective.name)
         parts += [
             "<table>\n"
             + "\n".join(f'<tr><th>{_e(k)}</th><td class="num">{v}</td></tr>' for k, v in rows)
             + "\n</table>",
             "<p>Files: "
-            + ", ".join(f'<a href="{_e(quote(f))}">{_e(f)}</a>' for f in files)
+            + ", ".join(f'<a href="{_e(quote(f))}">{_e(f)}</a>' for f in view.files)
             + "</p>",
         ]
-    parts.append(_robust_section(view.confirmation, view.confirmation_rows))
+    parts.append(_race_section(study.confirmation))
     shown = [(file, caption) for file, caption in PLOTS if file in view.plots]
     if shown:
         parts.append("<h2>Plots</h2>")
@@ -310,18 +336,22 @@ def study_page(view: StudyView) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>"
             for file, caption in shown
         ]
-    if best is not None:
-        parts += [f"<h2>Top {TOP_TABLE} trials</h2>", _top_table(study)]
+    if chosen is not None:
+        parts += [f"<h2>Top {TOP_TABLE} trials (the search's own figures)</h2>",
+                  _top_table(study)]
     return _page(f"{study.name}: momentum-sweep", "\n".join(p for p in parts if p))
 
 
-def _pick_cell(pick: dict | None, key: str, digits: int) -> str:
-    if pick is None:
-        return "&ndash;"
-    return (
-        f"{_num(pick[key], digits)}<br>"
-        f"<small>{_e(pick['source'])}: trial {_e(pick['trial'])}</small>"
-    )
+def _answer_cell(answer: dict | None) -> str:
+    """The answer's value: the race's mean with its network count, or the search's own figure
+    marked unconfirmed."""
+    if not answer or answer.get("trial") is None:
+        return "no completed trials yet"
+    if answer.get("confirmed"):
+        return (f"{_interval_text(answer)}<br><small>{_e(answer.get('objective'))}, "
+                f"{_e(answer.get('networks'))} fresh networks</small>")
+    return (f"{_num(answer.get('value'))}<br><small>search's own figure, "
+            "not confirmed</small>")
 
 
 def gallery_page(view: GalleryView) -> str:
@@ -331,25 +361,19 @@ def gallery_page(view: GalleryView) -> str:
         "data set",
         "rule",
         "trials",
-        "best value",
-        "tuned learning rate",
-        "tuned momentum",
+        "answer's value",
+        "learning rate",
+        "momentum",
     )
     rows, sections = [], []
     for entry in sorted(view.entries, key=lambda e: e.study.name):
-        study, pick = entry.study, entry.pick
+        study, answer = entry.study, entry.answer or {}
         spec = study.spec
-        best = analysis.best_trial(study.records)
         link = quote(study.name)
         name = (
             f'<a href="{_e(link)}/index.html">{_e(study.name)}</a>'
             if entry.has_page
             else f"{_e(study.name)}<br><small>no page yet: sweep report {_e(study.name)}</small>"
-        )
-        value = (
-            "no completed trials yet"
-            if best is None
-            else f"{_num(best.value)} <small>({_e(study.objective.name)})</small>"
         )
         cells = (
             name,
@@ -357,9 +381,9 @@ def gallery_page(view: GalleryView) -> str:
             _e(_data_label(spec)),
             _e(spec.rule if spec else "?"),
             _e(_states_label(study.records)),
-            value,
-            _pick_cell(pick, "learning_rate", 4),
-            _pick_cell(pick, "momentum", 3),
+            _answer_cell(answer),
+            _num(answer.get("learning_rate")),
+            _num(answer.get("momentum")),
         )
         rows.append('<tr class="study">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         if entry.has_page:
@@ -392,6 +416,7 @@ def gallery_page(view: GalleryView) -> str:
             if view.momentum_page
             else ""
         ),
+        _setups_section(view.setups),
         (
             _table(head, rows)
             if rows
@@ -403,3 +428,16 @@ def gallery_page(view: GalleryView) -> str:
         *sections,
     ]
     return _page("momentum-sweep results", "\n".join(parts))
+
+
+def _setups_section(setups) -> str:
+    """One answer per setup: which setting to use, and which are equivalent."""
+    if not setups:
+        return ""
+    items = "\n".join(
+        f"<li><strong>{_e(s.setup)}</strong> ({_e(', '.join(s.studies))}): {_e(s.sentence)}</li>"
+        for s in setups)
+    return ("<h2>One answer per setup</h2>\n<p>Studies of the same data set, network, rule, "
+            "epochs and objective answer one question; their answers, confirmed on the same "
+            "fresh networks, are compared network by network.</p>\n"
+            f"<ul>\n{items}\n</ul>")

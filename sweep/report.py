@@ -1,7 +1,7 @@
 """Writing results: each study's plots, best.json and tuned.toml, its page and the gallery.
 
 Where each file lives is :mod:`sweep.folders`; the HTML is :mod:`sweep.pages`; re-training for
-``sweep robust`` is :mod:`sweep.robust`. This module reads studies through the storage seam,
+the confirmation race is :mod:`sweep.confirm`. This module reads studies through the storage seam,
 draws their plots (:mod:`sweep.plots` over :mod:`sweep.analysis`'s records) and writes the files.
 """
 
@@ -10,17 +10,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-
 from . import analysis
-from .errors import SweepError
 from .folders import (
     GALLERY_PLOTS,
     MOMENTUM_PAGE,
@@ -35,8 +31,9 @@ from .folders import (
     write_stamp,
 )
 from .pages import GalleryEntry, GalleryView, StudyView, gallery_page, study_page
-from .records import TrialRecord, get_objective, lowest_epoch
+from .records import TrialRecord, get_objective
 from .store.studies import (
+    current_confirmation,
     load_optuna_study,
     read_records,
     stored_spec,
@@ -56,7 +53,8 @@ MIN_TRIALS_FOR_IMPORTANCE = 10
 
 def load_study(storage, name: str) -> Study:
     records = read_records(storage, name)  # SweepError for an unknown study
-    return Study(name, stored_spec(storage, name, foreign_ok=True), records)
+    spec = stored_spec(storage, name, foreign_ok=True)
+    return Study(name, spec, records, current_confirmation(storage, name, spec))
 
 
 def _comparable(study: Study, others: dict[str, Study]) -> list[tuple[str, list[TrialRecord]]]:
@@ -82,81 +80,9 @@ def _comparable(study: Study, others: dict[str, Study]) -> list[tuple[str, list[
 # Files
 
 
-def _plain_number(value):
-    """A JSON-safe number: NaN and infinities become null."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _best_entry(study: Study) -> dict:
-    best = analysis.best_trial(study.records)
-    spec = study.spec
-    entry = {
-        "study": study.name,
-        "trial": None,
-        "learning_rate": None,
-        "momentum": None,
-        "rule": spec.rule if spec else None,
-        "objective": study.objective.name,
-        "value": None,
-        "seed": None,
-        "epochs": spec.epochs if spec else None,
-    }
-    if best is None:
-        entry["note"] = "no completed trials yet"
-        return entry
-    entry.update(
-        {
-            "trial": best.number,
-            "learning_rate": _plain_number(best.learning_rate),
-            "momentum": _plain_number(best.momentum),
-            "value": _plain_number(best.value),
-            "seed": best.seed,
-            "target_loss": study.objective.target_loss,
-            "epochs_to_target": analysis.epochs_to_target(
-                best.val_loss, study.objective.target_loss
-            ),
-            "final_val_loss": _plain_number(best.val_loss[-1]) if len(best.val_loss) else None,
-            "final_val_accuracy": _plain_number(best.val_accuracy[-1])
-            if len(best.val_accuracy)
-            else None,
-            "lowest_val_loss": _plain_number(np.nanmin(best.val_loss)),
-            "lowest_val_loss_epoch": lowest_epoch(best.val_loss),
-            "networks": best.network_count,
-            "network_values": [_plain_number(v) for v in best.network_values],
-            "edge_warnings": analysis.edge_warnings(spec, best.learning_rate, best.momentum)
-            if spec
-            else [],
-        }
-    )
-    return entry
-
-
-def _still_current(robust, records: list[TrialRecord]) -> bool:
-    """Whether an earlier `sweep robust` result still describes these trials: the same top
-    candidates, and its pick still stored with the same parameters. A study run again under the
-    same name, or topped up since, gets no stale recommendation."""
-    if not isinstance(robust, dict) or not isinstance(robust.get("candidates"), list):
-        return False
-    top = analysis.top_trials(records, len(robust["candidates"]))
-    if sorted(t.number for t in top) != sorted(robust["candidates"]):
-        return False
-    pick = next((t for t in top if t.number == robust.get("trial")), None)
-    return pick is not None and (pick.learning_rate, pick.momentum) == (
-        robust.get("learning_rate"), robust.get("momentum"))
-
-
-def _write_best(folder: Path, entry: dict, robust: dict | None = None,
-                records: list[TrialRecord] | None = None) -> dict:
-    """Write best.json and return what it holds. Without ``robust``, keep the "robust" section
-    of an earlier `sweep robust` while it is still current for ``records``."""
-    if robust is None:
-        earlier = read_json(folder / "best.json").get("robust")
-        robust = earlier if records is not None and _still_current(earlier, records) else None
-    if robust is not None:
-        entry = {**entry, "robust": robust}
+def _write_best(folder: Path, study: Study) -> dict:
+    """Write best.json, the study's answer (``sweep.analysis.answer``), and return it."""
+    entry = analysis.answer(study.name, study.spec, study.records, study.confirmation)
     (folder / "best.json").write_text(
         json.dumps(entry, indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
@@ -179,12 +105,12 @@ def _write_plots(storage, study: Study, others: dict[str, Study], folder: Path) 
     records, spec, name = study.records, study.spec, study.name
     written = []
     if any(r.state in analysis.TRAINED_STATES for r in records):
-        best = analysis.best_trial(records)
+        best = study.chosen
         target = study.objective.target_loss
         objective = get_objective(study.objective.name)
         figures = {
             "curves.png": lambda: plots.curves_figure(
-                analysis.curves(records, TOP_CURVES),
+                analysis.curves(records, TOP_CURVES, best.number if best else None),
                 target_loss=target,
                 title=f"{name}: validation loss per epoch ({len(records)} trials)",
             ),
@@ -239,16 +165,35 @@ def _write_tuned(folder: Path, spec, best: dict) -> bool:
     if spec is None or pick is None:
         tuned.unlink(missing_ok=True)
         return False
-    tuned.write_text(spec.with_fixed(pick["learning_rate"], pick["momentum"]), encoding="utf-8")
+    tuned.write_text(spec.with_fixed(pick["learning_rate"], pick["momentum"], _notes(best)),
+                     encoding="utf-8")
     return True
+
+
+def _notes(answer: dict) -> tuple[str, ...]:
+    """The answer's figures as comment lines for tuned.toml's header."""
+    if not answer.get("confirmed"):
+        return ("Not confirmed on fresh networks: the search's own figure, "
+                f"{answer.get('value'):.4g}, flatters it. Run `sweep confirm {answer['study']}`.",)
+    search = answer.get("search") or {}
+    notes = [
+        f"{answer['objective']}: {answer['value']:.4g} (95% interval {answer['value_low']:.4g} "
+        f"to {answer['value_high']:.4g}) on {answer['networks']} fresh networks, "
+        f"{answer['failures']} failed;",
+        f"reached loss {answer['target_loss']:g} in {answer['epochs_to_target'] or 0:.3g} epochs "
+        f"(by {answer['reached']} of {answer['networks']}).",
+        f"{answer.get('equivalent', '')}.",
+        f"The search's own figure was {search.get('value'):.4g} over {search.get('networks')} "
+        "networks.",
+    ]
+    return tuple(notes)
 
 
 def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
     folder = study_folder(study.name)
     folder.mkdir(parents=True, exist_ok=True)
     written = _write_plots(storage, study, others, folder)
-    entry = _best_entry(study)
-    best = _write_best(folder, entry, records=study.records)
+    best = _write_best(folder, study)
     written.append("best.json")
     if _write_tuned(folder, study.spec, best):
         written.append("tuned.toml")
@@ -256,8 +201,7 @@ def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
         study,
         plots=tuple(written),
         files=tuple(f for f in LINKED_FILES if (folder / f).exists()),
-        confirmation=best.get("robust"),
-        confirmation_rows=_confirmation_rows(folder, best.get("robust")),
+        answer=best,
     )
     (folder / "index.html").write_text(study_page(view), encoding="utf-8")
     written.append("index.html")
@@ -266,28 +210,6 @@ def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
 
 # The files a study page links to, when they are in its folder.
 LINKED_FILES = ("best.json", "tuned.toml", "trials.csv", "curves.csv")
-
-
-def _confirmation_rows(folder: Path, robust) -> tuple[dict, ...]:
-    """robust.csv's rows as dicts of numbers, when best.json has a "robust" entry; () if not."""
-    import csv
-
-    if not isinstance(robust, dict):
-        return ()
-    try:
-        with open(folder / "robust.csv", newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        return tuple({key: _csv_number(value) for key, value in row.items()} for row in rows)
-    except (OSError, ValueError):
-        return ()
-
-
-def _csv_number(text: str):
-    """An int or float from a robust.csv cell (NaN for an empty one)."""
-    try:
-        return int(text)
-    except ValueError:
-        return float(text) if text else math.nan
 
 
 def _gallery_entry(study: Study) -> GalleryEntry:
@@ -299,7 +221,7 @@ def _gallery_entry(study: Study) -> GalleryEntry:
     return GalleryEntry(
         study,
         has_page=(folder / "index.html").exists(),
-        pick=tuned_pick(read_json(folder / "best.json")),
+        answer=read_json(folder / "best.json") or None,
         thumbnails=tuple(f for f in GALLERY_PLOTS if (folder / f).exists()),
     )
 
@@ -317,13 +239,14 @@ def _spec_digest(spec) -> str | None:
 
 
 def _report_key(study: Study, digests: dict[str, str], others: dict[str, Study]) -> str:
-    # The comparison plot draws comparable studies' trials, and the page shows `sweep robust`'s
+    # The comparison plot draws comparable studies' trials, and the page shows the
+    # confirmation's results.
     # results: a change in either is a change in this study's report.
     return _key(
         trials=digests[study.name],
         spec=_spec_digest(study.spec),
         compared={name: digests[name] for name, _ in _comparable(study, others)},
-        robust=read_stamp(study_folder(study.name)).get("robust"),
+        confirmation=(study.confirmation or {}).get("key"),
     )
 
 
@@ -335,7 +258,7 @@ def write_reports(
     "What momentum does" page), then the gallery index of every study in the storage.
     Returns one line per folder written.
 
-    A study whose trials, spec, compared studies and robust results are those its files were
+    A study whose trials, spec, compared studies and confirmation are those its files were
     written from (its ``.stamp.json``), by this version of momentum-sweep, is left as it is.
     ``on_study(i, count, name)`` is called before each of the ``count`` studies (i from 0).
 
@@ -362,8 +285,12 @@ def write_reports(
             lines.append(_write_if_stale(storage, studies[name], digests, studies, names is None))
         if momentum is not None:
             lines.append(momentum())
+    entries = tuple(_gallery_entry(study) for study in studies.values())
+    setups = analysis.setup_answers(
+        [(e.study.name, e.study.spec, e.answer, e.study.confirmation) for e in entries])
     gallery = GalleryView(
-        tuple(_gallery_entry(study) for study in studies.values()),
+        entries,
+        setups=tuple(setups),
         momentum_page=(root / MOMENTUM_PAGE).exists(),
         root=str(root),
     )
@@ -408,116 +335,3 @@ def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studi
         return f"momentum: wrote {page}"
 
     return finish
-
-
-# ---------------------------------------------------------------------------------------------
-# Robustness
-
-
-def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str:
-    """Confirm the search's ``top`` settings on ``seeds`` fresh seeds per fold, all in one
-    vectorised ``train_many`` call: how each holds up, and how much the search's figure
-    overstated it.
-
-    Writes ``robust.csv`` and the "robust" section of ``best.json``. The recommendation stays
-    the search's best (``sweep best`` and ``tuned.toml`` agree); this says how far to trust it.
-    Returns the summary as a printable table. top >= 1, seeds >= 2.
-    """
-    from .robust import retrain
-
-    if top < 1 or seeds < 2:
-        raise SweepError("robust needs top >= 1 and seeds >= 2")
-    folder = study_folder(name)
-    key = _key(trials=trials_digest(storage, name), spec=_spec_digest(spec), top=top, seeds=seeds)
-    if read_stamp(folder).get("robust") == key and (folder / "robust.csv").exists():
-        return (
-            f"{name}: {folder / 'robust.csv'} is up to date "
-            "(same trials, spec, --top and --seeds as when it was written)"
-        )
-    study = Study(name, spec, read_records(storage, name))  # the spec given, not the stored one
-    chosen = analysis.top_trials(study.records, top)
-    if not chosen:
-        raise SweepError(f"study {name!r} has no completed trial yet: nothing to re-train")
-    confirmed = retrain(spec, chosen, seeds)
-    folder.mkdir(parents=True, exist_ok=True)
-    _robust_frame(confirmed).to_csv(folder / "robust.csv", index=False)
-    best = confirmed[0]
-    robust = {
-        "trial": best.number,
-        "learning_rate": best.learning_rate,
-        "momentum": best.momentum,
-        "networks": best.seeds,
-        "search_value": _plain_number(best.search_value),
-        "fresh_mean": _plain_number(best.objective.mean),
-        "fresh_low95": _plain_number(best.objective.low),
-        "fresh_high95": _plain_number(best.objective.high),
-        "optimism": _plain_number(best.optimism),
-        "diverged": best.diverged,
-        "interval": analysis.INTERVAL_METHOD,
-        "candidates": [t.number for t in chosen],
-        "file": "robust.csv",
-    }
-    _write_tuned(folder, spec, _write_best(folder, _best_entry(study), robust))
-    write_stamp(folder, "robust", key)
-    return _robust_table(name, spec, confirmed, folder)
-
-
-def _robust_frame(confirmed: list[analysis.RobustCandidate]):
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            {
-                "rank": i + 1,
-                "trial": c.number,
-                "learning_rate": c.learning_rate,
-                "momentum": c.momentum,
-                "networks": c.seeds,
-                "search_value": c.search_value,
-                "fresh_mean": c.objective.mean,
-                "fresh_low95": c.objective.low,
-                "fresh_high95": c.objective.high,
-                "optimism": c.optimism,
-                "epochs_to_target_mean": c.epochs_to_target.mean,
-                "epochs_to_target_low95": c.epochs_to_target.low,
-                "epochs_to_target_high95": c.epochs_to_target.high,
-                "reached_target": c.reached,
-                "diverged": c.diverged,
-            }
-            for i, c in enumerate(confirmed)
-        ]
-    )
-
-
-def _robust_table(name: str, spec, confirmed: list[analysis.RobustCandidate], folder: Path) -> str:
-    networks = confirmed[0].seeds
-    lines = [
-        (
-            f"{name}: the search's top {len(confirmed)} settings re-trained on {networks} fresh "
-            f"networks each (objective {spec.objective.name}; "
-            f"{analysis.INTERVAL_METHOD}; epochs to target loss "
-            f"{spec.objective.target_loss:g} over the networks that reached it)"
-        ),
-        (
-            f"{'rank':>4} {'trial':>6} {'learning_rate':>13} {'momentum':>8}  {'search':>8}  "
-            f"{'fresh mean [95% interval]':<32} {'optimism':>8}  {'epochs to target':<22} "
-            f"{'reached':>7} {'diverged':>8}"
-        ),
-    ]
-    for i, c in enumerate(confirmed):
-        o, e = c.objective, c.epochs_to_target
-        lines.append(
-            f"{i + 1:>4} {c.number:>6} {c.learning_rate:>13.4g} {c.momentum:>8.3f}  "
-            f"{c.search_value:>8.4g}  "
-            f"{f'{o.mean:.4g} [{o.low:.4g}, {o.high:.4g}]':<32} {c.optimism:>8.1%}  "
-            f"{f'{e.mean:.1f} [{e.low:.1f}, {e.high:.1f}]':<22}"
-            f" {c.reached:>4}/{networks:<3} {c.diverged:>4}/{networks:<3}"
-        )
-    best = confirmed[0]
-    lines.append(
-        f"best: trial {best.number} (learning rate {best.learning_rate:.4g}, momentum "
-        f"{best.momentum:.3f}): the search said {best.search_value:.4g}, fresh seeds give "
-        f"{best.objective.mean:.4g}; wrote {folder / 'robust.csv'} "
-        f'and the "robust" entry of {folder / "best.json"}'
-    )
-    return "\n".join(lines)

@@ -139,7 +139,7 @@ def load_dataset(
     fraction = check_fraction(validation_fraction, label)
     seed = check_seed(seed, label)
     source, arguments = _resolve(name_or_path, target, parameters)
-    return _split(source.table(seed, **arguments), 1, fraction, seed, label)[0]
+    return split_table(source.table(seed, **arguments), 1, fraction, seed, label)[0]
 
 
 def load_folds(
@@ -175,21 +175,39 @@ def load_folds(
     fraction = check_fraction(validation_fraction, label)
     seed = check_seed(seed, label)
     source, arguments = _resolve(name_or_path, target, parameters)
-    return _split(source.table(seed, **arguments), folds, fraction, seed, label)
+    return split_table(source.table(seed, **arguments), folds, fraction, seed, label)
 
 
-def spec_folds(data, folds: int) -> list[Dataset]:
-    """The data set a study's DataSpec ``data`` describes, as ``folds`` folds (1: its single
-    split of ``data.validation_fraction``)."""
+def spec_table(data) -> Table:
+    """The items a study's DataSpec ``data`` describes, unsplit."""
     source = get_source(data.source)
     arguments = source.arguments(data)
-    label = arguments.get("path") or data.source
-    table = source.table(check_seed(data.seed, label), **arguments)
-    return _split(table, folds, data.validation_fraction, data.seed, label)
+    return source.table(check_seed(data.seed, _label(data)), **arguments)
 
 
-def _split(table: Table, folds: int, validation_fraction: float, seed: int,
-           label: str) -> list[Dataset]:
+def spec_folds(data, folds: int, *, table: Table | None = None,
+               split_seed: int | None = None) -> list[Dataset]:
+    """The data set a study's DataSpec ``data`` describes, as ``folds`` folds (1: its single
+    split of ``data.validation_fraction``).
+
+    table: its items if already loaded (``spec_table(data)``). split_seed: deal the items to
+    the folds (or the split) with this seed instead of ``data.seed``, which also draws a
+    generated source's items: a fresh partition of the same items.
+    """
+    table = spec_table(data) if table is None else table
+    seed = data.seed if split_seed is None else split_seed
+    return split_table(table, folds, data.validation_fraction, seed, _label(data))
+
+
+def _label(data) -> str:
+    """What errors about a DataSpec's data name: its file, or its source."""
+    return get_source(data.source).arguments(data).get("path") or data.source
+
+
+def split_table(table: Table, folds: int, validation_fraction: float, seed: int,
+                label: str) -> list[Dataset]:
+    """``table`` as ``folds`` stratified folds, or with 1 one stratified split of
+    ``validation_fraction``; DataError naming ``label`` for too many folds."""
     if folds == 1:
         return [split_dataset(table, validation_fraction, seed)]
     return fold_datasets(table, folds, seed, label)

@@ -15,15 +15,13 @@ from sweep.analysis import (
     epochs_to_target,
     grid_landscape,
     landscape_points,
-    mean_interval,
     records_frames,
-    robust_candidates,
     state_counts,
     top_trials,
     tuned_without_momentum,
 )
 from sweep.records import TrialRecord
-from sweep.spec import ObjectiveSpec, parse_study
+from sweep.spec import parse_study
 
 
 def record(
@@ -262,60 +260,6 @@ def test_comparison_without_any_momentum_zero_trial_has_one_side():
     assert pair.no_momentum is None and pair.momentum.record.number == 1
     empty = compare_momentum("s", [], 0.1)
     assert empty.momentum is None and empty.no_momentum is None
-
-
-# --- statistics ------------------------------------------------------------------------------
-
-
-def test_mean_interval_is_a_seeded_percentile_bootstrap_around_the_mean():
-    values = [1, 2, 3, 4, 5]
-    interval = mean_interval(values)
-    assert interval.mean == 3 and interval.n == 5
-    assert 1 <= interval.low < 3 < interval.high <= 5
-    assert interval == mean_interval(values)  # the same values give the same bounds
-    # About the normal theory's width for a symmetric sample: se = sqrt(2.5 / 5).
-    assert interval.high - interval.low == pytest.approx(2 * 1.96 * math.sqrt(2.5 / 5), rel=0.25)
-
-
-def test_mean_interval_of_one_value_has_no_bounds_and_of_none_is_nan():
-    one = mean_interval([0.5])
-    assert one.mean == 0.5 and math.isnan(one.low) and math.isnan(one.high)
-    assert math.isnan(mean_interval([]).mean)
-
-
-@pytest.mark.parametrize("seed", range(40))
-def test_interval_bounds_stay_inside_a_positive_quantitys_domain(seed):
-    # Small, skewed positive samples (losses, epoch counts) are where a t-interval goes negative.
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(2, 12))
-    values = rng.lognormal(mean=rng.uniform(-6, 3), sigma=rng.uniform(0.1, 3), size=n)
-    interval = mean_interval(values)
-    assert 0 < values.min() <= interval.low <= interval.mean <= interval.high <= values.max()
-
-
-def test_robust_candidates_keep_the_search_order_and_measure_its_optimism():
-    # Three settings x three fresh networks x four epochs.
-    steady = [[1, 0.5, 0.2, 0.10], [1, 0.5, 0.2, 0.11], [1, 0.5, 0.2, 0.12]]  # reach 0.1 once
-    lucky = [[1, 0.3, 0.09, 0.05], [1, 0.8, 0.6, 0.30], [1, 0.2, 0.08, 0.02]]  # low mean, wide
-    shaky = [
-        [1, 0.2, 0.05, 0.01],
-        [1, 0.2, 0.05, 0.01],
-        [1, np.nan, np.nan, np.nan],
-    ]  # one diverges
-    val_loss = np.array([steady, lucky, shaky], dtype=float)
-    diverged = np.array([[0, 0, 0], [0, 0, 0], [0, 0, 2]])
-    trials = [record(10, value=0.055), record(11, value=0.06), record(12, value=0.07)]
-    confirmed = robust_candidates(trials, val_loss, diverged, ObjectiveSpec("final_val_loss", 0.1))
-    assert [c.number for c in confirmed] == [10, 11, 12]
-    steady_c, lucky_c, shaky_c = confirmed
-    assert steady_c.objective.mean == pytest.approx(0.11)
-    assert steady_c.optimism == pytest.approx((0.11 - 0.055) / 0.11)
-    assert lucky_c.objective.mean == pytest.approx(0.12333333)
-    # A setting that diverges on a fresh seed is not confirmed: no figure at all.
-    assert shaky_c.diverged == 1 and shaky_c.objective.n == 0
-    # Epochs to 0.1 are censored: over the networks that reached it, with how many did.
-    assert steady_c.reached == 1 and steady_c.epochs_to_target.mean == 4
-    assert lucky_c.reached == 2 and lucky_c.epochs_to_target.mean == pytest.approx(3)
 
 
 @pytest.mark.parametrize(

@@ -205,8 +205,8 @@ CASES = [
     case("storage-abbreviated", ["list", "--stor", "{url}"], ["unrecognized arguments", "--stor"]),
     case("report-all-and-a-name", ["report", "--all", "tiny", *S], ["name studies or pass --all, not both"]),
     case("replay-trial-not-a-number", ["replay", "tiny", "first", *S], ["TRIAL", "invalid int value", "'first'"]),
-    case("robust-top-zero", ["robust", "tiny", "--top", "0", *S], ["--top", "at least 1"]),
-    case("robust-seeds-one", ["robust", "tiny", "--seeds", "1", *S], ["--seeds", "at least 2"]),
+    case("confirm-no-candidates", ["confirm", "tiny", "--candidates", "0", *S], ["--candidates", "at least 1"]),
+    case("confirm-too-few-networks", ["confirm", "tiny", "--networks", "10", *S], ["--networks", "at least 20"]),
     # ---- names in the storage ------------------------------------------------------------------
     case("best-unknown-study", ["best", "nosuch", *S], ["no study named 'nosuch'"]),
     case("best-of-missing-study-file", ["best", "{tmp}/nope.toml", *S], ["nope.toml", "file not found"]),
@@ -214,7 +214,7 @@ CASES = [
     case("replay-unknown-trial", ["replay", "tiny", "99", *S], ["'tiny'", "no trial 99"]),
     case("export-unknown-study", ["export", "nosuch", "--out", "{tmp}/out", *S], ["no study named 'nosuch'"]),
     case("report-unknown-study", ["report", "nosuch", *S], ["no study named 'nosuch'"]),
-    case("robust-unknown-study", ["robust", "nosuch", *S], ["no study named 'nosuch'"]),
+    case("confirm-unknown-study", ["confirm", "nosuch", *S], ["no study named 'nosuch'"]),
     case("same-name-different-search", ["run", "{tmp}/changed.toml", *S], ["changed.toml", "'tiny'", "new name", "--allow-spec-change"],
          files={"changed.toml": TINY_CHANGED}),
     case("same-name-different-search-after-a-good-study", ["run", "{tmp}/fresh.toml", "{tmp}/changed.toml", *S],
@@ -228,7 +228,7 @@ CASES = [
     case("report-of-a-multi-objective-optuna-study", ["report", "multi", *S], ["'multi'", "2 objectives"], db="multi"),
     case("best-of-a-spec-from-a-newer-version", ["best", "tiny", *S], ["'tiny'", "another version", "'data.colour'"], db="newer"),
     case("replay-of-a-spec-from-a-newer-version", ["replay", "tiny", "0", *S], ["'tiny'", "another version", "'data.colour'"], db="newer"),
-    case("run-onto-a-spec-from-a-newer-version", ["robust", "tiny", *S], ["'tiny'", "another version"], db="newer"),
+    case("run-onto-a-spec-from-a-newer-version", ["confirm", "tiny", *S], ["'tiny'", "another version"], db="newer"),
     # ---- storages ------------------------------------------------------------------------------
     case("storage-unknown-scheme", ["list", "--storage", "foo://x"], ["cannot open storage", "foo://x"]),
     case("storage-not-a-url", ["list", "--storage", "results.db"], ["storage URL", "'results.db'", "not a database URL"]),

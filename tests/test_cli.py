@@ -49,7 +49,7 @@ def test_export_to_an_impossible_folder_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "--out" in err and "Traceback" not in err
 
 
-def test_report_and_robust_all_live_beside_a_study_made_by_another_tool(
+def test_report_and_confirm_all_live_beside_a_study_made_by_another_tool(
     tmp_path, monkeypatch, capsys
 ):
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
@@ -58,7 +58,7 @@ def test_report_and_robust_all_live_beside_a_study_made_by_another_tool(
     foreign = optuna.create_study(storage=storage, study_name="foreign")
     foreign.optimize(lambda trial: trial.suggest_float("x", 0, 1) ** 2, n_trials=3)
     monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
-    assert main(["robust", "--all", "--top", "2", "--seeds", "2", "--storage", url]) == 0
+    assert main(["confirm", "--all", "--networks", "20", "--storage", url]) == 0
     assert main(["report", "--all", "--storage", url]) == 0
     out = capsys.readouterr().out
     assert "the search said" in out and "foreign" in out

@@ -47,7 +47,7 @@ def test_a_comma_separated_csv_without_the_target_gets_no_delimiter_hint(tmp_pat
 
 def test_tuned_toml_says_in_words_where_it_came_from(tmp_path):
     text = parse_study(TINY, str(tmp_path / "tiny.toml")).with_fixed(0.05, 0.5)
-    assert text.startswith("# Tuned from study 'tiny' by momentum-sweep: its best learning rate")
+    assert text.startswith("# Tuned from study 'tiny' by momentum-sweep: its answer's learning")
     assert "with_fixed" not in text and str(tmp_path) not in text
 
 

@@ -1,5 +1,5 @@
-"""Incremental results: `sweep report` and `sweep robust` redo a study only when its trials, its
-spec or the tool's version changed since its files were written."""
+"""Incremental results: `sweep report` and the confirmation redo a study only when its trials,
+its spec or the tool's version changed since they were written."""
 
 import dataclasses
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 
 import sweep
 from sweep.folders import RESULTS_ENV, read_stamp
-from sweep.report import write_reports, write_robust
+from sweep.report import write_reports
 from sweep.search import run_study
 from sweep.spec import parse_study
 from sweep.store.connect import open_storage
@@ -75,16 +75,19 @@ def test_a_new_version_of_the_tool_redoes_every_study(reported, monkeypatch):
     assert changed == {"one", "two", "momentum", "momentum.html", ".stamp.json"}
 
 
-def test_robust_is_redone_only_when_its_inputs_change_and_then_the_report_follows(reported):
+def test_a_confirmation_is_current_until_its_inputs_change_and_the_report_follows(reported):
+    from sweep.confirm import confirm_study
+    from sweep.store.studies import current_confirmation
+
     storage, specs, results = reported
-    write_robust(storage, "one", specs["one"], top=2, seeds=2)
-    robust_csv = results / "one" / "robust.csv"
-    written = robust_csv.stat().st_mtime_ns
-    assert "up to date" in write_robust(storage, "one", specs["one"], top=2, seeds=2)
-    assert robust_csv.stat().st_mtime_ns == written
-    # Other settings are other results; and the page must show the new ones.
-    assert "up to date" not in write_robust(storage, "one", specs["one"], top=2, seeds=3)
+    assert current_confirmation(storage, "one", specs["one"]) is None
+    first = confirm_study(storage, "one", specs["one"], max_networks=20)
+    assert current_confirmation(storage, "one", specs["one"]) == first
+    # The page shows the confirmation: written again; the other study is left alone.
     lines = write_reports(storage)
     assert any(line.startswith("one: wrote") for line in lines)
     assert any(line.startswith("two:") and "up to date" in line for line in lines)
-    assert set(read_stamp(results / "one")) == {"robust", "report"}
+    assert set(read_stamp(results / "one")) == {"report"}
+    # A new trial makes it stale: the answer is the search's again, marked unconfirmed.
+    run_study(dataclasses.replace(specs["one"], trials=5), storage)
+    assert current_confirmation(storage, "one", specs["one"]) is None

@@ -1,7 +1,6 @@
 """The report on tiny real studies: plot files are PNGs of a sensible size, best.json and
 tuned.toml name the best trial, pages escape what they show, and names cannot leave results/."""
 
-import importlib
 import json
 import shutil
 import struct
@@ -12,7 +11,7 @@ import pytest
 from sweep.analysis import best_trial, top_trials
 from sweep.errors import SweepError
 from sweep.folders import RESULTS_ENV, study_folder
-from sweep.report import write_reports, write_robust
+from sweep.report import write_reports
 from sweep.search import run_study
 from sweep.spec import parse_study
 from sweep.store.connect import open_storage
@@ -145,13 +144,15 @@ def test_every_plot_is_written_as_a_png_of_sensible_size(gallery):
     assert not list((gallery["results"] / "empty").glob("*.png"))
 
 
-def test_best_json_names_the_best_complete_trial(gallery):
+def test_an_unconfirmed_best_json_names_the_search_best_and_says_it_is_unconfirmed(gallery):
     best = best_trial(read_records(gallery["storage"], "tiny"))
     data = json.loads((gallery["results"] / "tiny" / "best.json").read_text())
     assert data["study"] == "tiny" and data["trial"] == best.number
     assert data["learning_rate"] == best.learning_rate and data["momentum"] == best.momentum
     assert data["value"] == pytest.approx(best.value) and data["objective"] == "final_val_loss"
-    assert data["rule"] == "seed" and data["seed"] == best.seed and data["epochs"] == 12
+    assert data["rule"] == "seed" and data["epochs"] == 12
+    assert data["confirmed"] is False and "sweep confirm tiny" in data["note"]
+    assert data["search"]["networks"] == best.network_count
 
 
 def test_tuned_toml_is_a_study_file_fixed_at_the_best_parameters(gallery):
@@ -217,62 +218,6 @@ def test_study_page_shows_the_top_trials(gallery):
     assert page.count('<tr><td class="num">') == len(best)
 
 
-# --- robustness ------------------------------------------------------------------------------
-
-
-def test_write_robust_retrains_top_trials_in_one_batch(results_env, gallery, monkeypatch):
-    calls = []
-    retraining = importlib.import_module("sweep.robust")
-    real = retraining.train_many
-
-    def counting(*args, **kwargs):
-        calls.append(len(args[3]))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(retraining, "train_many", counting)
-    table = write_robust(gallery["storage"], "tiny", gallery["specs"]["tiny"], top=3, seeds=4)
-    assert calls == [12]  # 3 trials x 4 seeds, one call
-    folder = results_env / "tiny"
-    rows = (folder / "robust.csv").read_text().splitlines()
-    assert rows[0].startswith(
-        "rank,trial,learning_rate,momentum,networks,search_value,fresh_mean,fresh_low95"
-    )
-    assert len(rows) == 4
-    best = json.loads((folder / "best.json").read_text())
-    robust = best["robust"]
-    top3 = [r.number for r in top_trials(read_records(gallery["storage"], "tiny"), 3)]
-    # Confirmation keeps the search's order: its best is the one confirmed and recommended.
-    assert robust["candidates"] == top3 and robust["trial"] == top3[0] == best["trial"]
-    assert robust["fresh_low95"] <= robust["fresh_mean"] <= robust["fresh_high95"]
-    assert [row.split(",")[1] for row in rows[1:]] == [str(n) for n in top3]
-    assert "the search said" in table
-    # tuned.toml names the search's best, the setting `sweep best` names.
-    path = folder / "tuned.toml"
-    tuned = parse_study(tomllib.loads(path.read_text()), str(path))
-    assert (tuned.learning_rate.fixed, tuned.momentum.fixed) == (
-        robust["learning_rate"],
-        robust["momentum"],
-    )
-    # A later report keeps the robust entry and shows it on the page.
-    write_reports(gallery["storage"], ["tiny"])
-    assert json.loads((folder / "best.json").read_text())["robust"]["trial"] == robust["trial"]
-    assert "Confirmation on fresh seeds" in (folder / "index.html").read_text()
-
-
-def test_robust_seeds_are_fresh(results_env, gallery):
-    from sweep.robust import robust_seeds
-
-    stored = {r.seed for r in read_records(gallery["storage"], "tiny")}
-    fresh = robust_seeds(5, 0, 10)
-    assert len(set(fresh)) == 10 and not stored & set(fresh)
-    assert fresh == robust_seeds(5, 0, 10) and fresh != robust_seeds(5, 1, 10)
-
-
-def test_write_robust_refuses_a_study_without_completed_trials(results_env, gallery):
-    with pytest.raises(SweepError, match="no completed trial"):
-        write_robust(gallery["storage"], "wild", gallery["specs"]["wild"], top=2, seeds=2)
-
-
 def test_comparison_may_borrow_only_from_studies_on_the_same_data_and_network(gallery):
     from sweep.report import _comparable, load_study
 
@@ -290,80 +235,3 @@ def test_comparison_may_borrow_only_from_studies_on_the_same_data_and_network(ga
     )
     studies["other"].name = "other"
     assert "other" not in [name for name, _ in _comparable(studies["tiny"], studies)]
-
-
-def test_sweep_robust_all_covers_every_study_with_completed_trials(
-    tmp_path, gallery, monkeypatch, capsys
-):
-    from sweep.cli import main
-
-    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
-    assert (
-        main(
-            [
-                "robust",
-                "--all",
-                "--top",
-                "2",
-                "--seeds",
-                "2",
-                "--storage",
-                str(gallery["storage"].url),
-            ]
-        )
-        == 0
-    )
-    out = capsys.readouterr().out
-    completed = {
-        n
-        for n in ("tiny", "tiny-plain", "wild", "empty")
-        if best_trial(read_records(gallery["storage"], n))
-    }
-    assert out.count("the search said") == len(completed)
-    for name in ("tiny", "tiny-plain", "wild", "empty"):
-        assert (tmp_path / "results" / name / "robust.csv").exists() == (name in completed)
-
-
-def test_a_stale_robust_entry_is_dropped_not_recommended(results_env, gallery):
-    folder = results_env / "tiny"
-    best = json.loads((folder / "best.json").read_text())
-    # As left by `sweep robust` on another run of a study with the same name.
-    best["robust"] = {"trial": 999, "learning_rate": 0.5, "momentum": 0.9, "candidates": [999, 998]}
-    (folder / "best.json").write_text(json.dumps(best))
-    (folder / ".stamp.json").unlink()  # that run's stamp would not match these trials either
-    write_reports(gallery["storage"], ["tiny"])
-    assert "robust" not in json.loads((folder / "best.json").read_text())
-    path = folder / "tuned.toml"
-    tuned = parse_study(tomllib.loads(path.read_text()), str(path))
-    assert tuned.learning_rate.fixed == best["learning_rate"]
-
-
-def test_one_ranking_names_the_same_setting_everywhere(results_env, gallery, monkeypatch, capsys):
-    from sweep import plots
-    from sweep.cli import main
-
-    seen = {}
-    real_landscape, real_curves = plots.landscape_figure, plots.curves_figure
-
-    def landscape(points, **options):
-        seen["star"] = options["best"]
-        return real_landscape(points, **options)
-
-    def curves(drawn, **options):
-        seen["first curve"] = [c.number for c in drawn if c.rank == 1]
-        return real_curves(drawn, **options)
-
-    monkeypatch.setattr(plots, "landscape_figure", landscape)
-    monkeypatch.setattr(plots, "curves_figure", curves)
-    (results_env / "tiny" / ".stamp.json").unlink()  # draw it again, through the spies
-    write_reports(gallery["storage"], ["tiny"])
-    assert main(["best", "tiny", "--storage", str(gallery["storage"].url)]) == 0
-    named = int(capsys.readouterr().out.split("trial")[1].split()[0])
-    best = json.loads((results_env / "tiny" / "best.json").read_text())
-    path = results_env / "tiny" / "tuned.toml"
-    tuned = parse_study(tomllib.loads(path.read_text()), str(path))
-    assert best["trial"] == named == seen["star"] and seen["first curve"] == [named]
-    assert (tuned.learning_rate.fixed, tuned.momentum.fixed) == (
-        best["learning_rate"], best["momentum"]
-    )
-    assert f"best: trial {named}" in (results_env / "index.html").read_text()

@@ -18,11 +18,15 @@ from sweep.spec import ObjectiveSpec, parse_study
 from sweep.store.connect import open_storage
 from sweep.store.studies import TRIAL_ATTR, read_records
 
+# One network per trial (not the default five folds of two seeds): these tests are about the
+# search's mechanics, which a trial's networks do not change.
 TINY = {
     "name": "tiny",
     "trials": 12,
     "batch_size": 5,
     "seed": 3,
+    "folds": 1,
+    "repeats": 1,
     "data": {"source": "synthetic", "items": 60, "inputs": 3, "classes": 3},
     "network": {"epochs": 12},
 }

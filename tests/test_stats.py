@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import sweep
-from sweep.data import load_folds
+from sweep.sources import load_folds
 from sweep.stats import (
     Interval,
     failure_upper_bound,

@@ -3,8 +3,9 @@ records.
 
 What a momentum-sweep study keeps in Optuna's storage:
 
-- study user attributes ``spec`` (the study file as ``StudySpec.to_dict()``) and
-  ``search_fingerprint`` (what decides the search; a study whose file changed is refused);
+- study user attributes ``spec`` (the study file as ``StudySpec.to_dict()``),
+  ``search_fingerprint`` (what decides the search; a study whose file changed is refused) and
+  ``confirmation`` (the confirmation race's result, see :mod:`sweep.confirm`);
 - per trial, the user attribute ``sweep`` (settings: learning rate, momentum, seed, rule,
   baseline, retry_of; and the lease: host, process id, lease_until) and, once finished,
   ``curves`` (per-epoch training loss, validation loss and accuracy as JSON lists, non-finite
@@ -30,6 +31,8 @@ from ..errors import SweepError
 from ..records import NetworkCurves, TrialRecord
 
 SPEC_ATTR, FINGERPRINT_ATTR = "spec", "search_fingerprint"
+# The confirmation race's result (sweep.confirm), with the key of what it was raced from.
+CONFIRMATION_ATTR = "confirmation"
 TRIAL_ATTR, CURVES_ATTR = "sweep", "curves"
 FINGERPRINT_WAIT_SECONDS = 30.0
 
@@ -120,6 +123,45 @@ def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
     study.set_user_attr(SPEC_ATTR, spec.to_dict())
     study.set_user_attr(FINGERPRINT_ATTR, spec.search_fingerprint())
     return study._study_id
+
+
+def save_confirmation(storage, study_name: str, confirmation: dict) -> None:
+    """Keep a study's confirmation (JSON-able, with its "key") in the storage beside its trials,
+    where every machine sharing the study sees it."""
+    storage.set_study_user_attr(_study_id(storage, study_name), CONFIRMATION_ATTR, confirmation)
+
+
+def read_confirmation(storage, study_name: str) -> dict | None:
+    """The confirmation stored with a study, or None."""
+    stored = storage.get_study_user_attrs(_study_id(storage, study_name)).get(CONFIRMATION_ATTR)
+    return stored if isinstance(stored, dict) else None
+
+
+def confirmation_key(storage, study_name: str, spec, budget: dict) -> str:
+    """What a confirmation is raced from: the study's trials, its search (the fingerprint of its
+    data, network, search space and objective), the race's budget
+    (``max_candidates``, ``max_networks``) and momentum-sweep's version. A stored confirmation
+    whose key differs is out of date."""
+    from .. import _version
+
+    text = json.dumps({
+        "trials": trials_digest(storage, study_name),
+        "search": spec.search_fingerprint(),
+        "budget": {key: budget.get(key) for key in ("max_candidates", "max_networks")},
+        "version": _version(),
+    }, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def current_confirmation(storage, study_name: str, spec) -> dict | None:
+    """The stored confirmation when it still describes the study's trials and spec (its key
+    recomputed with its own budget matches), else None."""
+    stored = read_confirmation(storage, study_name)
+    if stored is None or spec is None:
+        return None
+    budget = stored.get("settings") if isinstance(stored.get("settings"), dict) else {}
+    return stored if stored.get("key") == confirmation_key(storage, study_name, spec,
+                                                           budget) else None
 
 
 def stored_fingerprint(storage, study_name: str) -> str | None:

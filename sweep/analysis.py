@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .records import TrialRecord, epochs_to_target
+from .rules import get_rule
 
 # States whose trial trained at least one epoch and stored its curves.
 TRAINED_STATES = ("complete", "pruned", "diverged")
@@ -234,6 +235,14 @@ def landscape_points(records: Iterable[TrialRecord]) -> list[LandscapePoint]:
         )
         points.append(LandscapePoint(r.number, r.state, r.learning_rate, r.momentum, value))
     return points
+
+
+def effective_points(points: Iterable[LandscapePoint], rule: str) -> list[LandscapePoint]:
+    """The points with their learning rate replaced by the rule's effective learning rate: the
+    landscape in effective-rate coordinates, where momentum that only rescales the learning
+    rate leaves the valley upright (the same effective rate at every momentum)."""
+    effective = get_rule(rule).effective_rate
+    return [replace(p, learning_rate=effective(p.learning_rate, p.momentum)) for p in points]
 
 
 def _edges(centres: np.ndarray, half_width_alone: float) -> np.ndarray:

@@ -82,7 +82,7 @@ def race_network(spec, j: int) -> tuple[int, int, int]:
     return _words(spec, 0, block), fold, _words(spec, 1, j)
 
 
-class _Networks:
+class RaceNetworks:
     """The race's networks for one study: the data's items loaded once, each partition split
     once, and any run of networks trained for several settings in one vectorised batch."""
 
@@ -110,7 +110,7 @@ class _Networks:
         """Networks ``first`` .. ``first + count - 1`` for each (learning rate, momentum) of
         ``settings``, in one batch. Returns arrays of shape (len(settings), count): "value"
         (the study's objective), "failed", "epochs" (epochs to target, NaN if never),
-        "final_loss", "final_accuracy"."""
+        "final_loss", "lowest_loss", "final_accuracy" (NaN for a network that blew up)."""
         spec = self.spec
         datasets, index, seeds = self.datasets(first, count)
         k = len(settings)
@@ -128,7 +128,7 @@ class _Networks:
         target = spec.objective.target_loss
         shape = (k, count)
         figures = {name: np.full(shape, np.nan) for name in
-                   ("value", "epochs", "final_loss", "final_accuracy")}
+                   ("value", "epochs", "final_loss", "lowest_loss", "final_accuracy")}
         figures["failed"] = np.zeros(shape, dtype=bool)
         for n in range(k * count):
             row, column = divmod(n, count)
@@ -142,6 +142,7 @@ class _Networks:
             reached = epochs_to_target(val_loss, target)
             figures["epochs"][row, column] = np.nan if reached is None else reached
             figures["final_loss"][row, column] = final
+            figures["lowest_loss"][row, column] = float(np.min(val_loss))
             figures["final_accuracy"][row, column] = float(batch.val_accuracy[n][-1])
         return figures
 
@@ -232,7 +233,7 @@ def measure(study, learning_rate: float, momentum: float, *,
     spec = study
     if networks < 1:
         raise ValueError("networks must be at least 1")
-    figures = _Networks(spec).train([(learning_rate, momentum)], 0, networks)
+    figures = RaceNetworks(spec).train([(learning_rate, momentum)], 0, networks)
     return _measurement(learning_rate, momentum, figures, 0, networks)
 
 
@@ -282,13 +283,13 @@ def confirm(spec, records, *, max_candidates: int = MAX_CANDIDATES,
     rule = get_rule(spec.rule)
     entrants = [race.Candidate(r.number, r.learning_rate, r.momentum,
                                rule.effective_rate(r.learning_rate, r.momentum)) for r in chosen]
-    networks = _Networks(spec)
+    networks = RaceNetworks(spec)
     block = block_size(spec)
     first_round = _whole_blocks(10, block)
     # Whole partitions, and never fewer than a pick needs.
     budget = max(_whole_blocks(max_networks, block), first_round, MIN_FAILURE_FREE)
     figures = {name: np.full((len(chosen), budget), np.nan)
-               for name in ("value", "epochs", "final_loss", "final_accuracy")}
+               for name in ("value", "epochs", "final_loss", "lowest_loss", "final_accuracy")}
     figures["failed"] = np.zeros((len(chosen), budget), dtype=bool)
 
     def measure(positions, first, count):

@@ -6,6 +6,7 @@ Layout under the results root (``results/`` in the current folder, or ``$MOMENTU
     <study>/index.html         the study's plots, best trial and top-10 table
     <study>/curves.png         validation loss per epoch of every trial
     <study>/landscape.png      objective over learning rate x momentum
+    <study>/landscape-effective.png   the same over the rule's effective learning rate
     <study>/momentum-vs-none.png   best momentum trial beside the best momentum-0 trial
     <study>/history.png        Optuna's optimisation history (not for grid studies)
     <study>/importances.png    Optuna's parameter importances (two searched parameters)
@@ -30,6 +31,9 @@ RESULTS_ENV = "MOMENTUM_SWEEP_RESULTS"
 PLOTS = (
     ("curves.png", "Validation loss per epoch of every trial; the best five highlighted"),
     ("landscape.png", "The objective over learning rate and momentum"),
+    ("landscape-effective.png",
+     "The same trials over the rule's effective learning rate and momentum: where momentum only "
+     "rescales the learning rate, the valley stands upright"),
     ("momentum-vs-none.png", "The best momentum trial beside the best trial without momentum"),
     ("history.png", "Optuna: optimisation history"),
     ("importances.png", "Optuna: hyper-parameter importances"),

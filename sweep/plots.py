@@ -276,9 +276,11 @@ def scatter_landscape_figure(
     title: str,
     objective_label: str,
     best: int | None = None,
+    x_label: str = "learning rate (log scale)",
 ) -> Figure:
     """The trials over log learning rate x momentum: COMPLETE ones coloured by their objective,
-    pruned ones as grey rings, diverged ones as red x."""
+    pruned ones as grey rings, diverged ones as red x. ``x_label`` names the x axis: the
+    points' ``learning_rate`` may be another rate (``analysis.effective_points``)."""
     figure, ax = _figure()
     ax.set_title(title)
     if not points:
@@ -337,11 +339,13 @@ def scatter_landscape_figure(
             label=f"complete ({len(done)}; colour: objective)",
         )
     ax.margins(0.04)
-    return _finish_plane(figure, ax, points, objective_label, best, handles, mappable, limits)
+    return _finish_plane(figure, ax, points, objective_label, best, handles, mappable, limits,
+                         x_label)
 
 
 def _finish_plane(
-    figure, ax, points, objective_label: str, best, handles, mappable, limits
+    figure, ax, points, objective_label: str, best, handles, mappable, limits,
+    x_label: str = "learning rate (log scale)",
 ) -> Figure:
     """What both plane landscapes share: the best trial's star, the log learning-rate axis, the
     legend below and the objective's colour bar."""
@@ -363,7 +367,7 @@ def _finish_plane(
         )
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
-    ax.set_xlabel("learning rate (log scale)")
+    ax.set_xlabel(x_label)
     ax.set_ylabel("momentum")
     if handles:
         # Below the axes: the interesting corner (large lr, large momentum) stays visible.

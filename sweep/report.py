@@ -32,6 +32,7 @@ from .folders import (
 )
 from .pages import GalleryEntry, GalleryView, StudyView, gallery_page, study_page
 from .records import TrialRecord, get_objective
+from .rules import get_rule
 from .store.studies import (
     current_confirmation,
     load_optuna_study,
@@ -125,11 +126,21 @@ def _write_plots(storage, study: Study, others: dict[str, Study], folder: Path) 
                 else None,
                 title=f"{name}: {objective.label} over {_searched_label(spec)}",
             ),
+            "landscape-effective.png": lambda: plots.scatter_landscape_figure(
+                analysis.effective_points(analysis.landscape_points(records), spec.rule),
+                objective_label=objective.label,
+                best=best.number if best else None,
+                x_label=f"effective learning rate: {get_rule(spec.rule).effective_formula} "
+                "(log scale)",
+                title=f"{name}: {objective.label} over the effective learning rate",
+            ),
             "momentum-vs-none.png": lambda: plots.comparison_figure(
                 analysis.compare_momentum(name, records, target, _comparable(study, others)),
                 title=f"{name}: momentum against none",
             ),
         }
+        if spec is None or spec.momentum.fixed is not None:
+            del figures["landscape-effective.png"]  # one momentum: the map itself
         complete = len(analysis.completed(records))
         searched = len(spec.searched()) if spec is not None else 0
         # Optuna's own plots share one loaded study: each load reads every trial again.

@@ -588,12 +588,18 @@ def _read_param(
     # A fixed parameter's range defaults to the value itself, so `fixed = x` can stand alone.
     low = fixed if fixed is not None else default.low
     high = fixed if fixed is not None else default.high
+    if fixed is None and isinstance(table.get("values"), list) and table["values"]:
+        # Grid values widen the default range to reach them: values beyond it need no low or
+        # high beside them (a stated bound still holds them in).
+        stated = [_in_bounds(reader, name, v, f"{prefix}.values[{i}]")
+                  for i, v in enumerate(table["values"])]
+        low, high = min(low, *stated), max(high, *stated)
     if "low" in table:
         low = _in_bounds(reader, name, table["low"], f"{prefix}.low")
     if "high" in table:
         high = _in_bounds(reader, name, table["high"], f"{prefix}.high")
     if fixed is not None:
-        # Checked against the bounds the file states; an unstated bound is the value itreader.
+        # Checked against the bounds the file states; an unstated bound is the value itself.
         if fixed < low:
             raise reader.fail(f"{prefix}.fixed", f"must be >= low ({low}), got {fixed}")
         if fixed > high:

@@ -63,7 +63,7 @@ def test_a_minimal_study_file_gets_five_folds_of_two_seeds(tmp_path):
 
 def test_race_networks_are_fresh_partitions_and_fresh_seeds(study):
     spec = study["spec"]
-    race = confirming._Networks(spec)
+    race = confirming.RaceNetworks(spec)
     datasets, index, seeds = race.datasets(0, 10)
     # Its partitions are not the search's: no race fold validates on a search fold's items.
     from sweep.data import split_folds
@@ -80,7 +80,7 @@ def test_race_networks_are_fresh_partitions_and_fresh_seeds(study):
     assert not used & set(seeds) and len(set(seeds)) == 10
     # Same setup, another study: the same networks, so answers compare network by network.
     other = parse_study({**SMALL, "name": "other", "seed": 9}, "other.toml")
-    assert confirming._Networks(other).datasets(0, 10)[2] == seeds
+    assert confirming.RaceNetworks(other).datasets(0, 10)[2] == seeds
 
 
 def test_the_pick_comes_from_the_race_and_sweep_measure_reproduces_it(study):

@@ -2,13 +2,11 @@
 problems, for each rule, its curves against the trainer's, and several networks trained side by
 side against each trained alone."""
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import sweep
-from sweep.claims_page import _diagnostics
 from sweep.diagnostics import (
     MEDIAN,
     UpdateTally,
@@ -228,19 +226,20 @@ def test_no_pairs_and_mismatched_data_sets():
         diagnose_many([(iris, 1)], 0.1, 1.0)
 
 
-def test_the_pages_diagnostics_are_the_tuned_trials_first_networks():
-    folds = load_folds("iris", folds=5)
-    spec = SimpleNamespace(datasets=lambda: folds, rule="heavy-ball", hidden=6, epochs=4,
-                           init="glorot")
-    networks = SimpleNamespace(folds=(0, 1, 2, 3, 4), seeds=(7, 8, 9, 10, 11))
-    record = SimpleNamespace(learning_rate=0.1, momentum=0.8, seed=0, networks=networks)
-    found = _diagnostics(spec, record)
-    assert [d.seed for d in found] == [7, 8, 9]
-    for fold, diagnostics in enumerate(found):
-        assert_same_diagnostics(diagnostics, diagnose(
-            folds[fold], 0.1, 0.8, 7 + fold, rule="heavy-ball", hidden=6, epochs=4))
-    lone = _diagnostics(spec, SimpleNamespace(learning_rate=0.1, momentum=0.8, seed=5,
-                                              networks=None))
-    assert [d.seed for d in lone] == [5]
-    assert_same_diagnostics(lone[0], diagnose(folds[0], 0.1, 0.8, 5, rule="heavy-ball",
-                                              hidden=6, epochs=4))
+def test_the_pages_fading_question_diagnoses_the_answers_race_networks(monkeypatch):
+    from sweep import claims_page
+    from sweep.confirm import RaceNetworks
+    from sweep.spec import parse_study
+
+    monkeypatch.setattr(claims_page, "DIAGNOSED_NETWORKS", 3)
+    spec = parse_study({"name": "f", "folds": 3, "repeats": 1,
+                        "network": {"rule": "heavy-ball", "hidden": 5, "epochs": 10}}, "f.toml")
+    found = claims_page.fading(spec, 0.05, 0.8)
+    datasets, index, seeds = RaceNetworks(spec).datasets(0, 3)
+    shares = [diagnose(datasets[i], 0.05, 0.8, seed, rule="heavy-ball", hidden=5, epochs=10)
+              .momentum_share[:, MEDIAN] for i, seed in zip(index, seeds)]
+    early = [float(np.nanmean(share[:1])) for share in shares]
+    late = [float(np.nanmean(share[-1:])) for share in shares]
+    assert found.interval.n == 3
+    assert found.interval.mean == pytest.approx(np.mean(late) - np.mean(early))
+    assert found.early == pytest.approx(np.mean(early))

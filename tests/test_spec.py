@@ -197,8 +197,8 @@ BAD = [
      'points = 2\n[search.momentum]\nfixed = 0\npoints = 3', "search.momentum.points",
      "not allowed with fixed"),
     ("grid-value-outside", 'name = "x"\n[sampler]\nname = "grid"\n[search.learning_rate]\n'
-     'values = [0.01, 2.0]\n[search.momentum]\nfixed = 0', "search.learning_rate.values[1]",
-     "within [low, high] = [0.001, 1.0], got 2.0"),
+     'high = 1.0\nvalues = [0.01, 2.0]\n[search.momentum]\nfixed = 0',
+     "search.learning_rate.values[1]", "within [low, high] = [0.001, 1.0], got 2.0"),
     ("grid-value-repeated", 'name = "x"\n[sampler]\nname = "grid"\n[search.learning_rate]\n'
      'values = [0.01, 0.01]\n[search.momentum]\nfixed = 0', "search.learning_rate.values[1]",
      "repeats"),
@@ -464,3 +464,16 @@ def test_correlated_source_reads_its_keys_and_loads_folds(tmp_path):
     assert spec.data.load().n_inputs == 6
     with pytest.raises(SpecError, match="data.path"):
         parse_study({"name": "c", "data": {"source": "correlated", "path": "x.csv"}}, "c.toml")
+
+
+def test_grid_values_beyond_the_default_range_widen_it_without_a_bound_beside_them():
+    spec = parse_study({"name": "wide", "sampler": {"name": "grid"},
+                        "search": {"learning_rate": {"values": [1e-4, 0.01]},
+                                   "momentum": {"values": [0.0, 0.9, 0.99]}}}, "wide.toml")
+    assert (spec.learning_rate.low, spec.learning_rate.high) == (1e-4, 1.0)
+    assert (spec.momentum.low, spec.momentum.high) == (0.0, 0.99)
+    # Values inside the default range leave it as it was: a stored study keeps its fingerprint.
+    inside = parse_study({"name": "in", "sampler": {"name": "grid"},
+                          "search": {"momentum": {"values": [0.1, 0.5]},
+                                     "learning_rate": {"points": 3}}}, "in.toml")
+    assert (inside.momentum.low, inside.momentum.high) == (0.0, 0.95)

@@ -439,6 +439,7 @@ def run_study(
     space = distributions(spec)
     reader = trial_reader(storage)
     tpe = BatchTPEFeed(spec) if spec.sampler == "tpe" else None
+    finished_records: dict[int, TrialRecord] = {}
     batches = 0
     while max_batches is None or batches < max_batches:
         # Counting, sampling and writing the batch as RUNNING happen under one lock, so that
@@ -449,7 +450,7 @@ def run_study(
             trials = read_frozen(reader, study_id)
             if leases.fail_abandoned(storage, trials):
                 trials = read_frozen(reader, study_id)
-            records = [to_record(t) for t in trials]
+            records = _records(trials, finished_records)
             progress.count(records)
             counted = sum(
                 t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -493,6 +494,20 @@ def run_study(
         batches += 1
     progress.seconds["total"] = clock() - started
     return progress
+
+
+def _records(trials: list[FrozenTrial], finished: dict[int, TrialRecord]) -> list[TrialRecord]:
+    """Each trial's record. A finished trial never changes, so its record is made once and kept
+    in ``finished`` (by trial number): making every trial's each round grew with the study."""
+    records = []
+    for trial in trials:
+        record = finished.get(trial.number)
+        if record is None:
+            record = to_record(trial)
+            if trial.state.is_finished():
+                finished[trial.number] = record
+        records.append(record)
+    return records
 
 
 def network_seeds(trial_seed: int, count: int) -> list[int]:

@@ -184,13 +184,12 @@ class Kernels:
         kernels (the bulk of g).
 
         This is where a batch's time goes (every candidate against every kernel), so it runs
-        in float32, a block of kernels at a time, in NumPy loops that vectorise (its float64
-        ``exp`` does not here: four times slower). The exponents are built element-wise, not
-        as a BLAS product of expanded squares, whose threads cost far more than they save on a
-        busy machine for products this thin; BLAS only sums the terms (matrix-vector
-        products, which it runs fast either way). Each term is within about
-        1e-5 of its float64 value (the rounding of (x - mu) / sigma), far below any
-        difference in l/g that decides a pick; sums are kept in float64.
+        in float32, whose ``exp`` NumPy vectorises (its float64 one is scalar code here), a
+        block of kernels at a time. The exponents are built element-wise rather than as a BLAS
+        product of expanded squares: on a busy machine BLAS's threads cost far more than they
+        save on products this thin. Each term is within about 1e-5 of its float64 value (the
+        rounding of (x - mu) / sigma), far below any difference in l/g that decides a pick;
+        the sums are kept in float64.
         """
         dims = points.shape[1]
         coordinates = np.asarray(points, dtype=np.float32)
@@ -328,6 +327,8 @@ class BatchTPE:
             "value": np.broadcast_to(values, (count,)), "step": np.broadcast_to(steps, (count,)),
         }
         rows = {name: np.asarray(row)[inside] for name, row in rows.items()}
+        if not inside.any():
+            return
         in_order = len(held) == 0 or rows["number"].min() > held[-1]
         self._trials.append(**rows)
         if not in_order or np.any(np.diff(rows["number"]) < 0):
@@ -341,7 +342,7 @@ class BatchTPE:
         outside the search space are left out).
         """
         dims = len(self.dimensions)
-        if len(self) < self.n_startup or dims == 0:
+        if len(self) < max(self.n_startup, 1) or dims == 0:
             return RandomModel(self.dimensions)
         trials = self._trials
         numbers, points = trials["number"], trials["point"]

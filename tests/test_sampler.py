@@ -244,6 +244,7 @@ def test_empty_and_tiny_histories():
 def test_trials_outside_the_space_are_not_modelled():
     sampler = BatchTPE(SPACE)
     sampler.add_complete([0, 1, 2], [[0.01, 0.5], [2.0, 0.5], [math.nan, 0.1]], [1.0, 0.0, 0.0])
+    sampler.add_pruned([3], [[0.01, -0.1]], [4], [0.5])  # none inside: nothing to add
     assert list(sampler.numbers) == [0]
 
 

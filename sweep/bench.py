@@ -23,6 +23,9 @@ network-step does about 2 I H + 3 H C + 2 P multiply-adds (forward pass I H + H 
 back-propagated error H C, weight steps I H + H C, momentum rule about 2 per parameter). The
 floor with all cores is the one-core floor over the core count. It leaves out the softmax's
 divisions, the loads of each item and all loop overhead, so no code reaches it.
+
+Search and sampler: ``sweep.bench_search`` (the search end to end) and ``sweep.bench_sampler``
+(the batch TPE against Optuna's TPE: quality at equal trial counts, cost per trial).
 """
 
 from __future__ import annotations
@@ -217,6 +220,8 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--skip-search", action="store_true", help="trainer figures only")
     parser.add_argument("--skip-kernel", action="store_true", help="no compiled-kernel figures")
+    parser.add_argument("--skip-sampler", action="store_true",
+                        help="no batch TPE against Optuna's TPE (quality and cost)")
     args = parser.parse_args(argv)
 
     print(f"Trainer: Iris 4-7-3, {args.epochs} epochs x 120 items, seed rule, float64")
@@ -235,6 +240,10 @@ def main(argv=None) -> None:
         search_main([])  # not sys.argv: its options are this parser's
     if not args.skip_kernel:
         print_kernel_figures(args.epochs)
+    if not args.skip_sampler:
+        from .bench_sampler import main as sampler_main
+
+        sampler_main([])
 
 
 def _versus(micros: float, numpy_micros: float, floor: float) -> str:

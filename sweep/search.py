@@ -6,8 +6,10 @@ The search plans, trains and classifies; everything it keeps goes through the st
 1. reads the study's new and unfinished trials (finished ones are cached), fails trials whose
    worker is gone (their parameters are retried with the same seed), and stops when the
    declared total is reached;
-2. builds an in-memory mirror of the study and asks it for a batch of K trials: sampling and
-   pruning decisions then cost microseconds instead of a storage round trip each;
+2. plans a batch of K trials (the batch TPE of :mod:`sweep.sampler` fits the finished trials
+   once for the whole batch) and asks them of an in-memory mirror of the study, which holds what
+   the pruner compares with: pruning decisions then cost microseconds instead of a storage round
+   trip each;
 3. writes the K trials to the storage as RUNNING, in one transaction, so other workers see them
    and a killed worker's trials can be recovered;
 4. trains the K networks together with ``train_many``; the pruner is consulted in memory, only at
@@ -35,6 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .errors import SweepError
 from .records import TrialRecord, get_objective, mean_curve, objective_value
+from .sampler import BatchTPE, Dimension
 from .store import running as leases
 from .store.studies import open_study, read_frozen, to_record, trial_reader
 from .train import DIVERGENCE_FACTOR, train_many
@@ -86,14 +89,20 @@ def distributions(spec) -> dict[str, FloatDistribution]:
     }
 
 
+def sampler_seed(spec, n_existing: int) -> int:
+    """The seed of a round's sampler: from (study seed, trials so far), so a resumed study
+    samples as a fresh one would."""
+    return int(np.random.SeedSequence([spec.seed, n_existing]).generate_state(1)[0])
+
+
 def make_sampler(spec, n_existing: int):
-    """A sampler seeded from (study seed, trials so far), so a resumed study samples as a fresh
-    one would."""
-    seed = int(np.random.SeedSequence([spec.seed, n_existing]).generate_state(1)[0])
-    if spec.sampler == "tpe":
+    """The mirror's sampler: Optuna's TPE for ``optuna-tpe``; else a random sampler, which
+    fills what nothing else plans (random studies; the baseline's learning rate)."""
+    seed = sampler_seed(spec, n_existing)
+    if spec.sampler == "optuna-tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
-    # grid and qmc: every ask is an enqueued point (see _plan_batch); the random sampler only
-    # fills what is left.
+    # tpe: the batch TPE plans its points (see _plan_batch); grid and qmc: every ask is an
+    # enqueued point.
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -166,9 +175,14 @@ def pending_retries(
     ]
 
 
+def pruner_curve(spec, val_loss: np.ndarray) -> np.ndarray:
+    """What the pruner is told at every epoch of a curve: the objective's running curve."""
+    return get_objective(spec.objective.name).running_curve(val_loss)
+
+
 def mirror_trial(trial: FrozenTrial, record: TrialRecord, spec) -> FrozenTrial:
     """A copy of a stored trial for the in-memory mirror, with its curve as intermediate values."""
-    val_loss = get_objective(spec.objective.name).running_curve(record.val_loss)
+    val_loss = pruner_curve(spec, record.val_loss)
     # Only what the pruner compares (its check epochs) and what TPE reads of a pruned trial (its
     # last epoch): every epoch would make each ask slower for nothing.
     last = len(val_loss)
@@ -187,15 +201,82 @@ def mirror_trial(trial: FrozenTrial, record: TrialRecord, spec) -> FrozenTrial:
 
 
 def build_mirror(spec, trials: list[FrozenTrial], records: list[TrialRecord]) -> optuna.Study:
-    kept = [
-        (t, r) for t, r in zip(trials, records)
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-    ]
+    """The in-memory study a round asks its trials of, holding only what reads it: every
+    counted trial for Optuna's TPE, else the COMPLETE trials a median or percentile pruner
+    compares with (other pruners compare with none)."""
+    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    if spec.sampler == "optuna-tpe":
+        held = counted
+    elif spec.pruner.name in ("median", "percentile"):
+        held = (TrialState.COMPLETE,)
+    else:
+        held = ()
     mirror = optuna.create_study(
-        sampler=make_sampler(spec, len(kept)), pruner=make_pruner(spec), direction="minimize"
+        sampler=make_sampler(spec, sum(t.state in counted for t in trials)),
+        pruner=make_pruner(spec), direction="minimize",
     )
-    mirror.add_trials([mirror_trial(t, r, spec) for t, r in kept])
+    mirror.add_trials(
+        [mirror_trial(t, r, spec) for t, r in zip(trials, records) if t.state in held]
+    )
     return mirror
+
+
+class BatchTPEFeed:
+    """The batch TPE (:mod:`sweep.sampler`) of one ``run_study`` call: built from the stored
+    trials at its first round, then given only the trials finished since, each round."""
+
+    def __init__(self, spec) -> None:
+        searched = spec.searched()
+        self.names = list(searched)
+        self.sampler = BatchTPE([
+            Dimension(name, param.low, param.high, param.log) for name, param in searched.items()
+        ])
+        self._fed: set[int] = set()
+
+    def _params(self, trials: list[FrozenTrial]) -> np.ndarray:
+        # A trial stored before a parameter was searched lacks it: NaN, outside the space.
+        return np.array(
+            [[t.params.get(name, math.nan) for name in self.names] for t in trials], dtype=float
+        ).reshape(len(trials), len(self.names))
+
+    def feed(self, spec, trials: list[FrozenTrial], records: list[TrialRecord]) -> None:
+        """Add the COMPLETE and PRUNED trials not added yet. A PRUNED trial (diverged ones
+        too) ranks by the last epoch of its curve and the pruner's figure there, as Optuna's
+        TPE ranks the mirror's copy of it."""
+        complete, pruned, steps, last_values = [], [], [], []
+        for trial, record in zip(trials, records):
+            if trial.number in self._fed or trial.state not in (
+                TrialState.COMPLETE, TrialState.PRUNED
+            ):
+                continue
+            self._fed.add(trial.number)
+            if trial.state == TrialState.COMPLETE:
+                complete.append(trial)
+                continue
+            pruned.append(trial)
+            curve = pruner_curve(spec, record.val_loss)
+            steps.append(len(curve))
+            last_values.append(float(curve[-1]) if len(curve) else math.inf)
+        self.sampler.add_complete(
+            [t.number for t in complete], self._params(complete), [t.value for t in complete]
+        )
+        self.sampler.add_pruned([t.number for t in pruned], self._params(pruned), steps,
+                                last_values)
+
+    def plan(self, trials: list[FrozenTrial], planned: list[dict], count: int,
+             rng: np.random.Generator) -> list[dict[str, float]]:
+        """``count`` points, with the stored RUNNING trials and ``planned`` (the batch's points
+        planned so far, all parameters given) counted as running."""
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        after = max((t.number for t in trials), default=-1) + 1
+        numbers = [t.number for t in running] + list(range(after, after + len(planned)))
+        params = np.vstack([
+            self._params(running),
+            np.array([[p[name] for name in self.names] for p in planned]).reshape(
+                len(planned), len(self.names)
+            ),
+        ])
+        return self.sampler.suggest(count, rng, numbers, params)
 
 
 def grid_points(spec) -> list[dict[str, float]]:
@@ -242,9 +323,11 @@ def _within(space: dict[str, FloatDistribution], params: dict) -> bool:
     )
 
 
-def _plan_batch(spec, mirror, trials, records, size) -> list[_Planned]:
+def _plan_batch(spec, mirror, trials, records, size, tpe: BatchTPEFeed | None = None
+                ) -> list[_Planned]:
     """Ask the mirror for ``size`` trials: retries first, then the baseline, then grid or QMC
-    points, then whatever the sampler proposes."""
+    points, then the batch TPE's points (``tpe``, fed this round's trials) or whatever the
+    mirror's sampler proposes."""
     enqueued: list[_Enqueued] = []
     space = distributions(spec)
     for failed, record in pending_retries(trials, records):
@@ -278,20 +361,31 @@ def _plan_batch(spec, mirror, trials, records, size) -> list[_Planned]:
         enqueued += [_Enqueued(point) for point in qmc_points(spec, used, fresh)]
     for entry in enqueued:
         mirror.enqueue_trial(entry.params)
+    asked = [mirror.ask(space) for _ in range(min(size, len(enqueued)))]
+    # Numbered as the trials the storage counts, then this batch's: a trial's seed is drawn
+    # from its number.
+    first = sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in trials
+    )
+    if tpe is not None and size > len(asked):
+        rng = np.random.default_rng(sampler_seed(spec, first))
+        for point in tpe.plan(trials, [t.params for t in asked], size - len(asked), rng):
+            mirror.enqueue_trial(point)
+    asked += [mirror.ask(space) for _ in range(size - len(asked))]
     fixed = {
         name: param.fixed
         for name, param in (("learning_rate", spec.learning_rate), ("momentum", spec.momentum))
         if param.fixed is not None
     }
     planned = []
-    for index in range(size):
-        trial = mirror.ask(space)
+    for index, trial in enumerate(asked):
         values = fixed | trial.params
         entry = enqueued[index] if index < len(enqueued) else _Enqueued({})
         seed = entry.seed
         if seed is None:
             seed = int(
-                np.random.SeedSequence([spec.seed, trial.number]).generate_state(1)[0] & 0x7FFFFFFF
+                np.random.SeedSequence([spec.seed, first + index]).generate_state(1)[0]
+                & 0x7FFFFFFF
             )
         planned.append(_Planned(
             trial, float(values["learning_rate"]), float(values["momentum"]), seed,
@@ -340,6 +434,8 @@ def run_study(
     progress = Progress(total=spec.trials)
     space = distributions(spec)
     reader = trial_reader(storage)
+    tpe = BatchTPEFeed(spec) if spec.sampler == "tpe" else None
+    finished_records: dict[int, TrialRecord] = {}
     batches = 0
     while max_batches is None or batches < max_batches:
         # Counting, sampling and writing the batch as RUNNING happen under one lock, so that
@@ -350,7 +446,7 @@ def run_study(
             trials = read_frozen(reader, study_id)
             if leases.fail_abandoned(storage, trials):
                 trials = read_frozen(reader, study_id)
-            records = [to_record(t) for t in trials]
+            records = _records(trials, finished_records)
             progress.count(records)
             counted = sum(
                 t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -363,8 +459,12 @@ def run_study(
             if remaining <= 0:
                 break
             tick = clock()
+            if tpe is not None:
+                tpe.feed(spec, trials, records)
             mirror = build_mirror(spec, trials, records)
-            planned = _plan_batch(spec, mirror, trials, records, min(spec.batch_size, remaining))
+            planned = _plan_batch(
+                spec, mirror, trials, records, min(spec.batch_size, remaining), tpe
+            )
             progress.seconds["sampler"] += clock() - tick
             if not planned:
                 break
@@ -390,6 +490,20 @@ def run_study(
         batches += 1
     progress.seconds["total"] = clock() - started
     return progress
+
+
+def _records(trials: list[FrozenTrial], finished: dict[int, TrialRecord]) -> list[TrialRecord]:
+    """Each trial's record. A finished trial never changes, so its record is made once and kept
+    in ``finished`` (by trial number): making every trial's each round grew with the study."""
+    records = []
+    for trial in trials:
+        record = finished.get(trial.number)
+        if record is None:
+            record = to_record(trial)
+            if trial.state.is_finished():
+                finished[trial.number] = record
+        records.append(record)
+    return records
 
 
 def network_seeds(trial_seed: int, count: int) -> list[int]:

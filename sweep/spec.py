@@ -58,7 +58,7 @@ __all__ = [
     "PRUNERS",
 ]
 
-SAMPLERS = ("tpe", "random", "qmc", "grid")
+SAMPLERS = ("tpe", "optuna-tpe", "random", "qmc", "grid")
 PRUNERS = ("none", "median", "percentile", "threshold")
 
 # Samplers and NumPy's legacy RandomState (which Optuna's samplers use) take 32-bit seeds.
@@ -211,7 +211,7 @@ class StudySpec:
     epochs: int = 100  # [network] 1..100000
     learning_rate: ParamSpec = ParamSpec(low=1e-3, high=1.0, log=True)  # low > 0
     momentum: ParamSpec = ParamSpec(low=0.0, high=0.95, log=False)  # 0 <= low <= high < 1
-    sampler: str = "tpe"  # [sampler] name: tpe | random | qmc | grid
+    sampler: str = "tpe"  # [sampler] name: tpe | optuna-tpe | random | qmc | grid
     pruner: PrunerSpec = PrunerSpec()
     objective: ObjectiveSpec = ObjectiveSpec()
     trials: int = 100  # 1..MAX_TRIALS; for grid: defaults to the grid size and may not exceed it

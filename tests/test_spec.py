@@ -229,7 +229,7 @@ BAD = [
      "must be <= 4096"),
     ("epochs-zero", 'name = "x"\n[network]\nepochs = 0', "network.epochs", "must be >= 1"),
     ("unknown-sampler", 'name = "x"\n[sampler]\nname = "cmaes"', "sampler.name",
-     "must be one of tpe, random, qmc, grid"),
+     "must be one of tpe, optuna-tpe, random, qmc, grid"),
     ("unknown-pruner", 'name = "x"\n[pruner]\nname = "hyperband"', "pruner.name",
      "must be one of none, median"),
     ("unknown-objective", 'name = "x"\n[objective]\nname = "accuracy"', "objective.name",

@@ -530,8 +530,10 @@ EDGE_FRACTION = 0.05
 
 
 def edge_warnings(spec, learning_rate: float, momentum: float) -> list[str]:
-    """One sentence per searched parameter whose chosen value lies within ``EDGE_FRACTION`` of
-    its search range from a bound (on the range's own scale: logarithmic for a log range).
+    """One sentence per searched parameter whose chosen value lies at an edge of its search
+    range: for a grid (``values`` or ``points``), at its first or last grid point; otherwise
+    within ``EDGE_FRACTION`` of the range from a bound, on the range's own scale (logarithmic
+    for a log range).
 
     Momentum 0 is no edge: it is the end of momentum itself, and the answer "no momentum" is
     an answer. spec: the study's ``StudySpec``.
@@ -541,18 +543,28 @@ def edge_warnings(spec, learning_rate: float, momentum: float) -> list[str]:
         param = spec.searched().get(name)
         if param is None or not math.isfinite(value) or param.high <= param.low:
             continue
-        scale = math.log if param.log else float
-        position = (scale(value) - scale(param.low)) / (scale(param.high) - scale(param.low))
+        if param.values is not None or param.points is not None:
+            grid = param.grid()
+            lower, upper = value <= min(grid), value >= max(grid)
+        else:
+            scale = math.log if param.log else float
+            position = ((scale(value) - scale(param.low))
+                        / (scale(param.high) - scale(param.low)))
+            lower, upper = position <= EDGE_FRACTION, position >= 1 - EDGE_FRACTION
         label = name.replace("_", " ")
-        if position <= EDGE_FRACTION and not (name == "momentum" and param.low == 0):
-            bound = "lower"
-        elif position >= 1 - EDGE_FRACTION:
-            bound = "upper"
+        if lower and not (name == "momentum" and param.low == 0):
+            bound, key, side = "lower", "low", "smaller"
+        elif upper:
+            bound, key, side = "upper", "high", "larger"
         else:
             continue
+        what = "grid's values" if param.values is not None else "range"
         warnings.append(
-            f"the chosen {label} {value:.4g} lies at the {bound} edge of its search range "
-            f"[{param.low:g}, {param.high:g}]: widen the range and search again"
+            f"the chosen {label} {value:.4g} lies at the {bound} edge of its search {what} "
+            f"[{param.low:g}, {param.high:g}]: widen the range and search again (in the study "
+            f"file, [search.{name}] with a {side} {key}"
+            + (" or more values" if param.values is not None else "")
+            + ", under a new study name)"
         )
     return warnings
 

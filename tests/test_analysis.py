@@ -281,3 +281,15 @@ def test_edge_warning_fires_at_a_bound_and_not_inside(learning_rate, momentum, w
         assert "widen the range" in warnings[0]
     else:
         assert warnings == []
+
+
+def test_a_grid_answer_is_at_the_edge_only_at_its_first_or_last_grid_point():
+    spec = parse_study({"name": "g", "sampler": {"name": "grid"},
+                        "search": {"learning_rate": {"points": 5},
+                                   "momentum": {"values": [0.0, 0.5, 0.9, 0.97, 0.99]}}},
+                       "g.toml")
+    assert edge_warnings(spec, 0.03, 0.97) == []  # 0.97 is inside: 0.98 of the way, not last
+    (warning,) = edge_warnings(spec, 0.03, 0.99)
+    assert "upper edge of its search grid's values" in warning and "more values" in warning
+    (warning,) = edge_warnings(spec, 1.0, 0.5)
+    assert "learning rate" in warning and "a larger high" in warning

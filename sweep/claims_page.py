@@ -24,7 +24,7 @@ import numpy as np
 from . import claims, effects, stability
 from .diagnostics import MEDIAN, diagnose_many
 from .folders import MOMENTUM_FOLDER, MOMENTUM_PAGE, Study
-from .pages import _e, _page
+from .pages import _e, _page, table
 from .rules import get_rule
 from .stats import INTERVAL_METHOD, Interval, paired_difference_interval, paired_p_value
 
@@ -142,11 +142,6 @@ def _tests_of(tests, name: str, question: str):
     return [t for t in tests if t.study == name and t.question == question]
 
 
-def _cell(tests) -> str:
-    word = claims.verdict_word(tests)
-    return f'<td class="verdict {_e(word.replace(" ", "-"))}">{_e(word)}</td>'
-
-
 def _verdict_table(measured: list[Measured], tests, fits: dict) -> str:
     head = ("data set", "study (rule)", "answer", "more than a larger learning rate?",
             "tuned momentum beats tuned SGD?", "momentum term fades late?",
@@ -154,23 +149,23 @@ def _verdict_table(measured: list[Measured], tests, fits: dict) -> str:
     rows = []
     for m in measured:
         spec, name = m.study.spec, m.study.name
-        answer = (f"learning rate {m.pick['learning_rate']:.3g}, momentum "
-                  f"{m.pick['momentum']:.2g}")
         fit = fits.get(_setup(spec))
-        cells = [f"<td>{_e(spec.data.describe())}</td>",
-                 f'<td><a href="#{_e(quote(name))}">{_e(name)}</a> ({_e(spec.rule)})</td>',
-                 f"<td>{_e(answer)}</td>"]
         if m.matched is None:
-            cells += ['<td colspan="3">the answer has no momentum</td>']
+            words = ["the answer has no momentum"] * 3
         else:
-            cells += [_cell(_tests_of(tests, name, q)) for q in ("matched", "tuned", "fading")]
-        cells.append(f"<td>{_e(fit.short if fit else 'not measured')}</td>")
+            words = [claims.verdict_word(_tests_of(tests, name, q))
+                     for q in ("matched", "tuned", "fading")]
         survivors = len((m.study.confirmation or {}).get("survivors") or [])
-        cells.append(f"<td>{_e(f'{survivors} equivalent settings' if survivors > 1 else 'no')}"
-                     "</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    header = "".join(f"<th>{_e(h)}</th>" for h in head)
-    return f'<div class="wide"><table>\n<tr>{header}</tr>\n' + "\n".join(rows) + "\n</table></div>"
+        rows.append((
+            _e(spec.data.describe()),
+            f'<a href="#{_e(quote(name))}">{_e(name)}</a> ({_e(spec.rule)})',
+            _e(f"learning rate {m.pick['learning_rate']:.3g}, momentum "
+               f"{m.pick['momentum']:.2g}"),
+            *(f'<span class="verdict {_e(w.replace(" ", "-"))}">{_e(w)}</span>' for w in words),
+            _e(fit.short if fit else "not measured"),
+            _e(f"{survivors} equivalent settings" if survivors > 1 else "no"),
+        ))
+    return table(head, rows, numeric=False)
 
 
 def _question_html(title: str, tests, lead: str = "") -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import analysis
 from .folders import GALLERY_PLOTS, NO_TRIALS, PLOTS, Study
-from .records import lowest_epoch
+from .records import get_objective, lowest_epoch
 
 TOP_TABLE = 10
 
@@ -79,6 +79,23 @@ figcaption { color: #555; font-size: 14px; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; }
 dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
 a { color: #0b57d0; }
+td, th, li, p { overflow-wrap: anywhere; }
+.verdict { padding: 0 0.3em; border-radius: 3px; } .verdict.effect { background: #d9efd9; }
+.verdict.none-detected { background: #e6ebf3; } .verdict.cannot-tell { background: #f8eccb; }
+details > summary { cursor: pointer; font-weight: 600; margin: 0.8em 0; }
+/* A phone: one card per table row, each value beside its column's name; one column of plots. */
+@media (max-width: 700px) {
+  body { padding: 1em 0.8em 3em; }
+  table.cards thead { display: none; }
+  table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: auto; }
+  table.cards tr { border: 1px solid #d5d5d5; margin: 0.6em 0; }
+  table.cards td { border: none; border-bottom: 1px solid #eee; text-align: right; }
+  table.cards td::before { content: attr(data-label); float: left; font-weight: 600;
+                           color: #444; padding-right: 0.8em; text-align: left; }
+  table.facts th, table.facts td { display: block; border: none; text-align: left; }
+  .thumbs { grid-template-columns: 1fr; }
+  dl.facts { grid-template-columns: 1fr; }
+}
 """
 
 
@@ -158,17 +175,12 @@ def _facts(study: Study) -> str:
 
 def _top_table(study: Study) -> str:
     target = study.objective.target_loss
-    head = (
-        "rank",
-        "trial",
-        "learning rate",
-        "momentum",
-        study.objective.name,
-        f"epochs to {target:g}",
-        "final val loss",
-        "final val accuracy",
-        "seed",
-    )
+    objective = get_objective(study.objective.name)
+    # The final loss is its own column unless it is the objective already.
+    final = objective.name != "final_val_loss"
+    head = ("rank", "trial", "learning rate", "momentum", objective.label,
+            f"epochs to {target:g}", *(["final val loss"] if final else []),
+            "final val accuracy", "seed")
     rows = []
     for i, r in enumerate(analysis.top_trials(study.records, TOP_TABLE)):
         reached = analysis.epochs_to_target(r.val_loss, target)
@@ -179,23 +191,25 @@ def _top_table(study: Study) -> str:
             _num(r.momentum, 3),
             _num(r.value),
             "not reached" if reached is None else str(reached),
-            _num(r.val_loss[-1]),
+            *([_num(r.val_loss[-1])] if final else []),
             _num(r.val_accuracy[-1], 3),
             str(r.seed),
         )
-        rows.append(_number_row(cells))
-    return _table(head, rows)
+        rows.append(cells)
+    return table(head, rows)
 
 
-def _table(head, rows: list[str]) -> str:
-    """An HTML table: a header row of ``head`` (escaped) over the rows given as markup."""
+def table(head, rows, *, numeric: bool = True, row_class: str = "") -> str:
+    """An HTML table of ``head`` (escaped) over ``rows``, each a sequence of cells already
+    marked up. Each cell carries its column's name, so on a narrow screen (a phone) the table
+    reads as one card per row, every value beside its name, and never overflows the page."""
     header = "".join(f"<th>{_e(h)}</th>" for h in head)
-    return f"<table>\n<tr>{header}</tr>\n" + "\n".join(rows) + "\n</table>"
-
-
-def _number_row(cells) -> str:
-    """A table row of already formatted numbers."""
-    return "<tr>" + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>"
+    kind = ' class="num"' if numeric else ""
+    marked = [f'<tr{f" class={chr(34)}{row_class}{chr(34)}" if row_class else ""}>'
+              + "".join(f'<td{kind} data-label="{_e(h)}">{c}</td>' for h, c in zip(head, row))
+              + "</tr>" for row in rows]
+    return (f'<table class="cards">\n<thead><tr>{header}</tr></thead>\n<tbody>\n'
+            + "\n".join(marked) + "\n</tbody>\n</table>")
 
 
 def _interval_text(answer: dict) -> str:
@@ -263,11 +277,11 @@ def _race_section(confirmation: dict | None) -> str:
             fate = f"failed (round {c.get('dropped_round')})"
         else:
             fate = f"worse (dropped in round {c.get('dropped_round')})"
-        rows.append(_number_row((
+        rows.append((
             _e(c["trial"]), _num(c["learning_rate"]), _num(c["momentum"], 3),
             _num(c["effective_rate"]), _num(c["search_value"]), _num(c.get("race_mean")),
             _e(c.get("networks")), _e(fate),
-        )))
+        ))
     settings = confirmation.get("settings") or {}
     return (
         "<h2>Confirmation race</h2>\n"
@@ -280,7 +294,7 @@ def _race_section(confirmation: dict | None) -> str:
         "the pick is the lowest effective learning rate within one standard error of the best "
         f"mean, the furthest from blow-up. {_e(confirmation.get('stop', '')).capitalize()}; "
         f"{_e(confirmation.get('networks_trained'))} networks in all. Intervals: "
-        f"{_e(confirmation.get('interval', ''))}.</p>\n" + _table(head, rows)
+        f"{_e(confirmation.get('interval', ''))}.</p>\n" + table(head, rows)
     )
 
 
@@ -320,7 +334,7 @@ def study_page(view: StudyView) -> str:
         parts += [f'<p class="note">{_e(note)}</p>' for note in notes if note]
         rows = _answer_rows(answer, target, study.objective.name)
         parts += [
-            "<table>\n"
+            '<table class="facts">\n'
             + "\n".join(f'<tr><th>{_e(k)}</th><td class="num">{v}</td></tr>' for k, v in rows)
             + "\n</table>",
             "<p>Files: "
@@ -385,7 +399,7 @@ def gallery_page(view: GalleryView) -> str:
             _num(answer.get("learning_rate")),
             _num(answer.get("momentum")),
         )
-        rows.append('<tr class="study">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        rows.append(cells)
         if entry.has_page:
             images = [
                 f'<a href="{_e(link)}/{file}">'
@@ -418,7 +432,7 @@ def gallery_page(view: GalleryView) -> str:
         ),
         _setups_section(view.setups),
         (
-            _table(head, rows)
+            table(head, rows, numeric=False, row_class="study")
             if rows
             else (
                 '<p class="note">No studies in the storage yet: '

@@ -30,7 +30,9 @@ from .analysis import Curve, GridLandscape, LandscapePoint, MomentumComparison, 
 # 100 dpi: a 10 x 6 inch figure is a 1000 x 600 pixel PNG.
 DPI = 100
 SIZE = (10.0, 6.0)
-MOMENTUM_COLOURS = "viridis"
+# The highlighted curves: one categorical colour each (tab10's, without its grey).
+RANKED_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+                  "#bcbd22", "#17becf")
 OBJECTIVE_COLOURS = "magma_r"  # dark = low = good
 DIVERGED_COLOUR = "#d62728"
 BEST_COLOUR = "#ffd700"
@@ -79,96 +81,72 @@ def _plain_log_ticks(axis) -> None:
     axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
 
 
-def _momentum_norm(momenta: Sequence[float]) -> colors.Normalize:
-    top = max([m for m in momenta if math.isfinite(m)] + [0.0])
-    return colors.Normalize(vmin=0.0, vmax=max(top, 0.1))
-
-
 def curves_figure(
     curves: Sequence[Curve], *, title: str, target_loss: float | None = None
 ) -> Figure:
-    """Validation loss per epoch of every trial, log y, coloured by momentum.
+    """Validation loss per epoch of every trial, log y.
 
-    The ranked trials (``Curve.rank``) are drawn thick, outlined and labelled with their
-    learning rate and momentum; the others thin and faint. A diverged trial's curve ends at its
-    divergence epoch with a red x (at the top edge when the loss there was not finite).
+    The ranked trials (``Curve.rank``; rank 1 is the study's answer) are drawn thick, each in a
+    colour of its own that its legend entry shows, with their learning rate and momentum; the
+    others thin, grey and faint. The y axis covers the trained curves' useful range (up to a
+    little past their 90th percentile); a diverged trial's curve ends at its divergence epoch
+    with a red x on the top edge, and what lies above the axis is clipped.
     """
     figure, ax = _figure()
     ax.set_title(title)
     if not curves:
         _empty(ax, "no trained trials yet")
         return figure
-    norm = _momentum_norm([c.momentum for c in curves])
-    cmap = matplotlib.colormaps[MOMENTUM_COLOURS]
     faint = [c for c in curves if c.rank is None]
     # Hundreds of faint curves must not add up to a solid band.
-    faint_alpha = min(0.3, 3 / math.sqrt(max(len(faint), 1)))
+    faint_alpha = min(0.35, 3 / math.sqrt(max(len(faint), 1)))
     ranked = sorted((c for c in curves if c.rank is not None), key=lambda c: c.rank)
     for c in faint:
-        ax.plot(
-            c.epochs, c.val_loss, color=cmap(norm(c.momentum)), lw=0.7, alpha=faint_alpha, zorder=1
-        )
-    outline = [patheffects.Stroke(linewidth=3.6, foreground="black"), patheffects.Normal()]
+        ax.plot(c.epochs, c.val_loss, color="0.55", lw=0.7, alpha=faint_alpha, zorder=1)
+    outline = [patheffects.Stroke(linewidth=3.6, foreground="white"), patheffects.Normal()]
     for c in ranked:
+        name = "the answer" if c.rank == 1 else f"#{c.rank}"
         ax.plot(
             c.epochs,
             c.val_loss,
-            color=cmap(norm(c.momentum)),
+            color=RANKED_COLOURS[(c.rank - 1) % len(RANKED_COLOURS)],
             lw=2.2,
             zorder=3 + 1 / c.rank,
             path_effects=outline,
-            label=(
-                f"#{c.rank} trial {c.number}: "
-                f"lr {c.learning_rate:.3g}, momentum {c.momentum:.2f}"
-            ),
+            label=f"{name}: trial {c.number}, lr {c.learning_rate:.3g}, momentum {c.momentum:.2g}",
         )
-    diverged = [c for c in curves if c.diverged_epoch]
     handles, labels = ax.get_legend_handles_labels()
+    trained = [c.val_loss[np.isfinite(c.val_loss)] for c in curves if not c.diverged_epoch]
+    values = np.concatenate([*trained, *[c.val_loss[np.isfinite(c.val_loss)] for c in ranked]]
+                            or [np.array([1.0])])
+    values = values[values > 0]
+    if len(values):
+        ax.set_ylim(0.9 * values.min(), 1.3 * np.percentile(values, 90))
+    diverged = [c for c in curves if c.diverged_epoch]
     if diverged:
         top_edge = ax.get_xaxis_transform()  # x in data, y in axes fraction
-        for c in diverged:
-            if c.diverged_loss is not None:
-                ax.plot(
-                    c.diverged_epoch,
-                    c.diverged_loss,
-                    "x",
-                    color=DIVERGED_COLOUR,
-                    ms=7,
-                    mew=1.6,
-                    zorder=4,
-                )
-            else:
-                ax.plot(
-                    c.diverged_epoch,
-                    0.98,
-                    "x",
-                    color=DIVERGED_COLOUR,
-                    ms=7,
-                    mew=1.6,
-                    zorder=4,
-                    transform=top_edge,
-                    clip_on=False,
-                )
+        ax.plot([c.diverged_epoch for c in diverged], [0.98] * len(diverged), "x",
+                color=DIVERGED_COLOUR, ms=7, mew=1.6, zorder=4, transform=top_edge,
+                clip_on=False)
         handles.append(Line2D([], [], ls="", marker="x", color=DIVERGED_COLOUR, ms=7, mew=1.6))
         labels.append(
-            f"diverged ({len(diverged)} trial{'s' if len(diverged) > 1 else ''}; curve ends there)"
-        )
+            f"diverged ({len(diverged)} trial{'s' if len(diverged) > 1 else ''}; "
+            "its curve ends there)")
     if target_loss is not None:
         ax.axhline(target_loss, color="0.3", ls="--", lw=1, zorder=2)
         handles.append(Line2D([], [], color="0.3", ls="--", lw=1))
         labels.append(f"target loss {target_loss:g}")
+    handles.append(Line2D([], [], color="0.55", lw=0.9))
+    labels.append(f"the other {len(faint)} trials")
     ax.set_yscale("log")
     _plain_log_ticks(ax.yaxis)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss (log scale)")
     ax.set_xlim(left=0)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(handles, labels, loc="upper right", fontsize=8.5, framealpha=0.9)
-    # A colour bar over a range no trial used (a no-momentum study's 0 to 0.1) says nothing:
-    # the legend already names the one momentum.
-    if len({c.momentum for c in curves}) > 1:
-        bar = figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.01)
-        bar.set_label("momentum")
+    # Below the axes, off the data.
+    figure.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8.5,
+                  frameon=False)
     return figure
 
 
@@ -295,11 +273,12 @@ def scatter_landscape_figure(
         ax.scatter(
             [p.learning_rate for p in pruned],
             [p.momentum for p in pruned],
-            s=22,
+            s=14,
             facecolors="none",
-            edgecolors="0.55",
-            lw=0.9,
-            zorder=2,
+            edgecolors="0.7",
+            lw=0.6,
+            alpha=0.6,
+            zorder=1,
             label=f"pruned ({len(pruned)})",
         )
     if done:

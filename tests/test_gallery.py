@@ -50,6 +50,14 @@ window.addEventListener("load", function () {
     return !i.complete || i.naturalWidth === 0;
   }).length;
   document.body.dataset.studies = document.querySelectorAll("tr.study").length;
+  // What does not fit the window: the page's own width, and each table's right edge.
+  var width = document.documentElement.clientWidth;
+  document.body.dataset.pagewidth = document.documentElement.scrollWidth;
+  document.body.dataset.viewport = width;
+  document.body.dataset.overflowing = Array.prototype.slice.call(
+    document.querySelectorAll("table, img, pre")).filter(function (t) {
+      return t.getBoundingClientRect().right > width + 1;
+    }).length;
   document.body.dataset.done = "yes";
 });
 </script>
@@ -88,7 +96,7 @@ def chromium() -> str:
     )
 
 
-def browser_args(binary: str, profile) -> list[str]:
+def browser_args(binary: str, profile, width: int = 1400) -> list[str]:
     return [
         binary,
         "--headless",
@@ -100,19 +108,28 @@ def browser_args(binary: str, profile) -> list[str]:
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={profile}",
+        f"--window-size={width},900",
+        "--hide-scrollbars",
         "--virtual-time-budget=5000",
     ]
 
 
-def rendered(binary: str, page, profile) -> tuple[str, dict[str, str]]:
-    """The DOM headless Chromium builds from ``page`` with PROBE added, and the data-*
-    attributes PROBE's load handler set on its body."""
+def rendered(binary: str, page, profile, width: int = 1400,
+             screenshot=None) -> tuple[str, dict[str, str]]:
+    """The DOM headless Chromium builds from ``page`` with PROBE added, in a window ``width``
+    pixels wide, and the data-* attributes PROBE's load handler set on its body; with
+    ``screenshot`` (a path), also a PNG of the page as a person sees it."""
     probe = page.with_name("probe-" + page.name)
     probe.write_text(
         page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
     )
+    if screenshot is not None:
+        subprocess.run(
+            [*browser_args(binary, profile, width), f"--screenshot={screenshot}", page.as_uri()],
+            capture_output=True, timeout=120, check=False,
+        )
     done = subprocess.run(
-        [*browser_args(binary, profile), "--dump-dom", probe.as_uri()],
+        [*browser_args(binary, profile, width), "--dump-dom", probe.as_uri()],
         capture_output=True,
         text=True,
         timeout=120,

@@ -44,8 +44,8 @@ COARSE_STEP = 8  # the coarse scan's step in lattice steps: a factor sqrt(2)
 ZERO_SCAN_OCTAVES = (-3, 2)
 # The coarse scan at momentum > 0 spans both predictions, widened by this factor either way.
 PREDICTION_MARGIN = 2.0
-# A coarse scan that leaves a network unbracketed grows by this many coarse steps on that side,
-# at most MAX_EXTENSIONS times.
+# A coarse scan that leaves a network unbracketed grows on that side by this many coarse steps
+# (a factor 4), twice as many each time, at most MAX_EXTENSIONS times (a factor 2**30 in all).
 EXTENSION_STEPS = 4
 MAX_EXTENSIONS = 4
 MIN_NETWORKS = 10
@@ -272,18 +272,19 @@ class _Scan:
     def extend(self, momenta: Sequence[float]) -> None:
         """Grow each coarse scan of ``momenta`` until every network blew up at some rate and
         was stable at some rate below (at most ``MAX_EXTENSIONS`` rounds, one batch each)."""
-        for _ in range(MAX_EXTENSIONS):
+        for extension in range(MAX_EXTENSIONS):
+            grow = EXTENSION_STEPS * 2**extension
             cells = []
             for mu in momenta:
                 steps = sorted(_step(lr) for lr in self.outcomes.get(mu, {}))
                 brackets = self.brackets(mu)
                 if any(not math.isfinite(b.blew_up) for b in brackets):
                     cells += [(i, mu, _rate(steps[-1] + COARSE_STEP * k))
-                              for k in range(1, EXTENSION_STEPS + 1)
+                              for k in range(1, grow + 1)
                               for i in range(self.networks)]
                 if any(b.stable <= 0 for b in brackets):
                     cells += [(i, mu, _rate(steps[0] - COARSE_STEP * k))
-                              for k in range(1, EXTENSION_STEPS + 1)
+                              for k in range(1, grow + 1)
                               for i in range(self.networks)]
             if not cells:
                 return
@@ -319,17 +320,19 @@ def find_boundaries(momenta: Sequence[float], rule: str, blows_up: BlowUp, *,
     2 ** (n / 16):
 
     1. momentum 0, every network at rates sqrt(2) apart from ``around`` / 8 to ``around`` x 4,
-       the span grown by a factor 4 where a network did not blow up at the top or blew up at
-       the bottom; so b0 to within sqrt(2);
+       the span grown (by a factor 4, then 16, 256, 65536) where a network did not blow up at
+       the top or blew up at the bottom; so b0 to within sqrt(2);
     2. every other momentum the same way, spanning both predictions from that b0 with a factor
        2 to spare either side, in one batch (and one per growth, if needed);
     3. every network, at every momentum, at each rate 2 ** (1/16) apart strictly inside its
        bracket from 1 and 2, in one batch.
 
-    A network's threshold is the smallest scanned rate at which it blew up; one that was stable
-    at a larger rate (non-monotone: an unlucky item order near its threshold) is counted in
-    ``non_monotone`` and keeps that smallest rate, so the boundary is the learning rate from
-    which a network can blow up.
+    A network's threshold is the smallest scanned rate at which it blew up. Near its threshold
+    whether a network blows up depends on its item order as well as its learning rate, so one
+    may be stable at a larger scanned rate (half of Iris's networks were, one or two fine steps
+    above): it is counted in ``non_monotone`` and keeps that smallest rate, so the boundary is
+    the learning rate from which a network can blow up. Only scanned rates are seen: the coarse
+    ones for every network, the fine ones inside its own bracket.
     """
     if networks < MIN_NETWORKS:
         raise ValueError(f"networks must be at least {MIN_NETWORKS}, got {networks}")

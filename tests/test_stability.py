@@ -371,3 +371,25 @@ def test_on_a_quadratic_each_rule_and_sgd_at_the_matched_rate_reach_the_same_los
     # Against SGD at the rule's own (unmatched) learning rate the gap does not close.
     rule_loss, sgd_loss = _losses_after(rule, momentum, 1e-4, matched=False)
     assert np.max(np.abs(rule_loss / sgd_loss - 1)) > 0.2
+
+
+# ---------------------------------------------------------------------------------------------
+# The drawing
+
+
+def test_the_drawing_shows_the_measured_points_and_both_named_predictions():
+    from sweep.stability_plot import draw_stability
+
+    rule = "heavy-ball"
+    boundaries = _constructed(rule, lambda mu: 1 - mu)
+    figure = draw_stability(boundaries, rule, which_fits(boundaries, rule))
+    (ax,) = figure.axes
+    labels = ax.get_legend_handles_labels()[1]
+    assert stability.effective_step_name(rule) in labels
+    assert stability.LINEAR_NAME in labels
+    assert any(label.startswith("measured: half of 10 networks blew up") for label in labels)
+    assert ax.get_yscale() == "log"
+    effective_line, linear_line = ax.get_lines()[:2]
+    momenta = effective_line.get_xdata()
+    assert effective_line.get_ydata() == pytest.approx(1 - momenta)
+    assert linear_line.get_ydata() == pytest.approx(1 + momenta)

@@ -54,6 +54,7 @@ class Test:
     p_value: float
     adjusted_p_value: float
     verdict: str  # "effect", "none detected" or "cannot tell"
+    margin: float  # the practical margin the verdict used
 
     def to_dict(self) -> dict:
         return {key: _json(getattr(self, key)) if isinstance(getattr(self, key), float)
@@ -99,11 +100,12 @@ def adjusted_tests(entries) -> list[Test]:
     for i, (study, question, measure, difference) in enumerate(entries):
         adjusted_p, reject = results.get(i, (math.nan, False))
         interval = difference.interval
+        practical = margin(measure, difference.baseline)
         tests.append(Test(
             study, question, measure, interval.mean, interval.low, interval.high, interval.n,
             difference.p_value, adjusted_p,
-            verdict(interval, margin(measure, difference.baseline), rejected=reject)
-            if i in results else "cannot tell"))
+            verdict(interval, practical, rejected=reject) if i in results else "cannot tell",
+            practical))
     return tests
 
 
@@ -130,8 +132,8 @@ def verdict_sentence(test: Test) -> str:
         return (f"Momentum's {what} was {side} than plain SGD's: {difference_text(test)} "
                 f"(adjusted p = {test.adjusted_p_value:.2g}).")
     if test.verdict == "none detected":
-        return (f"No difference detected in {what}: {difference_text(test)}, inside the margin "
-                "that matters.")
+        return (f"No difference that matters detected in {what}: {difference_text(test)}, the "
+                f"whole interval within +-{test.margin:.2g}.")
     return (f"Cannot tell for {what}: {difference_text(test)}; too few networks or too much "
             "spread to say.")
 
@@ -170,6 +172,21 @@ def summary(tests: list[Test]) -> str:
     if all(v == "none detected" for v in verdicts.values()):
         return "No difference detected between tuned momentum and tuned plain SGD."
     return "Cannot tell between tuned momentum and tuned plain SGD."
+
+
+def verdict_phrase(tests: list[Test]) -> str:
+    """The verdict table's words for a question, with the direction of an effect: for a
+    comparison "momentum better", "momentum worse" or "mixed"; for fading "fades" or "grows";
+    else "no difference that matters", "cannot tell" or "not measured"."""
+    word = verdict_word(tests)
+    if word != "effect":
+        return {"none detected": "no difference that matters"}.get(word, word)
+    signs = {t.estimate < 0 for t in tests if t.verdict == "effect"}
+    if tests[0].question == "fading":
+        return "fades" if signs == {True} else "grows"
+    if len(signs) > 1:
+        return "mixed: better in one measure, worse in another"
+    return "momentum better" if signs == {True} else "momentum worse"
 
 
 def verdict_word(tests: list[Test]) -> str:

@@ -29,6 +29,9 @@ from .rules import get_rule
 from .stats import INTERVAL_METHOD, Interval, paired_difference_interval, paired_p_value
 
 JSON = "momentum.json"
+# The verdict table's words for which prediction the measured blow-up follows.
+FIT_WORDS = {"effective-step": "the effective-step rule", "linear": "the linear bound",
+             "neither": "neither prediction", "cannot tell": "cannot tell"}
 # Networks behind the fading question: the answer's first race networks.
 DIAGNOSED_NETWORKS = 20
 # The first and last tenth of training: "early" and "late" for the fading question.
@@ -51,10 +54,11 @@ class Measured:
     """One study's measurements for the page (None where the answer has no momentum)."""
 
     study: Study
-    pick: dict
+    pick: dict  # the setting compared: the answer, or the best confirmed one with momentum
     matched: object | None
     tuned: object | None
     fading: Fading | None
+    is_answer: bool = True  # whether ``pick`` is the study's answer
 
 
 def _searches_momentum(spec) -> bool:
@@ -90,17 +94,35 @@ def fading(spec, learning_rate: float, momentum: float) -> Fading | None:
                   float(np.mean(early)), float(np.mean(early)), float(np.mean(late)))
 
 
+def momentum_setting(confirmation: dict | None) -> dict | None:
+    """The confirmed setting with momentum: the race's pick when it has momentum, else the
+    setting with momentum the race did best with (a survivor first), else None."""
+    if not confirmation or confirmation.get("pick") is None:
+        return None
+    pick = confirmation["pick"]
+    if pick["momentum"] > 0:
+        return pick
+    survivors = set(confirmation.get("survivors") or [])
+    with_momentum = [c for c in confirmation.get("candidates", [])
+                     if c["momentum"] > 0 and not c.get("failures") and c.get("race_mean")]
+    if not with_momentum:
+        return None
+    best = min(with_momentum, key=lambda c: (c["trial"] not in survivors, c["race_mean"]))
+    return {**best, "value": {"mean": best["race_mean"]}}
+
+
 def measure(study: Study) -> Measured | None:
     """The study's measurements, or None when it has no confirmed answer."""
-    pick = (study.confirmation or {}).get("pick")
-    if pick is None:
+    confirmation = study.confirmation
+    if not confirmation or confirmation.get("pick") is None:
         return None
     spec = study.spec
+    pick = momentum_setting(confirmation)
+    if pick is None:
+        return Measured(study, confirmation["pick"], None, None, None)
     lr, mu = pick["learning_rate"], pick["momentum"]
-    if mu <= 0:
-        return Measured(study, pick, None, None, None)
     return Measured(study, pick, effects.matched(spec, lr, mu), effects.tuned(spec, mu),
-                    fading(spec, lr, mu))
+                    fading(spec, lr, mu), pick is confirmation["pick"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,8 +164,16 @@ def _tests_of(tests, name: str, question: str):
     return [t for t in tests if t.study == name and t.question == question]
 
 
+def _verdict_cell(tests) -> str:
+    """A verdict with its direction, coloured by its kind."""
+    if tests is None:
+        return "no momentum setting confirmed"
+    kind = claims.verdict_word(tests).replace(" ", "-")
+    return f'<span class="verdict {_e(kind)}">{_e(claims.verdict_phrase(tests))}</span>'
+
+
 def _verdict_table(measured: list[Measured], tests, fits: dict) -> str:
-    head = ("data set", "study (rule)", "answer", "more than a larger learning rate?",
+    head = ("data set", "study (rule)", "setting compared", "more than a larger learning rate?",
             "tuned momentum beats tuned SGD?", "momentum term fades late?",
             "blow-up follows", "momentum free?")
     rows = []
@@ -151,18 +181,19 @@ def _verdict_table(measured: list[Measured], tests, fits: dict) -> str:
         spec, name = m.study.spec, m.study.name
         fit = fits.get(_setup(spec))
         if m.matched is None:
-            words = ["the answer has no momentum"] * 3
+            words = [None] * 3
         else:
-            words = [claims.verdict_word(_tests_of(tests, name, q))
-                     for q in ("matched", "tuned", "fading")]
+            words = [_tests_of(tests, name, q) for q in ("matched", "tuned", "fading")]
         survivors = len((m.study.confirmation or {}).get("survivors") or [])
         rows.append((
             _e(spec.data.describe()),
             f'<a href="#{_e(quote(name))}">{_e(name)}</a> ({_e(spec.rule)})',
             _e(f"learning rate {m.pick['learning_rate']:.3g}, momentum "
-               f"{m.pick['momentum']:.2g}"),
-            *(f'<span class="verdict {_e(w.replace(" ", "-"))}">{_e(w)}</span>' for w in words),
-            _e(fit.short if fit else "not measured"),
+               f"{m.pick['momentum']:.2g}" + ("" if m.is_answer else
+                                              " (the answer has no momentum: its best "
+                                              "confirmed setting with momentum)")),
+            *(_verdict_cell(w) for w in words),
+            _e(FIT_WORDS.get(fit.verdict, fit.verdict) if fit else "not measured"),
             _e(f"{survivors} equivalent settings" if survivors > 1 else "no"),
         ))
     return table(head, rows, numeric=False)
@@ -187,7 +218,9 @@ def _study_section(m: Measured, tests, folder: Path, written: list[str]) -> str:
         parts.append(_question_html(
             "Is momentum here more than a larger learning rate?",
             _tests_of(tests, name, "matched"),
-            f"The answer (learning rate {m.matched.learning_rate:.3g}, momentum "
+            ("The answer" if m.is_answer else "The answer uses no momentum; its best confirmed "
+             "setting with momentum")
+            + f" (learning rate {m.matched.learning_rate:.3g}, momentum "
             f"{m.matched.momentum:.2g}) against plain SGD at its effective learning rate "
             f"{m.matched.sgd_learning_rate:.3g} ({rule.effective_formula}), on the same "
             f"{m.matched.networks} fresh networks; momentum minus plain SGD."))
@@ -218,15 +251,12 @@ def _study_section(m: Measured, tests, folder: Path, written: list[str]) -> str:
 
 
 def _stability_section(spec, boundaries, fit, folder: Path, written: list[str]) -> str:
+    from .stability_plot import draw_stability
+
     label = f"{spec.data.describe()}, {spec.rule} rule"
     parts = [f"<h4>Where training blows up: {_e(label)}</h4>", f"<p>{_e(fit.sentence)}</p>"]
-    try:
-        from .stability_plot import stability_figure
-    except ImportError:  # drawn only where the plot module is present
-        return "\n".join(parts)
     file = f"stability-{len(written)}.png"
-    _save(stability_figure(boundaries, spec.rule, title=f"Blow-up learning rate: {label}"),
-          folder / file)
+    _save(draw_stability(boundaries, spec.rule, fit), folder / file)
     written.append(file)
     parts.append(_image(file, "The learning rate where half of the networks blow up, per "
                               "momentum, with both predictions scaled by the measured "
@@ -281,7 +311,7 @@ def write_momentum_page(studies: list[Study], root: Path) -> Path:
         key = _setup(m.study.spec)
         if key not in boundaries:
             found = stability.measure_boundary(m.study.spec,
-                                               stability.momenta_for(m.study.spec.rule))
+                                               stability.stability_momenta(m.study.spec.rule))
             boundaries[key] = (m.study.spec, found)
             fits[key] = stability.which_fits(found, m.study.spec.rule)
 
@@ -342,8 +372,9 @@ def write_momentum_page(studies: list[Study], root: Path) -> Path:
         numbers["studies"][name] = {
             "rule": spec.rule,
             "data": spec.data.describe(),
-            "answer": {"learning_rate": m.pick["learning_rate"], "momentum": m.pick["momentum"],
-                       "value": m.pick["value"], "networks": m.pick["networks"]},
+            "compared": {"learning_rate": m.pick["learning_rate"],
+                         "momentum": m.pick["momentum"], "is_answer": m.is_answer,
+                         "race_mean": m.pick["value"]["mean"], "networks": m.pick["networks"]},
             "matched": _with_verdicts(m.matched, _tests_of(tests, name, "matched"))
             if m.matched else None,
             "tuned": _with_verdicts(m.tuned, _tests_of(tests, name, "tuned"))
@@ -353,7 +384,7 @@ def write_momentum_page(studies: list[Study], root: Path) -> Path:
                        if m.fading else None),
             "stability": [b.to_dict() for b in boundaries[_setup(spec)][1]]
             if _setup(spec) in boundaries else [],
-            "stability_fit": fit.to_dict() if fit else None,
+            "stability_fit": {"verdict": fit.verdict, "sentence": fit.sentence} if fit else None,
             "free_momentum": claims.free_momentum(m.study.confirmation),
         }
     (root / JSON).write_text(json.dumps(_json(numbers), indent=1, allow_nan=False) + "\n",

@@ -140,8 +140,9 @@ def tuned(spec, momentum: float) -> Comparison:
     settings = [(lr, momentum) for lr in rates] + [(lr, 0.0) for lr in rates]
     selection = race.train(settings, TUNED_FIRST, SELECTION_NETWORKS)
     # A learning rate with a failed selection network is out, as the race rules it out.
-    scores = np.where(selection["failed"].any(axis=1), np.inf,
-                      np.nanmean(selection["value"], axis=1))
+    scores = np.full(len(settings), np.inf)
+    usable = ~selection["failed"].any(axis=1)
+    scores[usable] = selection["value"][usable].mean(axis=1)
     n = len(rates)
     best_momentum, best_sgd = rates[int(np.argmin(scores[:n]))], rates[int(np.argmin(scores[n:]))]
     evaluation = race.train([(best_momentum, momentum), (best_sgd, 0.0)],

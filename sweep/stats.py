@@ -304,21 +304,20 @@ def verdict(interval: Interval, margin: float, *, rejected: bool | None = None) 
         difference" for this test; None: the interval excluding 0 stands for it.
 
     The rule, in this order:
-    - "effect": the test rejects. A detected effect is called one even if it is small; the
-      interval printed with it says how small.
-    - "none detected": not rejected and the whole interval lies within +-margin: any effect
-      the data allow is smaller than matters.
-    - "cannot tell": not rejected and the interval reaches beyond the margin (too few
-      networks, or too much spread, to say), or it has no bounds.
+    - "none detected": the whole interval lies within +-margin: any effect the data allow is
+      smaller than matters, whether or not the test rejects (a difference far smaller than the
+      margin can be detected with enough networks; it is still none that matters, and the
+      interval printed with it says so).
+    - "effect": the test rejects and the interval reaches beyond the margin.
+    - "cannot tell": neither (too few networks, or too much spread, to say), or the interval
+      has no bounds.
     """
     if not margin > 0:
         raise ValueError(f"margin must be > 0, got {margin}")
     if not (math.isfinite(interval.low) and math.isfinite(interval.high)):
         return "cannot tell"
-    if rejected is None:
-        rejected = interval.low > 0 or interval.high < 0
-    if rejected:
-        return "effect"
     if -margin <= interval.low and interval.high <= margin:
         return "none detected"
-    return "cannot tell"
+    if rejected is None:
+        rejected = interval.low > 0 or interval.high < 0
+    return "effect" if rejected else "cannot tell"

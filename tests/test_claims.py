@@ -50,7 +50,9 @@ def test_sentences_for_effect_none_detected_and_cannot_tell():
         "effect", "none detected", "cannot tell")
     assert claims.verdict_sentence(effect).startswith("Momentum's the study's objective was lower")
     assert "-0.029 to -0.009" in claims.verdict_sentence(effect)
-    assert claims.verdict_sentence(none).startswith("No difference detected in epochs")
+    assert claims.verdict_sentence(none).startswith("No difference that matters detected in "
+                                                    "epochs")
+    assert "within +-1" in claims.verdict_sentence(none)
     assert "-0.1 to 0.2" in claims.verdict_sentence(none)
     assert claims.verdict_sentence(unknown).startswith("Cannot tell for the lowest validation")
     # The question's summary: one effect makes it an effect, with its direction.
@@ -60,6 +62,8 @@ def test_sentences_for_effect_none_detected_and_cannot_tell():
     assert claims.summary([none]).startswith("No: at the matched effective learning rate")
     assert claims.verdict_word([none]) == "none detected"
     assert claims.verdict_word([unknown, none]) == "cannot tell"
+    assert claims.verdict_phrase([effect, none]) == "momentum better"
+    assert claims.verdict_phrase([none]) == "no difference that matters"
 
 
 def test_margins_scale_with_plain_sgds_loss_and_are_an_epoch_for_epochs():
@@ -90,3 +94,10 @@ def test_free_momentum_reads_the_races_equivalent_set():
     assert "separated" in claims.free_momentum({"survivors": [1], "candidates": [
         {"trial": 1, "momentum": 0.5, "effective_rate": 0.1}]})
     assert "Not confirmed" in claims.free_momentum(None)
+
+
+def test_a_detected_difference_too_small_to_matter_is_none_detected():
+    # Forty networks can detect a 0.0001 difference in a 0.1 loss; it is still none that matters.
+    (test,) = claims.adjusted_tests([("a", "matched", "objective",
+                                      difference(0.0001, 0.00005, 0.00015, 1e-9))])
+    assert test.verdict == "none detected" and test.adjusted_p_value < 0.05

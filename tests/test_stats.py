@@ -300,10 +300,13 @@ def test_failure_bound_matches_clopper_pearson_tables():
 def test_verdict_effect_when_the_test_rejects():
     assert verdict(Interval(0.02, 0.01, 0.03, 40), margin=0.005) == "effect"
     assert verdict(Interval(-0.02, -0.03, -0.01, 40), margin=0.005) == "effect"
-    # The multiple-comparison step decides when given: a rejected test is an effect even if
-    # its interval is small, and one Holm did not reject is not, whatever the raw interval.
-    assert verdict(Interval(0.001, 0.0005, 0.0015, 40), margin=0.005, rejected=True) == "effect"
+    # The multiple-comparison step decides when given: one Holm did not reject is no effect,
+    # whatever the raw interval; a rejected one whose interval stays inside the margin is a
+    # difference too small to matter: none detected that matters.
     assert verdict(Interval(0.02, 0.001, 0.04, 40), margin=0.005, rejected=False) == "cannot tell"
+    assert verdict(Interval(0.02, 0.01, 0.03, 40), margin=0.005, rejected=True) == "effect"
+    assert verdict(Interval(0.001, 0.0005, 0.0015, 40), margin=0.005,
+                   rejected=True) == "none detected"
 
 
 def test_verdict_none_detected_when_the_interval_is_inside_the_margin():

@@ -51,21 +51,39 @@ def test_tuned_toml_says_in_words_where_it_came_from(tmp_path):
     assert "with_fixed" not in text and str(tmp_path) not in text
 
 
-def _curve(number, momentum):
+def _curve(number, momentum, rank=None, diverged=None, loss=(1.0, 0.8, 0.6, 0.5)):
     return Curve(
-        number=number, state="complete", learning_rate=0.1, momentum=momentum,
-        epochs=np.arange(1, 5), val_loss=np.array([1.0, 0.8, 0.6, 0.5]),
-        diverged_epoch=None, diverged_loss=None, rank=1 if number == 0 else None,
+        number=number, state="diverged" if diverged else "complete", learning_rate=0.1,
+        momentum=momentum, epochs=np.arange(1, len(loss) + 1), val_loss=np.array(loss),
+        diverged_epoch=diverged, diverged_loss=None, rank=rank,
     )
 
 
-def test_a_no_momentum_studys_curves_carry_no_momentum_colour_bar():
-    plain = plots.curves_figure([_curve(0, 0.0), _curve(1, 0.0)], title="t")
-    assert len(plain.axes) == 1
-    mixed = plots.curves_figure([_curve(0, 0.0), _curve(1, 0.5)], title="t")
-    assert len(mixed.axes) == 2  # the plot and its momentum colour bar
-    plots.close(plain)
-    plots.close(mixed)
+def test_highlighted_curves_have_colours_of_their_own_and_a_legend_that_matches():
+    from matplotlib.colors import to_hex
+
+    curves = [_curve(n, 0.9, rank=n + 1) for n in range(5)] + [_curve(9, 0.9)]
+    figure = plots.curves_figure(curves, title="t")
+    (ax,) = figure.axes  # no colour bar: the colours are the ranks', not momentum's
+    ranked = [line for line in ax.lines if line.get_label().startswith(("the answer", "#"))]
+    colours = {to_hex(line.get_color()) for line in ranked}
+    assert len(ranked) == 5 and len(colours) == 5  # one momentum, still five colours
+    legend = figure.legends[0]
+    entries = {text.get_text(): to_hex(handle.get_color())
+               for text, handle in zip(legend.get_texts(), legend.legend_handles)
+               if text.get_text().startswith(("the answer", "#"))}
+    assert set(entries.values()) == colours
+    assert next(iter(entries)).startswith("the answer: trial 0")
+    plots.close(figure)
+
+
+def test_a_blow_up_does_not_stretch_the_curves_axis():
+    curves = [_curve(0, 0.5, rank=1), _curve(1, 0.5),
+              _curve(2, 0.9, diverged=2, loss=(1.0, 30.0))]
+    figure = plots.curves_figure(curves, title="t")
+    (ax,) = figure.axes
+    assert ax.get_ylim()[1] < 5  # not 30: the blow-up is a mark on the top edge
+    plots.close(figure)
 
 
 def test_a_one_setting_study_draws_a_message_not_a_one_point_landscape():

@@ -214,8 +214,8 @@ def test_gallery_lists_every_study_with_diverged_trials_counted(gallery):
 def test_study_page_shows_the_top_trials(gallery):
     page = (gallery["results"] / "tiny" / "index.html").read_text()
     best = top_trials(read_records(gallery["storage"], "tiny"), 10)
-    assert f'<td class="num">{best[0].number}' in page
-    assert page.count('<tr><td class="num">') == len(best)
+    assert f'<td class="num" data-label="trial">{best[0].number}' in page
+    assert page.count('<tr><td class="num" data-label="rank">') == len(best)
 
 
 def test_comparison_may_borrow_only_from_studies_on_the_same_data_and_network(gallery):

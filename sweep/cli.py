@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import signal
 import sys
 import threading
@@ -215,7 +216,9 @@ def cmd_run(args) -> int:
         _check_searches(specs, storage)
     # Said from a few counts each: a run with nothing to add loads no trainer.
     full = [_finished_if_full(storage, spec) for spec in specs]
-    with _compile_notices(quiet=args.quiet or None not in full):
+    # With nothing to search the kernel is not loaded here (a race that compiles says so on
+    # stderr by itself).
+    with _compile_notices(args.quiet, load=None in full):
         for spec, folds, finished in zip(specs, datasets, full):
             if finished is not None:
                 print(f"{spec.name}: {_count(finished, 'trial')} finished (0 added this run) "
@@ -258,10 +261,15 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _compile_notices(quiet: bool):
+def _compile_notices(quiet: bool, load: bool = True):
     """The first use of the trainer kernel after an install compiles it, a pause of seconds:
-    said on stderr as it starts (not with --quiet)."""
+    said on stderr as it starts (not with --quiet), in the command line's own way when the
+    kernel is to be loaded (``load``)."""
     if quiet:
+        # Said to the kernel (and to worker processes) without loading it: Numba takes a second.
+        os.environ["MOMENTUM_SWEEP_QUIET"] = "1"
+        return contextlib.nullcontext()
+    if not load:
         return contextlib.nullcontext()
     from .kernel import compile_notices
 

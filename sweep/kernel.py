@@ -44,9 +44,12 @@ of a second.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import marshal
+import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -715,24 +718,44 @@ def _evaluation_loop(single_lane: bool):
 _LOOP_NAMES: dict = {}
 
 
-class _CompileNotice(numba.core.event.Listener):
-    def __init__(self, say):
-        self.say = say
+def _say_on_stderr(line: str) -> None:
+    if not os.environ.get(QUIET_ENV):
+        sys.stderr.write(f"sweep: {line}\n")
+        sys.stderr.flush()
 
+
+# Who hears that a loop starts compiling: stderr, unless a caller (the command line) says how,
+# or QUIET_ENV is set (`sweep run --quiet`, and its worker processes).
+QUIET_ENV = "MOMENTUM_SWEEP_QUIET"
+_SAY = [_say_on_stderr]
+
+
+class _CompileNotice(numba.core.event.Listener):
     def on_start(self, event):
         name = _LOOP_NAMES.get(event.data["dispatcher"])
         if name is not None:  # a loop, not the functions it compiles with it
-            self.say(f"compiling the trainer kernel's {name} (once: it is cached on disk after)")
+            _SAY[0](f"compiling the trainer kernel's {name} (once: it is cached on disk after)")
 
     def on_end(self, event):
         pass
 
 
+# Registered for the process: a pause of seconds on the first use is said, from the Python
+# API too, not only from the command line.
+numba.core.event.register("numba:compile", _CompileNotice())
+
+
+@contextlib.contextmanager
 def compile_notices(say):
-    """A context within which ``say`` is called with a line each time one of the kernel's loops
-    starts compiling (its first use after an install or a change to this file: a few seconds,
-    which a loop loaded from the cache does not cost), so that a pause is explained."""
-    return numba.core.event.install_listener("numba:compile", _CompileNotice(say))
+    """A context within which ``say`` (not stderr) is called with a line each time one of the
+    kernel's loops starts compiling (its first use after an install or a change to this file: a
+    few seconds, which a loop loaded from the cache does not cost)."""
+    before = _SAY[0]
+    _SAY[0] = say
+    try:
+        yield
+    finally:
+        _SAY[0] = before
 
 
 # ---------------------------------------------------------------- the Python interface

@@ -168,3 +168,10 @@ def test_a_run_says_when_it_compiles_the_kernel_and_not_when_it_loads_it(tmp_pat
     assert "sweep: compiling the trainer kernel's evaluation loop" in first
     assert "compiling" not in second
     assert "4 trials finished" in outputs[1].stdout
+    # The Python API says so too: a rule no run has compiled yet.
+    api = subprocess.run(
+        [sys.executable, "-c", "import sweep; sweep.train_many(sweep.load_dataset('iris'), "
+         "[0.1, 0.2], 0.5, [1, 2], epochs=1, rule='nesterov', arithmetic='compiled')"],
+        capture_output=True, text=True, env=environment, check=True,
+    )
+    assert "sweep: compiling the trainer kernel's nesterov training loop (once" in api.stderr

@@ -203,6 +203,12 @@ def cmd_run(args) -> int:
     from .workers import MAX_WORKERS
 
     specs = [load_study(path) for path in args.studies]  # every file is checked before any run
+    # A tuned.toml confirms a study's answer: measured and said, not stored as a study.
+    for spec in (s for s in specs if s.confirms):
+        print(_measured(spec))
+    specs = [s for s in specs if not s.confirms]
+    if not specs:
+        return 0
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     if args.workers > MAX_WORKERS:
@@ -259,6 +265,22 @@ def cmd_run(args) -> int:
             elif not args.no_confirm:
                 print(_confirmed(storage, spec.name, spec, {}, empty_ok=True))
     return 0
+
+
+def _measured(spec) -> str:
+    """A confirmation file's setting measured on its study's fresh networks, as a line."""
+    from .confirm import measure
+
+    found = measure(spec, spec.learning_rate.fixed, spec.momentum.fixed)
+    value, n = found.value, found.networks
+    epochs = ("not reached" if not found.reached else
+              f"{found.epochs_to_target.mean:.3g} epochs (reached by {found.reached} of {n})")
+    return (
+        f"{spec.name}: learning rate {found.learning_rate:.4g}, momentum {found.momentum:.4g} "
+        f"(study {spec.confirms!r}'s answer): {spec.objective.name} {value.mean:.4g} "
+        f"(95% interval {value.low:.4g} to {value.high:.4g}) on {n} fresh networks, "
+        f"{found.failures} failed; to loss {spec.objective.target_loss:g}: {epochs}"
+    )
 
 
 def _compile_notices(quiet: bool, load: bool = True):

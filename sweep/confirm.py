@@ -218,19 +218,22 @@ def _measurement(learning_rate, momentum, figures: dict, row: int, networks: int
 
 
 def measure(study, learning_rate: float, momentum: float, *,
-            networks: int = MAX_NETWORKS) -> Measurement:
+            networks: int | None = None) -> Measurement:
     """Measure (learning_rate, momentum) the way a study confirms its answer: the study's
     objective, data, folds, network and epochs, on its race networks 0 .. ``networks`` - 1
     (fresh seeds and fresh partitions, none its search used). The answer's setting measured
     with the answer's network count gives exactly the figure its page and ``sweep best`` show.
 
-    study: a study file's path, or a ``StudySpec``. networks >= 1.
+    study: a study file's path, or a ``StudySpec``. networks >= 1; by default the race's own
+    budget (``MAX_NETWORKS`` in whole partitions).
     """
     if not hasattr(study, "search_fingerprint"):
         from .spec import load_study
 
         study = load_study(study)
     spec = study
+    if networks is None:
+        networks = _whole_blocks(MAX_NETWORKS, block_size(spec))
     if networks < 1:
         raise ValueError("networks must be at least 1")
     figures = RaceNetworks(spec).train([(learning_rate, momentum)], 0, networks)

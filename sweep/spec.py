@@ -88,12 +88,13 @@ _PARAM_KEYS = ("low", "high", "log", "fixed", "values", "points")
 _NETWORK_KEYS = ("hidden", "rule", "init", "epochs")
 _TABLES = ("data", "network", "search", "sampler", "pruner", "objective")
 _TOP_KEYS = (
-    "name", "description", "trials", "batch_size", "seed", "baseline", "folds", "repeats"
+    "name", "description", "trials", "batch_size", "seed", "baseline", "folds", "repeats",
+    "confirms",
 ) + _TABLES
 # Keys added after studies were first stored, with the value every study had before: at that
 # value they are left out of the search fingerprint, so a study stored before they existed
 # still resumes (and one that now gets another default does not).
-_LATER_KEYS = {"folds": 1, "repeats": 1}
+_LATER_KEYS = {"folds": 1, "repeats": 1, "confirms": ""}
 
 
 class SpecError(ValueError):
@@ -228,6 +229,10 @@ class StudySpec:
     # noise that the search's pick is the best of.
     folds: int = 5  # 1..MAX_FOLDS, and at most the smallest class's size
     repeats: int = 2  # 1..MAX_REPEATS
+    # A tuned.toml: the study whose answer this file fixes. `sweep run` then measures the fixed
+    # setting on that study's fresh networks (and prints the figure its page shows) instead of
+    # storing a one-trial study of its own. Both parameters must be fixed.
+    confirms: str = ""
 
     @property
     def networks_per_trial(self) -> int:
@@ -276,6 +281,7 @@ class StudySpec:
         top: dict[str, Any] = {
             "name": name,
             "description": f"study '{self.name}' with its tuned learning rate and momentum",
+            "confirms": self.name,
             "trials": 1,
             "seed": self.seed,
             "folds": self.folds,
@@ -294,7 +300,8 @@ class StudySpec:
         ]
         lines = [
             f"# Tuned from study '{self.name}' by momentum-sweep: its answer's learning rate and",
-            "# momentum, fixed. `sweep run` on this file trains the network with them once.",
+            "# momentum, fixed. `sweep run` on this file measures them on the study's fresh",
+            "# networks and prints the figure its page shows (it stores no study).",
             *(f"# {note}" for note in notes),
         ]
         lines += [f"{k} = {_toml_value(v)}" for k, v in top.items() if v != _STUDY_DEFAULTS.get(k)]
@@ -495,32 +502,38 @@ def _read_study(reader: _Reader, data: Any) -> StudySpec:
     kwargs["trials"] = _read_trials(
         reader, data, sampler, kwargs["learning_rate"], kwargs["momentum"])
     kwargs["baseline"] = _read_baseline(reader, data, sampler, kwargs["momentum"])
+    if "confirms" in data:
+        kwargs["confirms"] = _read_name(reader, data["confirms"], "confirms")
+        if kwargs["learning_rate"].fixed is None or kwargs["momentum"].fixed is None:
+            raise reader.fail("confirms", "a confirmation fixes both parameters: give "
+                              "search.learning_rate.fixed and search.momentum.fixed")
     return StudySpec(**kwargs)
 
 
-def _read_name(reader: _Reader, value: Any) -> str:
-    name = reader.string(value, "name")
+def _read_name(reader: _Reader, value: Any, key: str = "name") -> str:
+    """A study name (at ``key``): also a folder name under results/."""
+    name = reader.string(value, key)
     if not name:
-        raise reader.fail("name", "must not be empty")
+        raise reader.fail(key, "must not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise reader.fail(
-            "name", f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+            key, f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
         )
     if ".." in name:
         raise reader.fail(
-            "name", f"must not contain '..' (it names a folder under results/), got {name!r}"
+            key, f"must not contain '..' (it names a folder under results/), got {name!r}"
         )
     folded = name.lower()
     if folded in _RESULTS_ROOT_FILES or folded.endswith(_DATABASE_SUFFIXES):
         raise reader.fail(
-            "name", f"{name!r} is the name of a file the results folder keeps beside the "
+            key, f"{name!r} is the name of a file the results folder keeps beside the "
             "study folders (its index, README or a database); choose another name",
         )
     if not _NAME_PATTERN.fullmatch(name):
         if not re.match(r"[A-Za-z0-9]", name):
-            raise reader.fail("name", f"must start with a letter or digit, got {name!r}")
+            raise reader.fail(key, f"must start with a letter or digit, got {name!r}")
         raise reader.fail(
-            "name",
+            key,
             f"may contain only letters, digits, '.', '_' and '-' "
             f"(it names a folder under results/), got {name!r}",
         )

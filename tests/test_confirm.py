@@ -54,7 +54,7 @@ def test_a_minimal_study_file_gets_five_folds_of_two_seeds(tmp_path):
 
     legacy = parse_study({"name": "minimal", "folds": 1, "repeats": 1}, "old.toml")
     plain = legacy.to_dict()
-    for key in ("description", "trials", "batch_size", "folds", "repeats"):
+    for key in ("description", "trials", "batch_size", "folds", "repeats", "confirms"):
         del plain[key]
     stored = hashlib.sha256(
         json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -190,3 +190,20 @@ def test_sweep_run_confirms_a_finished_study_and_says_its_answer(tmp_path, capsy
     assert "run: confirmed: learning rate" in out and "fresh networks, none failed" in out
     assert main(["run", str(path), "--quiet", "--storage", url]) == 0
     assert "confirmation up to date" in capsys.readouterr().out
+
+
+def test_running_a_tuned_toml_measures_its_setting_and_stores_no_study(study, tmp_path, capsys):
+    from sweep.cli import main
+    from sweep.store.studies import study_names
+
+    spec, storage = study["spec"], study["storage"]
+    pick = study["confirmation"]["pick"]
+    path = tmp_path / "tuned.toml"
+    path.write_text(spec.with_fixed(pick["learning_rate"], pick["momentum"]))
+    before = study_names(storage)
+    assert main(["run", str(path), "--quiet", "--storage", str(storage.url)]) == 0
+    line = capsys.readouterr().out
+    expected = sweep.measure(spec, pick["learning_rate"], pick["momentum"])
+    assert line.startswith("small-tuned: learning rate") and "study 'small''s answer" in line
+    assert f"{expected.value.mean:.4g} (95% interval" in line and "40 fresh networks" in line
+    assert study_names(storage) == before  # a confirmation, not a new study in the gallery

@@ -8,12 +8,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import signal
 import sys
 import threading
 from pathlib import Path
 
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, catch_interrupts, user_errors
+from .errors import (
+    EXIT_USAGE,
+    INTERRUPTS,
+    StudyDeleted,
+    SweepError,
+    UsageError,
+    catch_interrupts,
+    interrupted_exit_code,
+    interrupted_how,
+    user_errors,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("study", metavar="STUDY", help="study name or its .toml file")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.add_argument(
+        "--force", action="store_true",
+        help="delete even while live workers are training it (they stop at their next write)",
+    )
     _add_storage(delete)
     return parser
 
@@ -209,20 +222,23 @@ def cmd_run(args) -> int:
                 continue
             from .search import run_study
 
-            if args.workers > 1:
-                from .workers import run_workers
+            try:
+                if args.workers > 1:
+                    from .workers import run_workers
 
-                progress = run_workers(spec, args.storage, args.workers, datasets=folds,
-                                       allow_spec_change=args.allow_spec_change,
-                                       on_progress=_progress_printer(spec.name, args.quiet))
-            else:
-                progress = run_study(
-                    spec,
-                    storage,
-                    datasets=folds,
-                    allow_spec_change=args.allow_spec_change,
-                    on_progress=_progress_printer(spec.name, args.quiet),
-                )
+                    progress = run_workers(spec, args.storage, args.workers, datasets=folds,
+                                           allow_spec_change=args.allow_spec_change,
+                                           on_progress=_progress_printer(spec.name, args.quiet))
+                else:
+                    progress = run_study(
+                        spec,
+                        storage,
+                        datasets=folds,
+                        allow_spec_change=args.allow_spec_change,
+                        on_progress=_progress_printer(spec.name, args.quiet),
+                    )
+            except StudyDeleted:
+                raise StudyDeleted(spec.name) from None
             if not args.quiet and sys.stderr.isatty():
                 sys.stderr.write("\n")
             print(
@@ -465,9 +481,10 @@ def cmd_robust(args) -> int:
 def cmd_delete(args) -> int:
     import shutil
 
-    from .folders import FolderNameError, study_folder
+    from .folders import FolderNameError, shown_name, study_folder
     from .store.connect import open_storage
-    from .store.studies import delete_study, trial_count, unknown_study_error
+    from .store.delete import delete_study, live_workers_of, refusal
+    from .store.studies import trial_count, unknown_study_error
 
     storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
@@ -475,12 +492,14 @@ def cmd_delete(args) -> int:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         raise unknown_study_error(storage, name) from None
+    if not args.force and (workers := live_workers_of(storage, name)):
+        raise refusal(shown_name(name), workers)  # said before asking, and checked again below
     try:
         folder = study_folder(name)
     except FolderNameError:
-        folder = None  # a name another tool stored: it has no results folder
+        folder = None  # a name another tool stored that cannot be a folder: it has none
     has_folder = folder is not None and folder.is_dir()
-    what = f"study {name!r} ({trial_count(storage, study_id)} trials)" + (
+    what = f"study {shown_name(name)!r} ({trial_count(storage, study_id)} trials)" + (
         f" and {folder}/" if has_folder else ""
     )
     if not args.yes:
@@ -490,10 +509,18 @@ def cmd_delete(args) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    trials = delete_study(storage, name)
+    trials = delete_study(storage, name, force=args.force)
+    deleted = f"deleted study {shown_name(name)!r} ({_count(trials, 'trial')})"
     if has_folder:
-        shutil.rmtree(folder)
-    print(f"deleted study {name!r} ({trials} trials)" + (f" and {folder}/" if has_folder else ""))
+        try:
+            shutil.rmtree(folder)
+        except OSError as error:
+            raise SweepError(
+                f"{deleted}, but not its folder {folder}/ "
+                f"({error.strerror or error}: {error.filename}); remove it by hand"
+            ) from None
+        deleted += f" and {folder}/"
+    print(deleted)
     return 0
 
 
@@ -508,7 +535,7 @@ def main(argv=None) -> int:
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C raises KeyboardInterrupt even if this process inherited SIGINT ignored (as
         # anything started from a background shell does), so that it always stops cleanly.
-        catch_interrupts(signal.SIGTERM, signal.SIGINT)
+        catch_interrupts(*INTERRUPTS)
     try:
         return COMMANDS[args.verb](args)
     except user_errors() as error:
@@ -526,12 +553,13 @@ def main(argv=None) -> int:
         print(f"sweep: error: {failure}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(
-            "\nsweep: interrupted; the batch in flight was failed and will be retried: "
-            "run the same command again to resume",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(
+                f"\nsweep: {interrupted_how()}; the batch in flight was failed and will be "
+                "retried: run the same command again to resume",
+                file=sys.stderr, flush=True,
+            )
+        return interrupted_exit_code()
 
 
 if __name__ == "__main__":

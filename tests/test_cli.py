@@ -2,15 +2,12 @@
 studies made by other tools, odd file names, and SIGTERM with several workers."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import optuna
 import pytest
-from optuna.trial import TrialState
 
 from sweep.cli import main
 from sweep.folders import RESULTS_ENV
@@ -71,52 +68,6 @@ def test_float32_training_keeps_the_rule_state_in_float32():
     for name in RULES:
         rule = make_rule(name, (3, 2), np.float32)
         assert all(getattr(rule, attribute).dtype == np.float32 for attribute in rule.state)
-
-
-@pytest.mark.slow
-def test_sigterm_stops_a_run_with_several_workers_and_leaves_it_resumable(tmp_path):
-    # Batches of about 0.4 s with the compiled kernel: the run must still be going when the
-    # signal comes.
-    study = tmp_path / "long.toml"
-    study.write_text(
-        'name = "long"\ntrials = 400\nbatch_size = 4\nseed = 3\n'
-        '[data]\nsource = "synthetic"\nitems = 2000\n[network]\nepochs = 200\n'
-    )
-    url = f"sqlite:///{tmp_path / 'sweep.db'}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sweep",
-            "run",
-            str(study),
-            "--workers",
-            "2",
-            "--storage",
-            url,
-            "--quiet",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        time.sleep(0.2)
-        try:
-            storage = open_storage(url, create=False)
-            trials = storage.get_all_trials(storage.get_study_id_from_name("long"))
-        except Exception:
-            continue
-        if any(t.state == TrialState.RUNNING for t in trials):
-            break
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and "resume" in err
-    storage = open_storage(url)
-    trials = storage.get_all_trials(storage.get_study_id_from_name("long"))
-    assert len(trials) < 400  # it stopped instead of finishing the study
-    assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
 def test_a_database_whose_optuna_tables_are_still_being_created_is_opened_not_refused(tmp_path):

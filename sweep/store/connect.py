@@ -211,6 +211,9 @@ def _sqlite_connector(path: Path):
         # can lose the last commits, never corrupt the file) and makes each commit cheaper.
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
+        # SQLite checks foreign keys only when asked, per connection: with it a trial can never
+        # be written for a study that is gone (see schema.py for why ids are never reused).
+        connection.execute("PRAGMA foreign_keys=ON")
         return connection
 
     return connect
@@ -227,7 +230,8 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
     """An RDBStorage for ``url``; raises StorageError with one line if it cannot be used.
 
     ``create=False`` (commands that only read) refuses a SQLite file that holds no Optuna
-    database yet instead of creating one.
+    database yet instead of creating one, and changes nothing in it; otherwise a SQLite
+    database is first made to never reuse a deleted study's or trial's id (``schema.py``).
     """
     path = sqlite_path(url)
     engine_kwargs = {}
@@ -272,7 +276,20 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
     if path is not None:
         sqlalchemy.event.listen(storage.engine, "begin", _begin_immediate)
         storage.engine.dispose()  # connections opened before the listener would not use it
+        if create:
+            never_reuse_ids(storage)
     return storage
+
+
+def never_reuse_ids(storage) -> None:
+    """Make a SQLite storage hand out each study and trial id once only (see ``schema.py``);
+    nothing to do on PostgreSQL, whose ids come from sequences. Every command that deletes or
+    creates studies calls it first."""
+    path = sqlite_path(str(storage.url))
+    if path is not None:
+        from .schema import never_reuse_ids as rebuild
+
+        rebuild(path, SQLITE_LOCK_TIMEOUT_SECONDS)
 
 
 def storage_failure(error: BaseException, url: str) -> StorageError | None:

@@ -65,15 +65,6 @@ def unknown_study_error(storage, study_name: str) -> SweepError:
     return SweepError(f"no study named {study_name!r} in the storage{hint}")
 
 
-def delete_study(storage, study_name: str) -> int:
-    """Delete the study and every trial of it from the storage; returns how many trials it
-    had. SweepError for an unknown study."""
-    study_id = _study_id(storage, study_name)
-    trials = trial_count(storage, study_id)
-    storage.delete_study(study_id)
-    return trials
-
-
 def trial_count(storage, study_id: int) -> int:
     """How many trials the study has, counted by the database (``get_n_trials`` of Optuna's
     RDB storage reads every trial with its curves)."""

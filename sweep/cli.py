@@ -399,6 +399,7 @@ def cmd_replay(args) -> int:
 
 def cmd_export(args) -> int:
     from .analysis import records_frames
+    from .files import FileWriteError, make_folder, write_with
     from .folders import study_folder
     from .store.connect import open_storage
     from .store.studies import read_records
@@ -410,11 +411,11 @@ def cmd_export(args) -> int:
     out = Path(args.out) if args.out else study_folder(name)
     trials, curves = records_frames(records)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        trials.to_csv(out / "trials.csv", index=False)
-        curves.to_csv(out / "curves.csv", index=False)
-    except OSError as error:
-        raise UsageError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+        make_folder(out)
+        for file, frame in (("trials.csv", trials), ("curves.csv", curves)):
+            write_with(out / file, lambda temporary: frame.to_csv(temporary, index=False))
+    except FileWriteError as error:
+        raise (UsageError(f"--out {error}") if args.out else error) from None
     print(
         f"wrote {out / 'trials.csv'} ({len(trials)} trials) "
         f"and {out / 'curves.csv'} ({len(curves)} rows)"

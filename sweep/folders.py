@@ -152,8 +152,9 @@ def write_stamp(folder: Path, step: str, key: str | None) -> None:
         stamp.pop(step, None)
     else:
         stamp[step] = key
-    (folder / STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n",
-                                encoding="utf-8")
+    from .files import write_text
+
+    write_text(folder / STAMP, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
 
 
 def tuned_pick(best: dict) -> dict | None:

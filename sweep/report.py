@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis
+from . import analysis, files
 from .errors import SweepError
 from .folders import (
     PLOTS,
@@ -155,9 +155,7 @@ def _write_best(folder: Path, entry: dict, robust: dict | None = None,
         robust = earlier if records is not None and _still_current(earlier, records) else None
     if robust is not None:
         entry = {**entry, "robust": robust}
-    (folder / "best.json").write_text(
-        json.dumps(entry, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    files.write_text(folder / "best.json", json.dumps(entry, indent=2, allow_nan=False) + "\n")
     return entry
 
 
@@ -165,7 +163,7 @@ def _save(figure, path: Path) -> None:
     from .plots import DPI, close
 
     try:
-        figure.savefig(path, dpi=DPI)
+        files.write_with(path, lambda temporary: figure.savefig(temporary, dpi=DPI, format="png"))
     finally:
         close(figure)
 
@@ -220,7 +218,7 @@ def _write_plots(storage, study: Study, others: dict[str, Study], folder: Path) 
             written.append(file)
     for file, _ in PLOTS:
         if file not in written:
-            (folder / file).unlink(missing_ok=True)
+            files.remove(folder / file)
     return written
 
 
@@ -236,22 +234,22 @@ def _write_tuned(folder: Path, spec, best: dict) -> bool:
     tuned = folder / "tuned.toml"
     pick = tuned_pick(best)
     if spec is None or pick is None:
-        tuned.unlink(missing_ok=True)
+        files.remove(tuned)
         return False
-    tuned.write_text(spec.with_fixed(pick["learning_rate"], pick["momentum"]), encoding="utf-8")
+    files.write_text(tuned, spec.with_fixed(pick["learning_rate"], pick["momentum"]))
     return True
 
 
 def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
     folder = study_folder(study.name)
-    folder.mkdir(parents=True, exist_ok=True)
+    files.make_folder(folder)
     written = _write_plots(storage, study, others, folder)
     entry = _best_entry(study)
     best = _write_best(folder, entry, records=study.records)
     written.append("best.json")
     if _write_tuned(folder, study.spec, best):
         written.append("tuned.toml")
-    (folder / "index.html").write_text(study_page(study, folder, written), encoding="utf-8")
+    files.write_text(folder / "index.html", study_page(study, folder, written))
     written.append("index.html")
     return f"{study.name}: wrote {folder}/ ({', '.join(written)})"
 
@@ -303,7 +301,7 @@ def write_reports(
     digests = {name: trials_digest(storage, name) for name in studies}
     lines = [f"skipped study {name!r}: {why}" for name, why in skipped.items()]
     root = results_root()
-    root.mkdir(parents=True, exist_ok=True)
+    files.make_folder(root)
     # The "What momentum does" page re-trains networks: it is drawn in a process of its own
     # while this one draws the studies' pages, one core each.
     with ExitStack() as stack:
@@ -314,7 +312,7 @@ def write_reports(
             lines.append(_write_if_stale(storage, studies[name], digests, studies, names is None))
         if momentum is not None:
             lines.append(momentum())
-    (root / "index.html").write_text(gallery_page(list(studies.values())), encoding="utf-8")
+    files.write_text(root / "index.html", gallery_page(list(studies.values())))
     lines.append(f"index: wrote {root / 'index.html'} ({len(studies)} studies)")
     return lines
 
@@ -349,7 +347,13 @@ def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studi
     drawn = pool.submit(write_momentum_page, list(studies.values()), root)
 
     def finish() -> str:
-        page = drawn.result()
+        try:
+            page = drawn.result()
+        except OSError as error:  # raised in the page's own process: named here in one line
+            raise files.FileWriteError(
+                f"{error.filename or root / PAGE}: cannot write "
+                f"({error.strerror or error or type(error).__name__})"
+            ) from None
         write_stamp(root, "momentum", key)
         return f"momentum: wrote {page}"
 
@@ -385,8 +389,9 @@ def write_robust(storage, name: str, spec, top: int = 5, seeds: int = 10) -> str
     if not chosen:
         raise SweepError(f"study {name!r} has no completed trial yet: nothing to re-train")
     confirmed = retrain(spec, chosen, seeds)
-    folder.mkdir(parents=True, exist_ok=True)
-    _robust_frame(confirmed).to_csv(folder / "robust.csv", index=False)
+    files.make_folder(folder)
+    frame = _robust_frame(confirmed)
+    files.write_with(folder / "robust.csv", lambda temporary: frame.to_csv(temporary, index=False))
     best = confirmed[0]
     robust = {
         "trial": best.number,

@@ -147,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete even while live workers are training it (they stop at their next write)",
     )
     _add_storage(delete)
+
+    check = verbs.add_parser(
+        "check",
+        help="check the stored studies: integrity, orphans, damaged rows, each trial's value "
+        "against its curves, dead RUNNING trials",
+    )
+    check.add_argument(
+        "--repair", action="store_true",
+        help="delete orphaned rows and fail RUNNING trials whose worker is gone",
+    )
+    _add_storage(check)
     return parser
 
 
@@ -246,6 +257,8 @@ def cmd_run(args) -> int:
                 f"({progress.added} added this run) "
                 f"in {redact(args.storage)}"
             )
+            if progress.done and progress.diverged == progress.done:
+                print(f"{spec.name}: warning{_why_none(progress.diverged, progress.done)}")
             if progress.done < progress.total and progress.running:
                 print(
                     f"{spec.name}: {progress.running} trials are RUNNING in other workers, so "
@@ -287,6 +300,26 @@ def _finished_if_full(storage, spec) -> int | None:
     return finished if not counts.get(TrialState.RUNNING) and finished >= spec.trials else None
 
 
+def number_text(value: float, digits: int = 6) -> str:
+    """``value`` to ``digits`` significant digits, unless the rounding reads as a round number
+    the value is not (0.9999999999999999 would read 1, a momentum outside [0, 1)): then with
+    every digit it needs to read back exactly."""
+    text = f"{value:.{digits}g}"
+    if not math.isfinite(value) or float(text) == value:
+        return text
+    significant = text.split("e")[0].lstrip("-").replace(".", "").lstrip("0")
+    return repr(float(value)) if len(significant) < digits else text
+
+
+def _why_none(diverged: int, finished: int) -> str:
+    """What to say of a study none of whose ``finished`` trials has a value because they all
+    diverged ('' when they did not all diverge)."""
+    if not finished or diverged < finished:
+        return ""
+    return (f": all {_count(finished, 'trial')} diverged, at every learning rate tried; lower "
+            "the learning-rate range, or look for extreme values in the data")
+
+
 def _count(n: int, noun: str) -> str:
     """'1 trial', '2 trials'."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -316,7 +349,7 @@ def cmd_list(args) -> int:
         return 0
     print(f"{'study':28s} {'trials':>7s} {'best value':>12s}")
     for name, n_trials, best_value in studies:
-        best = f"{best_value:12.5g}" if best_value is not None else f"{'-':>12s}"
+        best = f"{number_text(best_value, 5):>12s}" if best_value is not None else f"{'-':>12s}"
         print(f"{name:28s} {n_trials:7d} {best}")
     return 0
 
@@ -331,17 +364,20 @@ def cmd_best(args) -> int:
     name = study_name(args.study)
     if not made_here(storage, name):
         return _print_foreign_best(storage, name)
-    best = best_trial(read_records(storage, name))
+    records = read_records(storage, name)
+    best = best_trial(records)
     if best is None:
-        raise SweepError(f"study {name!r} has no completed trial yet")
+        raise SweepError(f"study {name!r} has no completed trial yet" + _why_none(
+            sum(r.state == "diverged" for r in records),
+            sum(r.state in ("complete", "pruned", "diverged") for r in records)))
     spec = stored_spec(storage, name, foreign_ok=True)
     networks = best.network_count
     print(f"study          {name}")
     print(f"trial          {best.number}")
     mean = f" (mean of {networks} networks)" if networks > 1 else ""
-    print(f"value          {best.value:.6g}{mean}")
-    print(f"learning_rate  {best.learning_rate:.6g}")
-    print(f"momentum       {best.momentum:.6g}")
+    print(f"value          {number_text(best.value)}{mean}")
+    print(f"learning_rate  {number_text(best.learning_rate)}")
+    print(f"momentum       {number_text(best.momentum)}")
     print(f"seed           {best.seed}")
     for warning in edge_warnings(spec, best.learning_rate, best.momentum) if spec else []:
         print(f"warning: {warning}")
@@ -359,13 +395,14 @@ def _print_foreign_best(storage, name: str) -> int:
         raise SweepError(f"study {name!r} (not made by momentum-sweep) has no completed trial yet")
     print(f"study          {name} (not made by momentum-sweep: Optuna's best trial as stored)")
     print(f"trial          {best.number}")
-    print(f"value          {best.value:.6g}")
+    print(f"value          {number_text(best.value)}")
     for param, value in sorted(best.params.items()):
         print(f"{param:14s} {value}")
     return 0
 
 
 def cmd_replay(args) -> int:
+    from .check import value_mismatch
     from .errors import SweepError
     from .search import replay
     from .store.connect import open_storage
@@ -387,14 +424,21 @@ def cmd_replay(args) -> int:
     verdict = "identical" if identical else "DIFFERENT"
     networks = record.network_count
     print(
-        f"trial {record.number}: learning_rate {record.learning_rate:.6g}, "
-        f"momentum {record.momentum:.6g}, seed {record.seed}"
+        f"trial {record.number}: learning_rate {number_text(record.learning_rate)}, "
+        f"momentum {number_text(record.momentum)}, seed {record.seed}"
     )
     print(
         f"replayed {epochs} epochs" + (f" of {networks} networks" if networks > 1 else "")
-        + f": curves {verdict}; final validation loss {val_loss[epochs - 1]:.6g}"
+        + f": curves {verdict}; final validation loss {number_text(val_loss[epochs - 1])}"
     )
-    return 0 if identical else 1
+    # The curves may be right and the value beside them not: a flipped bit in a stored value
+    # passes every database check. Both come from the stored curves, as the search scored them.
+    mismatch = value_mismatch(spec, record)
+    if mismatch:
+        print(f"value DIFFERENT: {mismatch}")
+    elif record.value is not None:
+        print(f"value {number_text(record.value)}: the value its curves give")
+    return 0 if identical and not mismatch else 1
 
 
 def cmd_export(args) -> int:
@@ -525,9 +569,35 @@ def cmd_delete(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from .check import check
+    from .store.connect import open_storage, redact
+
+    storage = open_storage(args.storage, create=False)
+    findings, studies, trials = check(storage, repair=args.repair)
+    for finding in findings:
+        print(finding)
+    left = [f for f in findings if not f.repaired]
+    repaired = len(findings) - len(left)
+    where = f"{redact(args.storage)} ({_count(studies, 'study')}, {_count(trials, 'trial')} " \
+        "checked against their curves)"
+    if not findings:
+        print(f"no problems found in {where}")
+        return 0
+    summary = f"{_count(len(findings), 'problem')} in {where}"
+    if repaired:
+        summary += f"; {repaired} repaired"
+    repairable = sum(f.repairable for f in left)
+    if repairable:
+        summary += f"; `sweep check --repair` repairs {repairable} of them"
+    print(summary)
+    return 1 if left else 0
+
+
 COMMANDS = {
     "run": cmd_run, "list": cmd_list, "best": cmd_best, "replay": cmd_replay,
     "export": cmd_export, "report": cmd_report, "robust": cmd_robust, "delete": cmd_delete,
+    "check": cmd_check,
 }
 
 

@@ -503,7 +503,7 @@ class _Reader:
         if "seed" in data:
             kwargs["seed"] = self.integer(data["seed"], "seed", 0, SEED_LIMIT - 1)
         if "batch_size" in data:
-            kwargs["batch_size"] = self.integer(data["batch_size"], "batch_size", 1)
+            kwargs["batch_size"] = self.integer(data["batch_size"], "batch_size", 1, MAX_TRIALS)
         if "folds" in data:
             kwargs["folds"] = self.integer(data["folds"], "folds", 1, MAX_FOLDS)
         if "repeats" in data:

@@ -36,6 +36,7 @@ from .errors import (
     interrupted_exit_code,
     user_errors,
 )
+from .limits import check_batch
 from .store.connect import open_storage, redact_text, storage_failure
 from .store.running import fail_abandoned
 from .store.studies import open_study, read_frozen, to_record, trial_reader
@@ -133,7 +134,8 @@ def run_workers(
     if not 1 <= workers <= MAX_WORKERS:
         raise SweepError(f"--workers must be between 1 and {MAX_WORKERS}, got {workers}")
     if datasets is None:
-        spec.datasets()  # bad data fails here, before anything is written
+        datasets = spec.datasets()  # bad data fails here, before anything is written
+    check_batch(spec, datasets, min(spec.batch_size, spec.trials), processes=workers)
     storage = open_storage(storage_url)
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)
     before = len(read_frozen(storage, study_id))

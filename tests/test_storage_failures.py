@@ -212,3 +212,15 @@ def test_workers_beyond_the_batches_needed_are_not_started(tmp_path):
     pids = {t.user_attrs["sweep"]["pid"] for t in trials_of(url, "tiny")}
     assert 1 <= len(pids) <= 2
     assert time.monotonic() - started < 60
+
+
+def test_optunas_sql_dumps_never_reach_the_terminal(capfd):
+    import logging
+
+    import sweep.store.connect  # noqa: F401 (what configures it)
+
+    # What Optuna logs before retrying a failed query: the whole SQL and its bound keys.
+    logging.getLogger("optuna.storages._rdb.storage").warning(
+        "Caught an error from sqlalchemy: SELECT ... %s", ", ".join(["?"] * 500))
+    logging.getLogger("sqlalchemy.pool.impl.QueuePool").error("Exception during reset")
+    assert capfd.readouterr().err == ""

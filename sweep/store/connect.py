@@ -8,6 +8,7 @@ masked in every message (:mod:`.urls`).
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import sys
@@ -24,6 +25,14 @@ from .urls import DEFAULT_STORAGE, _user_info, passwords, redact, redact_text, s
 
 __all__ = ["DEFAULT_STORAGE", "open_storage", "redact", "redact_text", "sqlite_path"]
 
+# Optuna logs a failed query at WARNING with its whole SQL and every bound parameter (18 KB for
+# a study of 500 trials) before it retries; SQLAlchemy's pool logs a lost connection with its
+# traceback. The error that follows is said in one line (storage_failure): neither reaches the
+# terminal.
+logging.getLogger("optuna.storages._rdb.storage").setLevel(logging.ERROR)
+logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
+logging.getLogger("sqlalchemy").propagate = False
+
 # Workers on one SQLite file wait this long for each other's write locks before giving up.
 SQLITE_LOCK_TIMEOUT_SECONDS = 120
 SCHEMA_RACE_ATTEMPTS = 5
@@ -39,7 +48,7 @@ OPTUNA_TABLES = frozenset({
 
 def _one_line(error: BaseException, url: str) -> str:
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
-    message = text[0] if text else type(error).__name__
+    message = text[0] if text and text[0] != "()" else type(error).__name__
     for password in passwords(url):
         message = message.replace(password, "***")
     return redact_text(message)
@@ -270,9 +279,11 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
                 ) from None
             time.sleep(0.2 * (attempt + 1))
         except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError, ImportError) as error:
-            raise StorageError(
-                f"cannot open storage {redact(url)}: {_one_line(error, url)}"
-            ) from None
+            reason = _one_line(error, url)
+            if "no password supplied" in reason:
+                reason += ("; give the password in PGPASSWORD or a password file (~/.pgpass), "
+                           "where `ps` cannot show it")
+            raise StorageError(f"cannot open storage {redact(url)}: {reason}") from None
     if path is not None:
         sqlalchemy.event.listen(storage.engine, "begin", _begin_immediate)
         storage.engine.dispose()  # connections opened before the listener would not use it
@@ -315,4 +326,17 @@ def storage_failure(error: BaseException, url: str) -> StorageError | None:
             f"storage {redact(url)}: another process held its lock for over "
             f"{SQLITE_LOCK_TIMEOUT_SECONDS} s; run again once it has finished"
         )
-    return StorageError(f"storage {redact(url)} failed: {_one_line(chain[-1], url)}")
+    return StorageError(f"storage {redact(url)} failed: {_one_line(_cause(chain), url)}")
+
+
+def _cause(chain: list[BaseException]) -> BaseException:
+    """The link of an error's chain that says what went wrong: the database driver's own error
+    where there is one (an ``orig``), else the deepest link with something to say. (After a
+    lost connection the deepest is SQLAlchemy's pool error, whose message is "()".)"""
+    for link in chain:
+        if isinstance(link, sqlalchemy.exc.DBAPIError) and link.orig is not None:
+            return link.orig
+    for link in reversed(chain):
+        if str(link).strip() not in ("", "()"):
+            return link
+    return chain[0]

@@ -51,8 +51,8 @@ class Worker:
     def __str__(self) -> str:
         where = "this machine" if self.host == socket.gethostname() else f"host {self.host}"
         ends = time.strftime("%H:%M:%S", time.localtime(self.lease_until))
-        return (f"process {self.pid} on {where} ({self.trials} trial"
-                f"{'s' * (self.trials != 1)}, lease until {ends})")
+        return (f"process {self.pid} on {where}, leasing {self.trials} trial"
+                f"{'s' * (self.trials != 1)} until {ends}")
 
 
 def live_workers(connection, study_id: int) -> list[Worker]:
@@ -94,7 +94,7 @@ def refusal(study_name: str, workers: list[Worker]) -> SweepError:
     """Why a study with live workers is not deleted, and the flag that overrides it."""
     shown = "; ".join(str(w) for w in workers[:5]) + ("; ..." if len(workers) > 5 else "")
     return SweepError(
-        f"study {study_name!r} has RUNNING trials of live workers ({shown}); stop them first, "
+        f"study {study_name!r} is being trained by live workers ({shown}); stop them first, "
         "or pass --force to delete it anyway (a run then stops at its next write and stores "
         "nothing more)"
     )

@@ -111,6 +111,57 @@ def _check_sqlite_file(path: Path) -> bool:
     return True
 
 
+def _writable_lock_files(path: Path) -> None:
+    """Make SQLite's -shm and -wal files beside a writable database writable again.
+
+    A command run while the database file was read-only (or by a user who could only read it)
+    leaves them read-only behind it, and SQLite then refuses every later write with "attempt
+    to write a readonly database" though the database itself is writable. Ours are made
+    writable (a mode change does not disturb a process using them); another user's, when no
+    process holds a lock on them (Linux says in /proc/locks) and the -wal holds nothing, are
+    removed, and SQLite makes new ones. Anything else is one line saying what to do.
+    """
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        return  # a read-only database: SQLite reads it as it is
+    stuck = [lock for lock in (Path(f"{path}-shm"), Path(f"{path}-wal"))
+             if lock.exists() and not os.access(lock, os.W_OK)]
+    for lock in list(stuck):
+        try:
+            lock.chmod(lock.stat().st_mode | 0o200)
+        except OSError:
+            continue
+        if os.access(lock, os.W_OK):
+            stuck.remove(lock)
+    if not stuck:
+        return
+    wal = Path(f"{path}-wal")
+    if _locked(stuck) is False and not (wal.exists() and wal.stat().st_size):
+        try:
+            for lock in stuck:
+                lock.unlink()
+            return
+        except OSError:
+            pass
+    raise StorageError(
+        f"{path}: its lock files ({', '.join(lock.name for lock in stuck)}) are read-only, "
+        "left by a command that could only read the database; make them writable (chmod u+w), "
+        "or, once no sweep uses the database, remove them"
+    )
+
+
+def _locked(files: list[Path]) -> bool | None:
+    """Whether any process holds a lock on one of ``files`` (None where it cannot be told)."""
+    try:
+        held = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    inodes = set()
+    for file in files:
+        stat = file.stat()
+        inodes.add(f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}")
+    return any(line.split()[5] in inodes for line in held.splitlines() if len(line.split()) > 5)
+
+
 def _read_schema(path: Path, read_only: bool) -> tuple[set[str], tuple | None]:
     """The file's table names and its Optuna schema version row (None without one)."""
     # as_uri() percent-encodes '#' and '?', which a plain "file:" string would cut the name at.
@@ -245,6 +296,8 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
     path = sqlite_path(url)
     engine_kwargs = {}
     if path is not None:
+        if path.exists():
+            _writable_lock_files(path)
         if not _check_sqlite_file(path) and not create:
             raise StorageError(
                 f"{path}: no results database there (check --storage, or run `sweep run` first)"

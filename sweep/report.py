@@ -43,6 +43,11 @@ from .store.studies import (
     unreadable,
 )
 
+
+class Undrawable(SweepError):
+    """A plot of a study that cannot be drawn; ``sweep report --all`` skips the study."""
+
+
 TOP_CURVES = 5
 # Optuna's importances need enough completed trials to say anything.
 MIN_TRIALS_FOR_IMPORTANCE = 10
@@ -214,7 +219,18 @@ def _write_plots(storage, study: Study, others: dict[str, Study], folder: Path) 
                 optuna_study(), title=f"{name}: hyper-parameter importances"
             )
         for file, draw in figures.items():
-            _save(draw(), folder / file)
+            try:
+                with np.errstate(all="ignore"):  # an overflow is what is reported below
+                    figure = draw()
+            except (ValueError, OverflowError) as error:
+                # A range the study file accepted may still be too wide to draw on a float64
+                # axis (5e-324 to 1e300): one line, not a traceback.
+                raise Undrawable(
+                    f"{folder / file}: cannot draw it ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}); its learning-rate "
+                    "or momentum range may be too wide to draw"
+                ) from None
+            _save(figure, folder / file)
             written.append(file)
     for file, _ in PLOTS:
         if file not in written:
@@ -328,9 +344,19 @@ def _write_if_stale(storage, study: Study, digests: dict[str, str], studies: dic
     key = _report_key(study, digests, studies)
     if read_stamp(folder).get("report") == key and (folder / "index.html").exists():
         return f"{study.name}: {folder}/ is up to date (nothing changed since it was written)"
-    line = _write_study(storage, study, studies)
+    try:
+        line = _write_study(storage, study, studies)
+    except Undrawable as error:
+        if not every:
+            raise
+        return f"skipped study {study.name!r}: {error}"
     write_stamp(folder, "report", key)
     return line
+
+
+def _quiet_arithmetic() -> None:
+    """NumPy's overflow warnings are not for the terminal: a plot they spoil is reported."""
+    np.seterr(all="ignore")
 
 
 def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studies: dict):
@@ -343,7 +369,8 @@ def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studi
     if read_stamp(root).get("momentum") == key and (root / PAGE).exists():
         line = f"momentum: {root / PAGE} is up to date (nothing changed since it was written)"
         return lambda: line
-    pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=get_context("spawn")))
+    pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=get_context("spawn"),
+                                                   initializer=_quiet_arithmetic))
     drawn = pool.submit(write_momentum_page, list(studies.values()), root)
 
     def finish() -> str:
@@ -354,6 +381,10 @@ def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studi
                 f"{error.filename or root / PAGE}: cannot write "
                 f"({error.strerror or error or type(error).__name__})"
             ) from None
+        except (ValueError, OverflowError) as error:  # as a study's plots, in _write_plots
+            return (f"skipped {root / PAGE}: cannot draw it ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}); a study's "
+                    "learning-rate or momentum range may be too wide to draw")
         write_stamp(root, "momentum", key)
         return f"momentum: wrote {page}"
 

@@ -183,13 +183,14 @@ def test_a_full_disk_during_report_or_export_leaves_whole_files_and_one_line(
 
 @needs_namespaces
 @pytest.mark.slow
-def test_a_read_only_study_folder_during_report_is_one_line_naming_the_file(
-    study_reported_then_grown,
+@pytest.mark.parametrize("verb", ["report", "export"])
+def test_a_read_only_study_folder_during_report_or_export_is_one_line_naming_the_file(
+    study_reported_then_grown, verb
 ):
     url, results, before, healthy, env = study_reported_then_grown
     folder = results / "tiny"
     setup = f"mount --bind '{folder}' '{folder}'\nmount -o remount,bind,ro '{folder}'"
-    code, err, after = run_in_namespace(setup, ["report", "tiny", "--storage", url], results, env)
+    code, err, after = run_in_namespace(setup, [verb, "tiny", "--storage", url], results, env)
     assert code == 2, err
     assert err.strip().count("\n") == 0 and "Traceback" not in err, err
     assert err.startswith(f"sweep: error: {folder}/") and "Read-only file system" in err, err

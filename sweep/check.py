@@ -111,14 +111,7 @@ def check(storage, *, repair: bool = False) -> tuple[list[Finding], int, int]:
     orphans are deleted and dead RUNNING trials failed, and their findings say so."""
     from .store import damage
     from .store.connect import never_reuse_ids, sqlite_path
-    from .store.running import abandoned
-    from .store.studies import (
-        made_here,
-        read_records_except,
-        stored_spec,
-        study_names,
-        trial_info,
-    )
+    from .store.studies import made_here, read_records_except, stored_spec, study_names
 
     findings = []
     path = sqlite_path(str(storage.url))
@@ -155,30 +148,24 @@ def check(storage, *, repair: bool = False) -> tuple[list[Finding], int, int]:
             if mismatch:
                 findings.append(Finding("value", f"study {name!r} trial {record.number}: "
                                                  f"{mismatch}"))
-        findings += _dead_running(storage, name, abandoned, trial_info, repair)
+        findings += _dead_running(storage, name, repair)
     return findings, len(names), trials_checked
 
 
-def _dead_running(storage, name: str, abandoned, trial_info, repair: bool) -> list[Finding]:
+def _dead_running(storage, name: str, repair: bool) -> list[Finding]:
     """RUNNING trials of the study whose worker is gone, failed with ``repair``."""
-    from optuna.trial import TrialState
+    from .store.running import abandoned_trials, fail_trial
+    from .store.studies import trial_info
 
-    study_id = storage.get_study_id_from_name(name)
     now = time.time()
     found = []
-    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-        info = trial_info(trial)
-        if not abandoned(info, now):
-            continue
-        repaired = False
-        if repair:
-            try:
-                repaired = storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            except Exception:  # finished or failed by its worker meanwhile: nothing to repair
-                continue
+    for trial in abandoned_trials(storage, storage.get_study_id_from_name(name)):
+        repaired = repair and fail_trial(storage, trial)
+        if repair and not repaired:
+            continue  # finished or failed by its worker meanwhile: nothing to repair
         found.append(Finding(
             "running",
-            f"study {name!r} trial {trial.number}: RUNNING, but {_gone(info, now)}"
+            f"study {name!r} trial {trial.number}: RUNNING, but {_gone(trial_info(trial), now)}"
             + ("; failed, and the next run retries it" if repaired else ""),
             True, repaired,
         ))

@@ -217,3 +217,19 @@ def fail_abandoned(storage, trials: list[FrozenTrial]) -> int:
         except (UpdateFinishedTrialError, KeyError):
             pass  # another worker finished or failed it first, or its study was deleted
     return failed
+
+
+def abandoned_trials(storage, study_id: int) -> list[FrozenTrial]:
+    """The study's RUNNING trials whose worker is gone (see :func:`abandoned`)."""
+    now = time.time()
+    return [trial for trial in storage.get_all_trials(study_id, deepcopy=False,
+                                                      states=(TrialState.RUNNING,))
+            if abandoned(trial_info(trial), now)]
+
+
+def fail_trial(storage, trial: FrozenTrial) -> bool:
+    """Fail one RUNNING trial; False if it was finished or failed meanwhile, or is gone."""
+    try:
+        return bool(storage.set_trial_state_values(trial._trial_id, TrialState.FAIL))
+    except (UpdateFinishedTrialError, KeyError):
+        return False

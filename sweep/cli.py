@@ -320,9 +320,9 @@ def _why_none(diverged: int, finished: int) -> str:
             "the learning-rate range, or look for extreme values in the data")
 
 
-def _count(n: int, noun: str) -> str:
-    """'1 trial', '2 trials'."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 trial', '2 trials' ('1 study', '2 studies' given the plural)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def cmd_list(args) -> int:
@@ -579,8 +579,8 @@ def cmd_check(args) -> int:
         print(finding)
     left = [f for f in findings if not f.repaired]
     repaired = len(findings) - len(left)
-    where = f"{redact(args.storage)} ({_count(studies, 'study')}, {_count(trials, 'trial')} " \
-        "checked against their curves)"
+    where = (f"{redact(args.storage)} ({_count(studies, 'study', 'studies')}, "
+             f"{_count(trials, 'trial')} checked against their curves)")
     if not findings:
         print(f"no problems found in {where}")
         return 0

@@ -96,9 +96,12 @@ def catch_interrupts(*signals) -> None:
     Python runs a signal handler wherever the main thread is, a weakref or finaliser callback
     of the garbage collector included; an exception raised there is printed as "Exception
     ignored" and dropped, and the run would go on. The hook installed here takes such a dropped
-    interrupt, prints nothing, and delivers the signal again, to be raised in the main flow.
+    interrupt, prints nothing, and raises it again a moment later, in the main flow: from a
+    repeating SIGALRM timer, whose handler does nothing while it finds itself called inside the
+    hook (a raise there would be dropped again) and otherwise stops the timer and raises. (A
+    thread that sent the signal again, as this once did, could fire before the hook returned
+    on a busy machine, and the hook printed a traceback.)
     """
-    import os
     import sys
     import threading
 
@@ -106,15 +109,24 @@ def catch_interrupts(*signals) -> None:
         _signal.signal(signum, interrupt_on_terminate)
     default_hook = sys.unraisablehook
 
+    def raise_again(signum, frame):
+        while frame is not None:
+            if frame.f_code is deliver_again.__code__:
+                return  # still in the hook: the timer fires again a moment later
+            frame = frame.f_back
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+        raise KeyboardInterrupt
+
     def deliver_again(unraisable):
-        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _first_signal is not None:
-            _signal.signal(_first_signal, interrupt_on_terminate)
-            # From another thread, a moment later: raised here, in the hook, it would be
-            # dropped again; the main thread handles it once back in the main flow.
-            later = threading.Timer(0.01, os.kill, (os.getpid(), _first_signal))
-            later.daemon = True
-            later.start()
+        if (isinstance(unraisable.exc_value, KeyboardInterrupt) and _first_signal is not None
+                and threading.current_thread() is threading.main_thread()):
+            _signal.signal(_signal.SIGALRM, raise_again)
+            _signal.setitimer(_signal.ITIMER_REAL, REDELIVER_SECONDS, REDELIVER_SECONDS)
             return
         default_hook(unraisable)
 
     sys.unraisablehook = deliver_again
+
+
+# How soon a dropped interrupt is raised again (see catch_interrupts).
+REDELIVER_SECONDS = 0.01

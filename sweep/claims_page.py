@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from . import claims, effects, stability
+from . import claims, effects, files, stability
 from .diagnostics import MEDIAN, diagnose_many
 from .folders import MOMENTUM_FOLDER, MOMENTUM_PAGE, Study
 from .pages import _e, _page, table
@@ -130,8 +130,10 @@ def measure(study: Study) -> Measured | None:
 
 
 def _save(figure, path: Path) -> None:
-    figure.savefig(path, dpi=100)
-    figure.clear()
+    try:
+        files.write_with(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
+    finally:
+        figure.clear()
 
 
 def _image(file: str, caption: str) -> str:
@@ -292,7 +294,7 @@ def write_momentum_page(studies: list[Study], root: Path) -> Path:
     spec, are left out); returns the page's path."""
     root = Path(root)
     folder = root / MOMENTUM_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
+    files.make_folder(folder)
     candidates = sorted((s for s in studies if s.spec is not None
                          and _searches_momentum(s.spec)), key=lambda s: s.name)
     measured = [m for m in map(measure, candidates) if m is not None]
@@ -335,7 +337,7 @@ def write_momentum_page(studies: list[Study], root: Path) -> Path:
                 sections.append(_stability_section(spec, found, fits[key], folder, written))
     for stale in folder.glob("*.png"):
         if stale.name not in written:
-            stale.unlink()
+            files.remove(stale)
 
     lead = (
         "Trained one item at a time, momentum at (learning rate, momentum) moves like plain SGD "
@@ -359,7 +361,7 @@ def write_momentum_page(studies: list[Study], root: Path) -> Path:
         *sections,
     ])
     page = root / MOMENTUM_PAGE
-    page.write_text(_page("What momentum does: momentum-sweep", body), encoding="utf-8")
+    files.write_text(page, _page("What momentum does: momentum-sweep", body))
     numbers = {
         "alpha": claims.ALPHA,
         "interval": INTERVAL_METHOD,
@@ -387,6 +389,5 @@ def write_momentum_page(studies: list[Study], root: Path) -> Path:
             "stability_fit": {"verdict": fit.verdict, "sentence": fit.sentence} if fit else None,
             "free_momentum": claims.free_momentum(m.study.confirmation),
         }
-    (root / JSON).write_text(json.dumps(_json(numbers), indent=1, allow_nan=False) + "\n",
-                             encoding="utf-8")
+    files.write_text(root / JSON, json.dumps(_json(numbers), indent=1, allow_nan=False) + "\n")
     return page

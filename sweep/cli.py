@@ -9,12 +9,21 @@ import argparse
 import contextlib
 import math
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
 
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, catch_interrupts, user_errors
+from .errors import (
+    EXIT_USAGE,
+    INTERRUPTS,
+    StudyDeleted,
+    SweepError,
+    UsageError,
+    catch_interrupts,
+    interrupted_exit_code,
+    interrupted_how,
+    user_errors,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,7 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("study", metavar="STUDY", help="study name or its .toml file")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.add_argument(
+        "--force", action="store_true",
+        help="delete even while live workers are training it (they stop at their next write)",
+    )
     _add_storage(delete)
+
+    check = verbs.add_parser(
+        "check",
+        help="check the stored studies: integrity, orphans, damaged rows, each trial's value "
+        "against its curves, dead RUNNING trials",
+    )
+    check.add_argument(
+        "--repair", action="store_true",
+        help="delete orphaned rows and fail RUNNING trials whose worker is gone",
+    )
+    _add_storage(check)
     return parser
 
 
@@ -234,20 +258,23 @@ def cmd_run(args) -> int:
                 continue
             from .search import run_study
 
-            if args.workers > 1:
-                from .workers import run_workers
+            try:
+                if args.workers > 1:
+                    from .workers import run_workers
 
-                progress = run_workers(spec, args.storage, args.workers, datasets=folds,
-                                       allow_spec_change=args.allow_spec_change,
-                                       on_progress=_progress_printer(spec.name, args.quiet))
-            else:
-                progress = run_study(
-                    spec,
-                    storage,
-                    datasets=folds,
-                    allow_spec_change=args.allow_spec_change,
-                    on_progress=_progress_printer(spec.name, args.quiet),
-                )
+                    progress = run_workers(spec, args.storage, args.workers, datasets=folds,
+                                           allow_spec_change=args.allow_spec_change,
+                                           on_progress=_progress_printer(spec.name, args.quiet))
+                else:
+                    progress = run_study(
+                        spec,
+                        storage,
+                        datasets=folds,
+                        allow_spec_change=args.allow_spec_change,
+                        on_progress=_progress_printer(spec.name, args.quiet),
+                    )
+            except StudyDeleted:
+                raise StudyDeleted(spec.name) from None
             if not args.quiet and sys.stderr.isatty():
                 sys.stderr.write("\n")
             print(
@@ -255,6 +282,8 @@ def cmd_run(args) -> int:
                 f"({progress.added} added this run) "
                 f"in {redact(args.storage)}"
             )
+            if progress.done and progress.diverged == progress.done:
+                print(f"{spec.name}: warning{_why_none(progress.diverged, progress.done)}")
             if progress.done < progress.total and progress.running:
                 print(
                     f"{spec.name}: {progress.running} trials are RUNNING in other workers, so "
@@ -319,9 +348,29 @@ def _finished_if_full(storage, spec) -> int | None:
     return finished if not counts.get(TrialState.RUNNING) and finished >= spec.trials else None
 
 
-def _count(n: int, noun: str) -> str:
-    """'1 trial', '2 trials'."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def number_text(value: float, digits: int = 6) -> str:
+    """``value`` to ``digits`` significant digits, unless the rounding reads as a round number
+    the value is not (0.9999999999999999 would read 1, a momentum outside [0, 1)): then with
+    every digit it needs to read back exactly."""
+    text = f"{value:.{digits}g}"
+    if not math.isfinite(value) or float(text) == value:
+        return text
+    significant = text.split("e")[0].lstrip("-").replace(".", "").lstrip("0")
+    return repr(float(value)) if len(significant) < digits else text
+
+
+def _why_none(diverged: int, finished: int) -> str:
+    """What to say of a study none of whose ``finished`` trials has a value because they all
+    diverged ('' when they did not all diverge)."""
+    if not finished or diverged < finished:
+        return ""
+    return (f": all {_count(finished, 'trial')} diverged, at every learning rate tried; lower "
+            "the learning-rate range, or look for extreme values in the data")
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 trial', '2 trials' ('1 study', '2 studies' given the plural)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def cmd_list(args) -> int:
@@ -348,7 +397,7 @@ def cmd_list(args) -> int:
         return 0
     print(f"{'study':28s} {'trials':>7s} {'best value':>12s}")
     for name, n_trials, best_value in studies:
-        best = f"{best_value:12.5g}" if best_value is not None else f"{'-':>12s}"
+        best = f"{number_text(best_value, 5):>12s}" if best_value is not None else f"{'-':>12s}"
         print(f"{name:28s} {n_trials:7d} {best}")
     return 0
 
@@ -365,18 +414,20 @@ def cmd_best(args) -> int:
     name = study_name(args.study)
     if not made_here(storage, name):
         return _print_foreign_best(storage, name)
+    records = read_records(storage, name)
     spec = stored_spec(storage, name, foreign_ok=True)
-    found = answer(name, spec, read_records(storage, name),
-                   current_confirmation(storage, name, spec))
+    found = answer(name, spec, records, current_confirmation(storage, name, spec))
     if args.json:
         print(json.dumps(found, indent=2, allow_nan=False))
         return 0
     if found["trial"] is None:
-        raise SweepError(f"study {name!r} has no completed trial yet")
+        raise SweepError(f"study {name!r} has no completed trial yet" + _why_none(
+            sum(r.state == "diverged" for r in records),
+            sum(r.state in ("complete", "pruned", "diverged") for r in records)))
     print(f"study          {name}")
     print(f"trial          {found['trial']}")
-    print(f"learning_rate  {found['learning_rate']:.6g}")
-    print(f"momentum       {found['momentum']:.6g}")
+    print(f"learning_rate  {number_text(found['learning_rate'])}")
+    print(f"momentum       {number_text(found['momentum'])}")
     search = found["search"]
     if found["confirmed"]:
         n = found["networks"]
@@ -411,13 +462,14 @@ def _print_foreign_best(storage, name: str) -> int:
         raise SweepError(f"study {name!r} (not made by momentum-sweep) has no completed trial yet")
     print(f"study          {name} (not made by momentum-sweep: Optuna's best trial as stored)")
     print(f"trial          {best.number}")
-    print(f"value          {best.value:.6g}")
+    print(f"value          {number_text(best.value)}")
     for param, value in sorted(best.params.items()):
         print(f"{param:14s} {value}")
     return 0
 
 
 def cmd_replay(args) -> int:
+    from .check import value_mismatch
     from .errors import SweepError
     from .search import replay
     from .store.connect import open_storage
@@ -439,18 +491,26 @@ def cmd_replay(args) -> int:
     verdict = "identical" if identical else "DIFFERENT"
     networks = record.network_count
     print(
-        f"trial {record.number}: learning_rate {record.learning_rate:.6g}, "
-        f"momentum {record.momentum:.6g}, seed {record.seed}"
+        f"trial {record.number}: learning_rate {number_text(record.learning_rate)}, "
+        f"momentum {number_text(record.momentum)}, seed {record.seed}"
     )
     print(
         f"replayed {epochs} epochs" + (f" of {networks} networks" if networks > 1 else "")
-        + f": curves {verdict}; final validation loss {val_loss[epochs - 1]:.6g}"
+        + f": curves {verdict}; final validation loss {number_text(val_loss[epochs - 1])}"
     )
-    return 0 if identical else 1
+    # The curves may be right and the value beside them not: a flipped bit in a stored value
+    # passes every database check. Both come from the stored curves, as the search scored them.
+    mismatch = value_mismatch(spec, record)
+    if mismatch:
+        print(f"value DIFFERENT: {mismatch}")
+    elif record.value is not None:
+        print(f"value {number_text(record.value)}: the value its curves give")
+    return 0 if identical and not mismatch else 1
 
 
 def cmd_export(args) -> int:
     from .analysis import records_frames
+    from .files import FileWriteError, make_folder, write_with
     from .folders import study_folder
     from .store.connect import open_storage
     from .store.studies import read_records
@@ -462,11 +522,11 @@ def cmd_export(args) -> int:
     out = Path(args.out) if args.out else study_folder(name)
     trials, curves = records_frames(records)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        trials.to_csv(out / "trials.csv", index=False)
-        curves.to_csv(out / "curves.csv", index=False)
-    except OSError as error:
-        raise UsageError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+        make_folder(out)
+        for file, frame in (("trials.csv", trials), ("curves.csv", curves)):
+            write_with(out / file, lambda temporary: frame.to_csv(temporary, index=False))
+    except FileWriteError as error:
+        raise (UsageError(f"--out {error}") if args.out else error) from None
     print(
         f"wrote {out / 'trials.csv'} ({len(trials)} trials) "
         f"and {out / 'curves.csv'} ({len(curves)} rows)"
@@ -567,9 +627,10 @@ def _confirmed(storage, name: str, spec, budget: dict, *, force: bool = False,
 def cmd_delete(args) -> int:
     import shutil
 
-    from .folders import FolderNameError, study_folder
+    from .folders import FolderNameError, shown_name, study_folder
     from .store.connect import open_storage
-    from .store.studies import delete_study, trial_count, unknown_study_error
+    from .store.delete import delete_study, live_workers_of, refusal
+    from .store.studies import trial_count, unknown_study_error
 
     storage = open_storage(args.storage, create=False)
     name = study_name(args.study)
@@ -577,12 +638,14 @@ def cmd_delete(args) -> int:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         raise unknown_study_error(storage, name) from None
+    if not args.force and (workers := live_workers_of(storage, name)):
+        raise refusal(shown_name(name), workers)  # said before asking, and checked again below
     try:
         folder = study_folder(name)
     except FolderNameError:
-        folder = None  # a name another tool stored: it has no results folder
+        folder = None  # a name another tool stored that cannot be a folder: it has none
     has_folder = folder is not None and folder.is_dir()
-    what = f"study {name!r} ({trial_count(storage, study_id)} trials)" + (
+    what = f"study {shown_name(name)!r} ({trial_count(storage, study_id)} trials)" + (
         f" and {folder}/" if has_folder else ""
     )
     if not args.yes:
@@ -592,16 +655,50 @@ def cmd_delete(args) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    trials = delete_study(storage, name)
+    trials = delete_study(storage, name, force=args.force)
+    deleted = f"deleted study {shown_name(name)!r} ({_count(trials, 'trial')})"
     if has_folder:
-        shutil.rmtree(folder)
-    print(f"deleted study {name!r} ({trials} trials)" + (f" and {folder}/" if has_folder else ""))
+        try:
+            shutil.rmtree(folder)
+        except OSError as error:
+            raise SweepError(
+                f"{deleted}, but not its folder {folder}/ "
+                f"({error.strerror or error}: {error.filename}); remove it by hand"
+            ) from None
+        deleted += f" and {folder}/"
+    print(deleted)
     return 0
+
+
+def cmd_check(args) -> int:
+    from .check import check
+    from .store.connect import open_storage, redact
+
+    storage = open_storage(args.storage, create=False)
+    findings, studies, trials = check(storage, repair=args.repair)
+    for finding in findings:
+        print(finding)
+    left = [f for f in findings if not f.repaired]
+    repaired = len(findings) - len(left)
+    where = (f"{redact(args.storage)} ({_count(studies, 'study', 'studies')}, "
+             f"{_count(trials, 'trial')} checked against their curves)")
+    if not findings:
+        print(f"no problems found in {where}")
+        return 0
+    summary = f"{_count(len(findings), 'problem')} in {where}"
+    if repaired:
+        summary += f"; {repaired} repaired"
+    repairable = sum(f.repairable for f in left)
+    if repairable:
+        summary += f"; `sweep check --repair` repairs {repairable} of them"
+    print(summary)
+    return 1 if left else 0
 
 
 COMMANDS = {
     "run": cmd_run, "list": cmd_list, "best": cmd_best, "replay": cmd_replay,
     "export": cmd_export, "report": cmd_report, "confirm": cmd_confirm, "delete": cmd_delete,
+    "check": cmd_check,
 }
 
 
@@ -610,7 +707,7 @@ def main(argv=None) -> int:
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C raises KeyboardInterrupt even if this process inherited SIGINT ignored (as
         # anything started from a background shell does), so that it always stops cleanly.
-        catch_interrupts(signal.SIGTERM, signal.SIGINT)
+        catch_interrupts(*INTERRUPTS)
     try:
         return COMMANDS[args.verb](args)
     except user_errors() as error:
@@ -628,12 +725,13 @@ def main(argv=None) -> int:
         print(f"sweep: error: {failure}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(
-            "\nsweep: interrupted; the batch in flight was failed and will be retried: "
-            "run the same command again to resume",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(
+                f"\nsweep: {interrupted_how()}; the batch in flight was failed and will be "
+                "retried: run the same command again to resume",
+                file=sys.stderr, flush=True,
+            )
+        return interrupted_exit_code()
 
 
 if __name__ == "__main__":

@@ -16,9 +16,12 @@ Pure NumPy/pandas.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import os
+import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +49,10 @@ IRIS_PATH = Path(__file__).with_name("iris.csv")
 # Far more features than an online-trained network of this size is for; a header wider than
 # this is refused at once instead of parsed for minutes.
 MAX_COLUMNS = 10_000
+# A CSV file is read this many cells at a time (each a Python string until converted).
+CHUNK_CELLS = 1 << 18
+# Reading a file this large is said on stderr as it goes.
+PROGRESS_BYTES = 64 << 20
 
 # Spellings that mean "missing" to people and to pandas; reported as a missing
 # value rather than as a "non-numeric" one, which would be confusing for "NA".
@@ -292,7 +299,32 @@ def _standardise(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np
     # dividing by that would blow rounding noise up to values of order 1.
     constant = x_train.max(axis=0) == x_train.min(axis=0)
     scale = np.where(constant, 1.0, std)
-    return (x_train - mean) / scale, (x_val - mean) / scale
+    # In place on copies made here: a large data set is then standardised in one copy.
+    x_train, x_val = x_train - mean, x_val - mean
+    x_train /= scale
+    x_val /= scale
+    return x_train, x_val
+
+
+def _check_standardised(table: Table, raw_train: np.ndarray, x_train: np.ndarray,
+                        x_val: np.ndarray) -> None:
+    """Refuse a feature that float64 cannot standardise: values so large that their mean or
+    variance overflows make it NaN (every network diverges at epoch 1, and the data is never
+    blamed) or, divided by an infinite spread, all zeros (silently dropped)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        varies = np.ptp(raw_train, axis=0) > 0
+        good = (np.isfinite(x_train).all(axis=0) & np.isfinite(x_val).all(axis=0)
+                & ((np.ptp(x_train, axis=0) > 0) | ~varies))
+    if good.all():
+        return
+    j = int(np.argmin(good))
+    largest = float(np.max(np.abs(table.x[:, j])))
+    raise fail(
+        table.source or table.name,
+        f"feature column {table.feature_names[j]!r} cannot be standardised in float64: its "
+        f"values reach {largest:.3g} in magnitude, and their spread overflows; rescale the "
+        "column (divide it by a power of ten) before using it",
+    )
 
 
 @dataclass(frozen=True)
@@ -305,10 +337,15 @@ class Table:
     y: np.ndarray
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]
+    source: str | None = None  # what messages name: the file, or the name
 
 
 def _standardised(table: Table, train_idx: np.ndarray, val_idx: np.ndarray) -> Dataset:
-    x_train, x_val = _standardise(table.x[train_idx], table.x[val_idx])
+    raw_train = table.x[train_idx]
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below
+        x_train, x_val = _standardise(raw_train, table.x[val_idx])
+    _check_standardised(table, raw_train, x_train, x_val)
+    del raw_train
     return Dataset(
         name=table.name,
         x_train=x_train,
@@ -383,14 +420,15 @@ def _too_many_fields(path: Path) -> str | None:
     return None
 
 
-def _check_header(path: Path, source: str) -> None:
+def _check_header(path: Path, source: str) -> int:
     """Refuse a header with too many columns or a repeated name, before pandas reads the file
-    (it would spend minutes on a huge header, and renames a repeated 'a' to 'a.1')."""
+    (it would spend minutes on a huge header, and renames a repeated 'a' to 'a.1'); returns
+    how many columns it has (0 if it cannot be read here)."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             header = next(csv.reader(f, skipinitialspace=True), [])
     except (OSError, ValueError, csv.Error):
-        return  # pandas reports it below, in its own words
+        return 0  # pandas reports it below, in its own words
     if len(header) > MAX_COLUMNS:
         raise fail(source, f"the header has {len(header)} columns; at most {MAX_COLUMNS} are read")
     seen = set()
@@ -398,9 +436,13 @@ def _check_header(path: Path, source: str) -> None:
         if name in seen:
             raise fail(source, f"column {name!r} appears more than once in the header")
         seen.add(name)
+    return len(header)
 
 
-def _read_table(path: str | os.PathLike, source: str) -> pd.DataFrame:
+def _chunks(path: str | os.PathLike, source: str) -> Iterator[pd.DataFrame]:
+    """The file's rows as text, a few thousand at a time (about CHUNK_CELLS cells): each
+    chunk's columns named and stripped, with its all-blank rows dropped and its index the
+    rows' 0-based place after the header (so index + 2 is the line number)."""
     # pandas takes a fifth of a second to import: only reading a CSV needs it.
     import pandas as pd
 
@@ -411,55 +453,108 @@ def _read_table(path: str | os.PathLike, source: str) -> pd.DataFrame:
         raise fail(source, "is a directory, not a CSV file")
     if not p.is_file():  # a FIFO or a device would block the read, or never end it
         raise fail(source, "not a regular file (a pipe, socket or device)")
-    _check_header(p, source)
-    try:
-        # Everything is read as text so that we, not pandas, decide what a bad
-        # cell is and can report its column and line.  Blank lines are kept
-        # (as all-empty rows, dropped below) so row index + 2 is the line
-        # number in the file.
-        with warnings.catch_warnings():
-            # A data row with more fields than the header would otherwise be
-            # silently truncated (index_col=False) or, on the first row,
-            # shifted into the index; make it an error we can report.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(
-                p,
-                dtype=str,
-                keep_default_na=False,
-                skip_blank_lines=False,
-                skipinitialspace=True,
-                index_col=False,
-                encoding="utf-8",
-            )
-    except pd.errors.ParserWarning:
-        detail = _too_many_fields(p) or "a row has more fields than the header"
-        raise fail(source, detail) from None
-    except pd.errors.EmptyDataError:
-        raise fail(source, "file is empty (no header line)") from None
-    except pd.errors.ParserError as exc:
-        # Prefer our own wording for the common "too many fields" case so the
-        # message is the same whichever row it happens on.
-        detail = _too_many_fields(p) or "not a valid CSV file: " + str(exc).strip().replace(
-            "Error tokenizing data. C error: ", ""
-        )
-        raise fail(source, detail) from None
-    except UnicodeDecodeError as exc:
-        raise fail(
-            source, f"not UTF-8 text (bad byte at position {exc.start})"
-        ) from None
-    except IsADirectoryError:
-        raise fail(source, "is a directory, not a CSV file") from None
-    except PermissionError:
-        raise fail(source, "permission denied") from None
-    except FileNotFoundError:
-        raise fail(source, "file not found") from None
-    except OSError as exc:
-        raise fail(source, f"cannot read file: {exc.strerror or exc}") from None
+    width = _check_header(p, source)
+    # Everything is read as text so that we, not pandas, decide what a bad cell is and can
+    # report its column and line. Blank lines are kept (as all-empty rows, dropped below) so
+    # that row index + 2 is the line number in the file.
+    options = dict(dtype=str, keep_default_na=False, skip_blank_lines=False,
+                   skipinitialspace=True, index_col=False, encoding="utf-8",
+                   chunksize=max(1, CHUNK_CELLS // max(width, 1)))
+    reader = _parsed(lambda: pd.read_csv(p, **options), p, source)
+    with reader:
+        while (chunk := _parsed(lambda: next(reader, None), p, source)) is not None:
+            chunk.columns = [str(c).strip() for c in chunk.columns]
+            # Missing trailing fields come back as NaN despite dtype=str; treat as "".
+            chunk = chunk.fillna("").apply(lambda column: column.str.strip())
+            yield chunk.loc[~(chunk == "").all(axis=1)]
 
-    table.columns = [str(c).strip() for c in table.columns]
-    # Missing trailing fields come back as NaN despite dtype=str; treat as "".
-    table = table.fillna("").apply(lambda column: column.str.strip())
-    return table.loc[~(table == "").all(axis=1)]
+
+def _parsed(parse, p: Path, source: str):
+    """``parse()``, with pandas' errors as DataErrors. A data row with more fields than the
+    header would otherwise be silently truncated (index_col=False) or, on the first row,
+    shifted into the index: that warning is made an error we can report. (Only around each
+    call: a filter left set while the caller works with a chunk would outlive it.)"""
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return parse()
+        except Exception as exc:
+            raise _read_error(exc, p, source) from None
+
+
+def _read_error(exc: Exception, p: Path, source: str) -> Exception:
+    """The DataError for an exception pandas raised reading ``p`` (other exceptions as they
+    are)."""
+    import pandas as pd
+
+    if isinstance(exc, pd.errors.ParserWarning):
+        return fail(source, _too_many_fields(p) or "a row has more fields than the header")
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return fail(source, "file is empty (no header line)")
+    if isinstance(exc, pd.errors.ParserError):
+        # Prefer our own wording for the common "too many fields" case so the message is the
+        # same whichever row it happens on.
+        return fail(source, _too_many_fields(p) or "not a valid CSV file: " + str(
+            exc).strip().replace("Error tokenizing data. C error: ", ""))
+    if isinstance(exc, UnicodeDecodeError):
+        return fail(source, f"not UTF-8 text (bad byte at position {exc.start})")
+    if isinstance(exc, IsADirectoryError):
+        return fail(source, "is a directory, not a CSV file")
+    if isinstance(exc, PermissionError):
+        return fail(source, "permission denied")
+    if isinstance(exc, FileNotFoundError):
+        return fail(source, "file not found")
+    if isinstance(exc, OSError):
+        return fail(source, f"cannot read file: {exc.strerror or exc}")
+    return exc
+
+
+def _line_count(p: Path) -> int:
+    """How many lines ``p`` has at most (newlines, plus one for a last line without one)."""
+    count, last = 0, b"\n"
+    with open(p, "rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+class _Progress:
+    """Says on stderr how far the reading of a large file (PROGRESS_BYTES or more) has got: a
+    percentage redrawn in place on a terminal, a line at the start and at the end elsewhere."""
+
+    def __init__(self, p: Path, lines: int):
+        import sys
+
+        size = p.stat().st_size
+        self.stream = sys.stderr if size >= PROGRESS_BYTES else None
+        self.name, self.lines, self.megabytes = p.name, max(lines, 1), size / 1e6
+        self.started = time.monotonic()
+        self.shown = -1
+        self.terminal = self.stream is not None and self.stream.isatty()
+        if self.stream is not None and not self.terminal:
+            self._say(f"sweep: reading {self.name} ({self.megabytes:.0f} MB)\n")
+
+    def line(self, done: int) -> None:
+        percent = min(100, 100 * done // self.lines)
+        if self.terminal and percent != self.shown:
+            self.shown = percent
+            self._say(f"\rsweep: reading {self.name} ({self.megabytes:.0f} MB): {percent} %")
+
+    def end(self, rows: int) -> None:
+        if self.stream is not None:
+            start, end = ("\r", "\033[K\n") if self.terminal else ("", "\n")
+            seconds = time.monotonic() - self.started
+            self._say(f"{start}sweep: read {self.name}: {rows:,} rows in {seconds:.0f} s{end}")
+
+    def _say(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed stderr does not stop the reading
+            pass
 
 
 def load_csv(
@@ -506,11 +601,18 @@ def load_csv(
 
 
 def read_csv_table(path: str | os.PathLike, target: str, name: str) -> Table:
-    """The checked contents of a CSV file for :func:`load_csv` (which documents the checks)."""
-    source = str(path)
-    table = _read_table(path, source)
+    """The checked contents of a CSV file for :func:`load_csv` (which documents the checks).
 
-    columns = list(table.columns)
+    Read a chunk of rows at a time, each converted to numbers before the next is read: the
+    rows' text (dozens of bytes a cell as Python strings) is never all in memory, and the
+    features take one float64 array, allocated once for the file's number of lines.
+    """
+    source = str(path)
+    chunks = _chunks(path, source)
+    first = next(chunks, None)  # the header alone gives one chunk, with no rows
+    if first is None:
+        raise fail(source, "no data rows after the header")
+    columns = list(first.columns)
     if target not in columns:
         raise fail(
             source,
@@ -521,34 +623,44 @@ def read_csv_table(path: str | os.PathLike, target: str, name: str) -> Table:
     features = [c for c in columns if c != target]
     if not features:
         raise fail(source, f"no feature columns besides target {target!r}")
-    if len(table) == 0:
-        raise fail(source, "no data rows after the header")
 
-    lines = table.index.to_numpy() + 2  # +1 for the header, +1 for 1-based
-    x = np.empty((len(table), len(features)), dtype=np.float64)
-    for j, col in enumerate(features):
-        raw = table[col].to_numpy(dtype=object)
-        # NumPy parses str objects with Python's float(): correctly rounded,
-        # and the same rules _describe_bad_cell uses to explain a failure.
-        try:
-            values = np.asarray(raw, dtype=np.float64)
-            finite = np.isfinite(values)
-        except ValueError:
-            finite = np.array([_is_finite_number(v) for v in raw])
-        if not finite.all():
-            i = int(np.argmin(finite))  # first bad row
+    lines = _line_count(Path(path))
+    progress = _Progress(Path(path), lines)
+    x = np.empty((max(lines - 1, 0), len(features)), dtype=np.float64)
+    labels, rows = [], 0
+    for chunk in itertools.chain([first], chunks):
+        line_numbers = chunk.index.to_numpy() + 2  # +1 for the header, +1 for 1-based
+        for j, col in enumerate(features):
+            raw = chunk[col].to_numpy(dtype=object)
+            # NumPy parses str objects with Python's float(): correctly rounded, and the
+            # same rules _describe_bad_cell uses to explain a failure.
+            try:
+                values = np.asarray(raw, dtype=np.float64)
+                finite = np.isfinite(values)
+            except ValueError:
+                finite = np.array([_is_finite_number(v) for v in raw])
+            if not finite.all():
+                i = int(np.argmin(finite))  # first bad row
+                raise fail(
+                    source,
+                    f"column {col!r} has {_describe_bad_cell(raw[i])} on line {line_numbers[i]}",
+                )
+            x[rows:rows + len(chunk), j] = values
+        labels.append(chunk[target].to_numpy(dtype=object))
+        empty = np.flatnonzero(labels[-1] == "")
+        if empty.size:
             raise fail(
-                source,
-                f"column {col!r} has {_describe_bad_cell(raw[i])} on line {lines[i]}",
+                source, f"column {target!r} has an empty label on line {line_numbers[empty[0]]}"
             )
-        x[:, j] = values
+        rows += len(chunk)
+        if len(chunk):
+            progress.line(int(line_numbers[-1]))
+    if rows == 0:
+        raise fail(source, "no data rows after the header")
+    progress.end(rows)
+    x = x[:rows]
 
-    labels = table[target].to_numpy(dtype=object)
-    empty = np.flatnonzero(labels == "")
-    if empty.size:
-        raise fail(
-            source, f"column {target!r} has an empty label on line {lines[empty[0]]}"
-        )
+    labels = np.concatenate(labels)
     unique = sorted(set(labels), key=_label_key(labels))
     _check_numeric_spellings(unique, source, target)
     if len(unique) < 2:
@@ -559,7 +671,7 @@ def read_csv_table(path: str | os.PathLike, target: str, name: str) -> Table:
     index = {label: k for k, label in enumerate(unique)}
     y = np.array([index[label] for label in labels], dtype=np.int64)
     _check_class_sizes(y, source, unique)
-    return Table(name, x, y, tuple(features), tuple(unique))
+    return Table(name, x, y, tuple(features), tuple(unique), source)
 
 
 def _delimiter_hint(columns: list[str]) -> str:

@@ -57,12 +57,41 @@ def results_root() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or "results")
 
 
+# The longest folder name most file systems take (NAME_MAX), in bytes of UTF-8.
+MAX_FOLDER_BYTES = 255
+# Names shown in messages are cut to this many characters: a name another tool stored may be
+# thousands long.
+SHOWN_NAME_CHARACTERS = 60
+
+
+def _reserved(name: str) -> bool:
+    """Whether ``name`` is that of something the results root keeps beside the study folders,
+    ignoring case: the list the study files' own names are checked against."""
+    from .spec import _DATABASE_SUFFIXES, _RESULTS_ROOT_FILES
+
+    folded = name.lower()
+    return folded in _RESULTS_ROOT_FILES or folded.endswith(_DATABASE_SUFFIXES)
+
+
+def shown_name(name: str) -> str:
+    """``name`` as messages show it: whole when short, else its start and its length."""
+    if len(name) <= SHOWN_NAME_CHARACTERS:
+        return name
+    return f"{name[:SHOWN_NAME_CHARACTERS]}... ({len(name)} characters)"
+
+
 def study_folder(name: str) -> Path:
-    """``<results root>/<name>``; FolderNameError (a ValueError) for any name that could escape it.
+    """``<results root>/<name>``; FolderNameError (a ValueError) for a name that cannot be a
+    folder there, which then has none (``sweep report --all`` skips it with a line saying why).
 
     Refused: empty names, a leading '.', '..', path separators, NUL and other control
-    characters, and anything that does not resolve to a direct child of the root.
+    characters, anything that does not resolve to a direct child of the root, names longer
+    than a folder name can be, and the names of what the results root holds beside the study
+    folders (its index, README, the momentum page and its folder, a database and its files;
+    compared ignoring case, as on macOS). A study momentum-sweep made never has such a name
+    (``sweep.spec`` refuses it); one stored by another tool may.
     """
+    root = results_root()
     if (
         not isinstance(name, str)
         or not name
@@ -72,11 +101,20 @@ def study_folder(name: str) -> Path:
         or "\\" in name
         or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)
     ):
-        raise FolderNameError(f"study name {name!r} cannot be a folder under {results_root()}/")
-    root = results_root()
+        raise FolderNameError(f"study name {shown_name(name)!r} cannot be a folder under {root}/")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_FOLDER_BYTES:
+        raise FolderNameError(
+            f"study name {shown_name(name)!r} is too long to be a folder name under {root}/ "
+            f"(at most {MAX_FOLDER_BYTES} bytes)"
+        )
+    if _reserved(name):
+        raise FolderNameError(
+            f"study name {name!r} is the name of a file or folder the results root {root}/ "
+            "keeps beside the study folders, so it has no folder of its own"
+        )
     folder = root / name
     if folder.resolve().parent != root.resolve():
-        raise FolderNameError(f"study name {name!r} cannot be a folder under {root}/")
+        raise FolderNameError(f"study name {shown_name(name)!r} cannot be a folder under {root}/")
     return folder
 
 
@@ -130,8 +168,9 @@ def write_stamp(folder: Path, step: str, key: str | None) -> None:
         stamp.pop(step, None)
     else:
         stamp[step] = key
-    (folder / STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n",
-                                encoding="utf-8")
+    from .files import write_text
+
+    write_text(folder / STAMP, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
 
 
 def tuned_pick(best: dict) -> dict | None:

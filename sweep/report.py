@@ -16,7 +16,10 @@ from contextlib import ExitStack
 from multiprocessing import get_context
 from pathlib import Path
 
-from . import analysis
+import numpy as np
+
+from . import analysis, files
+from .errors import SweepError
 from .folders import (
     GALLERY_PLOTS,
     MOMENTUM_PAGE,
@@ -42,6 +45,11 @@ from .store.studies import (
     trials_digest,
     unreadable,
 )
+
+
+class Undrawable(SweepError):
+    """A plot of a study that cannot be drawn; ``sweep report --all`` skips the study."""
+
 
 TOP_CURVES = 5
 # Optuna's importances need enough completed trials to say anything.
@@ -84,9 +92,7 @@ def _comparable(study: Study, others: dict[str, Study]) -> list[tuple[str, list[
 def _write_best(folder: Path, study: Study) -> dict:
     """Write best.json, the study's answer (``sweep.analysis.answer``), and return it."""
     entry = analysis.answer(study.name, study.spec, study.records, study.confirmation)
-    (folder / "best.json").write_text(
-        json.dumps(entry, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    files.write_text(folder / "best.json", json.dumps(entry, indent=2, allow_nan=False) + "\n")
     return entry
 
 
@@ -94,7 +100,7 @@ def _save(figure, path: Path) -> None:
     from .plots import DPI, close
 
     try:
-        figure.savefig(path, dpi=DPI)
+        files.write_with(path, lambda temporary: figure.savefig(temporary, dpi=DPI, format="png"))
     finally:
         close(figure)
 
@@ -154,11 +160,22 @@ def _write_plots(storage, study: Study, others: dict[str, Study], folder: Path) 
                 optuna_study(), title=f"{name}: hyper-parameter importances"
             )
         for file, draw in figures.items():
-            _save(draw(), folder / file)
+            try:
+                with np.errstate(all="ignore"):  # an overflow is what is reported below
+                    figure = draw()
+            except (ValueError, OverflowError) as error:
+                # A range the study file accepted may still be too wide to draw on a float64
+                # axis (5e-324 to 1e300): one line, not a traceback.
+                raise Undrawable(
+                    f"{folder / file}: cannot draw it ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}); its learning-rate "
+                    "or momentum range may be too wide to draw"
+                ) from None
+            _save(figure, folder / file)
             written.append(file)
     for file, _ in PLOTS:
         if file not in written:
-            (folder / file).unlink(missing_ok=True)
+            files.remove(folder / file)
     return written
 
 
@@ -174,10 +191,10 @@ def _write_tuned(folder: Path, spec, best: dict) -> bool:
     tuned = folder / "tuned.toml"
     pick = tuned_pick(best)
     if spec is None or pick is None:
-        tuned.unlink(missing_ok=True)
+        files.remove(tuned)
         return False
-    tuned.write_text(spec.with_fixed(pick["learning_rate"], pick["momentum"], _notes(best)),
-                     encoding="utf-8")
+    files.write_text(tuned, spec.with_fixed(pick["learning_rate"], pick["momentum"],
+                                            _notes(best)))
     return True
 
 
@@ -202,7 +219,7 @@ def _notes(answer: dict) -> tuple[str, ...]:
 
 def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
     folder = study_folder(study.name)
-    folder.mkdir(parents=True, exist_ok=True)
+    files.make_folder(folder)
     written = _write_plots(storage, study, others, folder)
     best = _write_best(folder, study)
     written.append("best.json")
@@ -214,7 +231,7 @@ def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
         files=tuple(f for f in LINKED_FILES if (folder / f).exists()),
         answer=best,
     )
-    (folder / "index.html").write_text(study_page(view), encoding="utf-8")
+    files.write_text(folder / "index.html", study_page(view))
     written.append("index.html")
     return f"{study.name}: wrote {folder}/ ({', '.join(written)})"
 
@@ -285,7 +302,7 @@ def write_reports(
     digests = {name: trials_digest(storage, name) for name in studies}
     lines = [f"skipped study {name!r}: {why}" for name, why in skipped.items()]
     root = results_root()
-    root.mkdir(parents=True, exist_ok=True)
+    files.make_folder(root)
     # The "What momentum does" page re-trains networks: it is drawn in a process of its own
     # while this one draws the studies' pages, one core each.
     with ExitStack() as stack:
@@ -305,7 +322,7 @@ def write_reports(
         momentum_page=(root / MOMENTUM_PAGE).exists(),
         root=str(root),
     )
-    (root / "index.html").write_text(gallery_page(gallery), encoding="utf-8")
+    files.write_text(root / "index.html", gallery_page(gallery))
     lines.append(f"index: wrote {root / 'index.html'} ({len(studies)} studies)")
     return lines
 
@@ -321,9 +338,19 @@ def _write_if_stale(storage, study: Study, digests: dict[str, str], studies: dic
     key = _report_key(study, digests, studies)
     if read_stamp(folder).get("report") == key and (folder / "index.html").exists():
         return f"{study.name}: {folder}/ is up to date (nothing changed since it was written)"
-    line = _write_study(storage, study, studies)
+    try:
+        line = _write_study(storage, study, studies)
+    except Undrawable as error:
+        if not every:
+            raise
+        return f"skipped study {study.name!r}: {error}"
     write_stamp(folder, "report", key)
     return line
+
+
+def _quiet_arithmetic() -> None:
+    """NumPy's overflow warnings are not for the terminal: a plot they spoil is reported."""
+    np.seterr(all="ignore")
 
 
 def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studies: dict):
@@ -337,11 +364,22 @@ def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studi
         line = (f"momentum: {root / MOMENTUM_PAGE} is up to date "
                 "(nothing changed since it was written)")
         return lambda: line
-    pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=get_context("spawn")))
+    pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=get_context("spawn"),
+                                                   initializer=_quiet_arithmetic))
     drawn = pool.submit(write_momentum_page, list(studies.values()), root)
 
     def finish() -> str:
-        page = drawn.result()
+        try:
+            page = drawn.result()
+        except OSError as error:  # raised in the page's own process: named here in one line
+            raise files.FileWriteError(
+                f"{error.filename or root / MOMENTUM_PAGE}: cannot write "
+                f"({error.strerror or error or type(error).__name__})"
+            ) from None
+        except (ValueError, OverflowError) as error:  # as a study's plots, in _write_plots
+            return (f"skipped {root / MOMENTUM_PAGE}: cannot draw it ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}); a study's "
+                    "learning-rate or momentum range may be too wide to draw")
         write_stamp(root, "momentum", key)
         return f"momentum: wrote {page}"
 

@@ -36,6 +36,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import SweepError
+from .limits import check_batch
 from .records import TrialRecord, get_objective, mean_curve, objective_value
 from .sampler import BatchTPE, Dimension
 from .store import running as leases
@@ -428,6 +429,8 @@ def run_study(
     """
     if datasets is None:
         datasets = spec.datasets()
+    # A batch that would not fit in memory is refused before anything is written.
+    check_batch(spec, datasets, min(spec.batch_size, spec.trials))
     clock = time.perf_counter
     started = clock()
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)

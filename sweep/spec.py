@@ -494,7 +494,7 @@ def _read_study(reader: _Reader, data: Any) -> StudySpec:
     if "seed" in data:
         kwargs["seed"] = reader.integer(data["seed"], "seed", 0, SEED_LIMIT - 1)
     if "batch_size" in data:
-        kwargs["batch_size"] = reader.integer(data["batch_size"], "batch_size", 1)
+        kwargs["batch_size"] = reader.integer(data["batch_size"], "batch_size", 1, MAX_TRIALS)
     if "folds" in data:
         kwargs["folds"] = reader.integer(data["folds"], "folds", 1, MAX_FOLDS)
     if "repeats" in data:

@@ -5,8 +5,9 @@ coordinate only through it (RUNNING trials count toward the total, so workers sh
 The parent creates the study and fails abandoned trials once before starting them, so the
 workers never race to do either, then shows progress until they finish.
 
-Who fails what on an interrupt: a worker ignores SIGINT, so a Ctrl-C in a terminal, which
-reaches every process of the group, is the parent's alone to handle. The parent then sends each
+Who fails what on an interrupt: a worker ignores SIGINT and SIGHUP, so a Ctrl-C in a terminal,
+which reaches every process of the group, and the hang-up of a closing terminal are the
+parent's alone to handle. The parent then sends each
 worker one SIGTERM; a worker fails its batch in flight and exits, and ignores any later signal
 until it has. Once every worker has ended (or been killed after ``STOP_SECONDS``), the parent
 fails whatever RUNNING trial a worker still left behind (one caught between writing its batch and
@@ -25,10 +26,20 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, SweepError, catch_interrupts, user_errors
+from .errors import (
+    EXIT_USAGE,
+    INTERRUPTS,
+    StudyDeleted,
+    SweepError,
+    catch_interrupts,
+    interrupt_on_terminate,
+    interrupted_exit_code,
+    user_errors,
+)
+from .limits import check_batch
 from .store.connect import open_storage, redact_text, storage_failure
 from .store.running import fail_abandoned
-from .store.studies import open_study, read_frozen, to_record
+from .store.studies import open_study, read_frozen, to_record, trial_reader
 
 if TYPE_CHECKING:
     from .search import Progress
@@ -38,6 +49,8 @@ MAX_WORKERS = 64
 # How long the parent waits for interrupted workers to fail their batches before killing them.
 STOP_SECONDS = 60.0
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# What a terminal sends the whole process group, which the parent alone handles.
+_PARENTS_SIGNALS = {signal.SIGINT, signal.SIGHUP}
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -66,19 +79,25 @@ def _worker(study_file: str, storage_url: str, allow_spec_change: bool, parent_p
     from .search import run_study
     from .spec import load_study
 
-    # SIGINT is ignored from the start (see _start): a terminal's Ctrl-C is the parent's.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A terminal's Ctrl-C and hang-up are the parent's, which then sends each worker SIGTERM.
+    # Every interrupt is blocked until here (see _start): one that came meanwhile is dropped
+    # with the ignored ones, or handled once unblocked.
+    for ignored in _PARENTS_SIGNALS:
+        signal.signal(ignored, signal.SIG_IGN)
     catch_interrupts(signal.SIGTERM)
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
         _die_with_parent(parent_pid)
         run_study(
             load_study(study_file), open_storage(storage_url), allow_spec_change=allow_spec_change
         )
+    except StudyDeleted:
+        sys.exit(EXIT_USAGE)  # the parent says so, once for all its workers
     except user_errors() as error:
         print(f"sweep: worker error: {redact_text(str(error))}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(interrupted_exit_code())
     except Exception as error:
         failure = storage_failure(error, storage_url)
         if failure is None:
@@ -115,7 +134,8 @@ def run_workers(
     if not 1 <= workers <= MAX_WORKERS:
         raise SweepError(f"--workers must be between 1 and {MAX_WORKERS}, got {workers}")
     if datasets is None:
-        spec.datasets()  # bad data fails here, before anything is written
+        datasets = spec.datasets()  # bad data fails here, before anything is written
+    check_batch(spec, datasets, min(spec.batch_size, spec.trials), processes=workers)
     storage = open_storage(storage_url)
     study_id = open_study(spec, storage, allow_spec_change=allow_spec_change)
     before = len(read_frozen(storage, study_id))
@@ -131,20 +151,24 @@ def run_workers(
     context = multiprocessing.get_context("spawn")  # no inherited database connections
     processes = []
     progress = Progress(total=spec.trials)
+    reader = trial_reader(storage)  # re-reads only the trials new or unfinished since the last
     try:
         for _ in range(min(workers, needed)):
-            processes.append(_start(context, spec.path, storage_url, allow_spec_change))
+            _start(context, processes, spec.path, storage_url, allow_spec_change)
         while any(p.is_alive() for p in processes):
             time.sleep(poll_seconds)
-            progress.count([to_record(t) for t in read_frozen(storage, study_id)])
+            progress.count([to_record(t) for t in read_frozen(reader, study_id)])
             if on_progress:
                 on_progress(progress)
     except KeyboardInterrupt:
         _stop(processes)
-        fail_abandoned(storage, read_frozen(storage, study_id))
+        if _exists(storage, study_id):
+            fail_abandoned(storage, read_frozen(storage, study_id))
         raise
     for process in processes:
         process.join()
+    if not _exists(storage, study_id):  # deleted meanwhile: each worker said so and stopped
+        raise StudyDeleted(spec.name)
     trials = read_frozen(storage, study_id)
     progress.count([to_record(t) for t in trials])
     progress.added = len(trials) - before
@@ -157,22 +181,51 @@ def run_workers(
     return progress
 
 
-def _start(context, *args):
-    """Start one worker with SIGINT ignored, which the new process inherits (a handler would
-    not be), so that a Ctrl-C while it is still importing cannot end it with a traceback.
+def _exists(storage, study_id: int) -> bool:
+    try:
+        storage.get_study_name_from_id(study_id)
+    except KeyError:
+        return False
+    return True
 
-    A Ctrl-C to this process in the few milliseconds of the start is lost with it (blocking
-    SIGINT meanwhile does not keep it: starting a process may drop it); pressing again works.
+
+def _start(context, processes: list, *args) -> None:
+    """Start one worker and add it to ``processes``, without losing a signal meanwhile.
+
+    The worker starts with every interrupt blocked, which it inherits from the thread that
+    starts it, so that a Ctrl-C while it is still importing cannot end it with a traceback: it
+    unblocks them once it ignores SIGINT and SIGHUP (dropping one that came meanwhile) and
+    handles SIGTERM. Here, an interrupt that arrives during the start is only noted, and
+    raised once the worker is in ``processes`` (raised inside ``Process.start``, it would leave
+    a started worker no one stops).
     """
-    main = threading.current_thread() is threading.main_thread()  # signals are main's only
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    if threading.current_thread() is not threading.main_thread():  # signals are main's only
+        processes.append(context.Process(target=_worker, args=(*args, os.getpid())))
+        processes[-1].start()
+        return
+    noted = []
+
+    def note(signum, frame):
+        noted.append(signum)
+
+    # The mask is what the new process inherits; the handlers are what this one runs (a
+    # signal may be delivered to another thread of it, whose mask is its own).
+    signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    handlers = {signum: signal.signal(signum, note) for signum in INTERRUPTS}
     try:
         process = context.Process(target=_worker, args=(*args, os.getpid()))
         process.start()
+        processes.append(process)
     finally:
-        if main:
-            signal.signal(signal.SIGINT, handler)
-    return process
+        # Unblocked first, with ``note`` still the handler: a signal that waited is noted (and
+        # raised below), and one already flagged on another thread cannot raise out of this
+        # block while the mask still blocks it (a KeyboardInterrupt between restoring a handler
+        # and unblocking left this process's interrupts blocked for good).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    if noted:
+        interrupt_on_terminate(noted[0], None)
 
 
 def _stop(processes) -> None:

@@ -285,6 +285,11 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def kill(self) -> None:
+        """Kill the server as a crash would (SIGKILL to the postmaster); ``stop`` still cleans
+        up after it."""
+        self._kill_postmaster()
+
     def _kill_postmaster(self) -> None:
         try:
             pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])

@@ -1,16 +1,14 @@
 """Command-line behaviours beyond the bad-input table: what read-only verbs leave behind,
-studies made by other tools, odd file names, and SIGTERM with several workers."""
+studies made by other tools, odd file names, numbers as they are printed, studies every trial
+of which diverged, and ranges too wide to draw."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import optuna
 import pytest
-from optuna.trial import TrialState
 
 from sweep.cli import main
 from sweep.folders import RESULTS_ENV
@@ -73,52 +71,6 @@ def test_float32_training_keeps_the_rule_state_in_float32():
         assert rule.memory.dtype == np.float32
 
 
-@pytest.mark.slow
-def test_sigterm_stops_a_run_with_several_workers_and_leaves_it_resumable(tmp_path):
-    # Batches of about 0.4 s with the compiled kernel: the run must still be going when the
-    # signal comes.
-    study = tmp_path / "long.toml"
-    study.write_text(
-        'name = "long"\ntrials = 400\nbatch_size = 4\nseed = 3\n'
-        '[data]\nsource = "synthetic"\nitems = 2000\n[network]\nepochs = 200\n'
-    )
-    url = f"sqlite:///{tmp_path / 'sweep.db'}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sweep",
-            "run",
-            str(study),
-            "--workers",
-            "2",
-            "--storage",
-            url,
-            "--quiet",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        time.sleep(0.2)
-        try:
-            storage = open_storage(url, create=False)
-            trials = storage.get_all_trials(storage.get_study_id_from_name("long"))
-        except Exception:
-            continue
-        if any(t.state == TrialState.RUNNING for t in trials):
-            break
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and "resume" in err
-    storage = open_storage(url)
-    trials = storage.get_all_trials(storage.get_study_id_from_name("long"))
-    assert len(trials) < 400  # it stopped instead of finishing the study
-    assert not [t for t in trials if t.state == TrialState.RUNNING]
-
-
 def test_a_database_whose_optuna_tables_are_still_being_created_is_opened_not_refused(tmp_path):
     import sqlite3
 
@@ -175,3 +127,52 @@ def test_a_run_says_when_it_compiles_the_kernel_and_not_when_it_loads_it(tmp_pat
         capture_output=True, text=True, env=environment, check=True,
     )
     assert "sweep: compiling the trainer kernel's nesterov training loop (once" in api.stderr
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (0.9999999999999999, "0.9999999999999999"),  # not 1: a momentum of 1 is out of range
+    (0.95000000001, "0.95000000001"),            # not the 0.95 of a range's edge
+    (0.122628395, "0.122628"),                   # six digits, as usual
+    (1.0, "1"), (0.001, "0.001"), (2.5e-07, "2.5e-07"), (123456789.0, "1.23457e+08"),
+])
+def test_a_number_that_rounds_to_a_round_one_it_is_not_is_printed_in_full(value, shown):
+    from sweep.cli import number_text
+
+    assert number_text(value) == shown
+    assert float(number_text(value)) == value or len(shown.replace(".", "")) >= 6
+
+
+def test_best_of_a_study_whose_every_trial_diverged_says_so(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    wild = tmp_path / "wild.toml"
+    wild.write_text('name = "wild"\ntrials = 4\nbatch_size = 4\n'
+                    '[data]\nsource = "synthetic"\nitems = 40\n[network]\nepochs = 5\n'
+                    '[search.learning_rate]\nfixed = 50.0\n')
+    assert main(["run", str(wild), "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "wild: warning: all 4 trials diverged, at every learning rate tried" in out
+    assert main(["best", "wild", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sweep: error: study 'wild' has no completed trial yet: all 4 trials "
+                          "diverged"), err
+
+
+def test_a_range_too_wide_to_draw_is_one_line_and_report_all_skips_it(tmp_path, monkeypatch,
+                                                                        capsys):
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    wide = tmp_path / "wide.toml"
+    wide.write_text('name = "wide"\ntrials = 4\nbatch_size = 4\n'
+                    '[data]\nsource = "synthetic"\nitems = 40\n[network]\nepochs = 3\n'
+                    '[sampler]\nname = "grid"\n[search.learning_rate]\nlow = 1e307\n'
+                    'high = 1.7e308\npoints = 2\n[search.momentum]\npoints = 2\n')
+    assert main(["run", str(wide), "--storage", url, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", "wide", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "wide/landscape.png: cannot draw it" in err and "too wide to draw" in err
+    assert main(["report", "--all", "--storage", url]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "RuntimeWarning" not in err, err
+    assert "skipped study 'wide': " in out and "index: wrote" in out

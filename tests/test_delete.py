@@ -1,18 +1,27 @@
 """A study's whole life: `sweep delete` removes one study and its results folder, and asks
-first; `make clean` keeps the stored trials."""
+first; it refuses while live workers train the study, and a study's ids are never another's;
+`make clean` keeps the stored trials."""
 
+import re
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
 import optuna
 import pytest
+from live_run import LONG_BATCHES, start_run, wait_for_running, write_study
+from optuna.trial import TrialState
 
 from sweep.cli import main
+from sweep.errors import StudyDeleted
 from sweep.folders import RESULTS_ENV
-from sweep.search import run_study
+from sweep.search import distributions, run_study
 from sweep.spec import parse_study
+from sweep.store import bulk, running
 from sweep.store.connect import open_storage
+from sweep.store.delete import delete_study
+from sweep.store.studies import open_study
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {
@@ -88,3 +97,152 @@ def test_make_clean_keeps_the_stored_trials_and_clean_all_does_not(tmp_path, tar
         (results / name).write_text("x")
     subprocess.run(["make", "-s", "-C", str(ROOT), target, f"RESULTS={results}"], check=True)
     assert {path.name for path in results.iterdir()} == kept
+
+
+# --- deleting while workers write (issue 26) -------------------------------------------------
+
+
+def orphans(db: Path) -> dict[str, int]:
+    """Rows that belong to no study or no trial, counted per table, read with SQLite alone."""
+    connection = sqlite3.connect(db)
+    try:
+        counts = {
+            "trials": "SELECT COUNT(*) FROM trials WHERE study_id NOT IN "
+                      "(SELECT study_id FROM studies)",
+            "trial_user_attributes": "SELECT COUNT(*) FROM trial_user_attributes WHERE "
+                                     "trial_id NOT IN (SELECT trial_id FROM trials)",
+            "trial_values": "SELECT COUNT(*) FROM trial_values WHERE "
+                            "trial_id NOT IN (SELECT trial_id FROM trials)",
+        }
+        found = {table: connection.execute(sql).fetchone()[0] for table, sql in counts.items()}
+        found["foreign_key_check"] = len(connection.execute("PRAGMA foreign_key_check").fetchall())
+        return {table: n for table, n in found.items() if n}
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_delete_during_a_live_run_is_refused_and_with_force_the_run_stops_leaving_no_orphan(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
+    study = write_study(tmp_path, name="del", **LONG_BATCHES)
+    db = tmp_path / "sweep.db"
+    url = f"sqlite:///{db}"
+    process = start_run(study, url)
+    try:
+        wait_for_running(url, "del", process)
+        assert main(["delete", "del", "--yes", "--storage", url]) == 2
+        err = capsys.readouterr().err
+        assert f"process {process.pid} on this machine" in err and "--force" in err, err
+        assert "del" in optuna.get_all_study_names(url)
+
+        assert main(["delete", "del", "--yes", "--force", "--storage", url]) == 0
+        out = capsys.readouterr().out
+        _, run_err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    deleted = int(re.search(r"deleted study 'del' \((\d+) trials?\)", out).group(1))
+    assert deleted >= 4  # at least the batch it was training
+    assert process.returncode == 2, run_err
+    lines = run_err.strip().splitlines()
+    assert lines == ["sweep: error: study 'del' was deleted while this run was writing to it; "
+                     "stopped, and nothing more of the run was stored"], run_err
+    assert optuna.get_all_study_names(url) == []
+    assert orphans(db) == {}
+    connection = sqlite3.connect(db)
+    assert connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 0
+    connection.close()
+
+
+def test_a_new_study_never_inherits_a_deleted_studys_trials_or_ids(tmp_path, monkeypatch):
+    # What a run does when its study is deleted under it, step by step in one process: it has
+    # a batch RUNNING, the study is deleted, a new study is created, then the run writes.
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    storage = open_storage(url)
+    old = parse_study({**TINY, "name": "del"}, str(tmp_path / "del.toml"))
+    run_study(old, storage)
+    old_id = storage.get_study_id_from_name("del")
+    ghost = running.create_running(
+        storage, old_id, [{"learning_rate": 0.01, "momentum": 0.5}] * 2, distributions(old),
+        [{"learning_rate": 0.01, "momentum": 0.5, "seed": s, "rule": "seed"} for s in (1, 2)],
+    )
+    old_trial_ids = {t._trial_id for t in storage.get_all_trials(old_id)}
+    assert delete_study(storage, "del", force=True) == 5
+
+    fresh = parse_study({**TINY, "name": "fresh"}, str(tmp_path / "fresh.toml"))
+    fresh_id = open_study(fresh, storage)
+    assert fresh_id > old_id  # never the deleted study's id
+    with pytest.raises(StudyDeleted):
+        running.create_running(storage, old_id, [{"learning_rate": 0.01, "momentum": 0.5}],
+                               distributions(old), [{"seed": 3}])
+    with pytest.raises(StudyDeleted):
+        bulk.finish(storage, [bulk.Finished(trial_id, TrialState.COMPLETE, 0.5)
+                              for trial_id in ghost])
+    with pytest.raises(StudyDeleted):
+        running.renew_leases(storage, ghost, [{"seed": 1}, {"seed": 2}])
+    assert storage.get_all_trials(fresh_id) == []
+    run_study(fresh, storage)
+    trials = storage.get_all_trials(fresh_id)
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert not {t._trial_id for t in trials} & old_trial_ids  # trial ids are never reused either
+
+
+def test_an_old_database_is_made_to_never_reuse_ids_even_those_of_orphans(tmp_path):
+    # A database Optuna created (ids reused), holding orphaned trials of a deleted study 3,
+    # as the earlier delete left them: no new study may take id 3 and adopt them.
+    db = tmp_path / "sweep.db"
+    url = f"sqlite:///{db}"
+    for name in ("a", "b"):
+        study = optuna.create_study(storage=url, study_name=name)
+        study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    connection = sqlite3.connect(db)
+    connection.execute("INSERT INTO trials (trial_id, number, study_id, state) "
+                       "VALUES (9, 0, 3, 'COMPLETE')")
+    connection.commit()
+    connection.close()
+    storage = open_storage(url)
+    with storage.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    new = optuna.create_study(storage=storage, study_name="new")
+    assert new._study_id == 4
+    new.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert new.trials[0]._trial_id == 10
+    assert [len(optuna.load_study(study_name=n, storage=url).trials) for n in ("a", "b")] == [2, 2]
+    assert delete_study(storage, "b") == 2
+    again = optuna.create_study(storage=storage, study_name="again")
+    assert again._study_id == 5
+
+
+def test_delete_of_a_foreign_study_named_as_the_results_root_keeps_its_files(
+    tmp_path, monkeypatch, capsys
+):
+    # Another tool's studies named as a folder cannot be: far too long, the gallery's index,
+    # the database, the momentum page's plot folder. `delete` removes each from the storage
+    # and never touches those files.
+    results = tmp_path / "results"
+    monkeypatch.setenv(RESULTS_ENV, str(results))
+    results.mkdir()
+    url = f"sqlite:///{results / 'sweep.db'}"
+    names = ["x" * 5000, "momentum", "index.html", "sweep.db", "Sweep.DB-wal"]
+    for name in names:
+        optuna.create_study(storage=url, study_name=name).optimize(
+            lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    capsys.readouterr()
+    assert main(["report", "--all", "--storage", url]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    skipped = [line for line in out.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == len(names), out
+    assert "(5000 characters)" in out and "x" * 100 not in out
+    assert (results / "sweep.db").is_file() and (results / "index.html").is_file()
+    (results / "momentum").mkdir(exist_ok=True)
+    (results / "momentum" / "claim-1.png").write_bytes(b"png")
+    for name in names:
+        assert main(["delete", name, "--yes", "--storage", url]) == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert err == "" and out.count("deleted study") == len(names) and "x" * 100 not in out
+    assert optuna.get_all_study_names(url) == []
+    assert (results / "momentum" / "claim-1.png").read_bytes() == b"png"

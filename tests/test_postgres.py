@@ -9,6 +9,8 @@ study together through a password-protected URL, and ``sweep run --workers 2`` d
 from __future__ import annotations
 
 import collections
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,11 +20,13 @@ import pytest
 
 pytest.importorskip("psycopg", reason="PostgreSQL driver missing: pip install -e '.[postgres]'")
 
+import live_run  # noqa: E402 (tests/ is on sys.path)
 from optuna.trial import TrialState  # noqa: E402
 from postgres_server import PostgresServer, Unavailable  # noqa: E402 (tests/ is on sys.path)
 
 from sweep.spec import load_study  # noqa: E402
 from sweep.store.connect import open_storage  # noqa: E402
+from sweep.store.damage import orphans  # noqa: E402
 from sweep.store.studies import TRIAL_ATTR, open_study  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -197,3 +201,90 @@ def test_simultaneous_start_on_a_new_study(postgres, tmp_path):
     study = write_study(tmp_path, "pg-study-race")
     check_outputs(finish(start_machines(url, study, tmp_path)), postgres)
     check_study(url, "pg-study-race", expected_pids=2)
+
+
+# --- issue 26: deleting under live workers, the password kept off the command line, a server
+# that dies mid-run ---------------------------------------------------------------------------
+
+
+def test_delete_during_a_live_run_is_refused_and_with_force_the_run_stops_leaving_nothing(
+    postgres, tmp_path
+):
+    url = postgres.create_database("sweep_delete_live")
+    study = live_run.write_study(tmp_path, name="pg-del", **live_run.LONG_BATCHES)
+    environment = {**os.environ, "MOMENTUM_SWEEP_RESULTS": str(tmp_path / "results")}
+    process = live_run.start_run(study, url, cwd=tmp_path, env=environment)
+    try:
+        live_run.wait_for_running(url, "pg-del", process)
+        refused = subprocess.run(sweep_command("delete", "pg-del", "--yes", "--storage", url),
+                                 capture_output=True, text=True, env=environment, timeout=120)
+        assert refused.returncode == 2, refused.stderr
+        assert f"process {process.pid} on this machine" in refused.stderr
+        assert "--force" in refused.stderr and postgres.password not in refused.stderr
+        forced = subprocess.run(
+            sweep_command("delete", "pg-del", "--yes", "--force", "--storage", url),
+            capture_output=True, text=True, env=environment, timeout=120)
+        assert forced.returncode == 0, forced.stderr
+        deleted = int(re.search(r"\((\d+) trials?\)", forced.stdout).group(1))
+        assert deleted >= 4  # at least the batch in flight
+        _, err = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 2, err
+    assert err.strip().splitlines() == [
+        "sweep: error: study 'pg-del' was deleted while this run was writing to it; stopped, "
+        "and nothing more of the run was stored"]
+    storage = open_storage(url)
+    try:
+        assert [s.study_name for s in storage.get_all_studies()] == []
+        with storage.engine.connect() as connection:
+            assert orphans(connection) == []
+            assert connection.exec_driver_sql("SELECT COUNT(*) FROM trials").scalar() == 0
+    finally:
+        storage.engine.dispose()
+    checked = subprocess.run(sweep_command("check", "--storage", url), capture_output=True,
+                             text=True, timeout=120)
+    assert checked.returncode == 0 and checked.stdout.startswith("no problems found"), checked
+
+
+def test_the_password_can_stay_off_the_command_line_in_pgpassword(postgres, tmp_path):
+    study = write_study(tmp_path, "pg-pgpassword")
+    url = postgres.url.replace(f":{postgres.password}@", "@")
+    assert postgres.password not in url
+    environment = {**os.environ, "PGPASSWORD": postgres.password}
+    listed = subprocess.run(sweep_command("list", "--storage", url), capture_output=True,
+                            text=True, env=environment, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    without = subprocess.run(sweep_command("run", str(study), "--storage", url), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120,
+                             env={k: v for k, v in os.environ.items() if k != "PGPASSWORD"})
+    assert without.returncode == 2
+    assert "no password supplied" in without.stderr and "PGPASSWORD" in without.stderr
+
+
+def test_a_server_killed_mid_run_is_one_line_naming_the_cause(tmp_path):
+    try:
+        server = PostgresServer.start()  # its own: this test kills it
+    except Unavailable as reason:
+        pytest.skip(f"no PostgreSQL server: {reason}")
+    try:
+        study = live_run.write_study(tmp_path, name="pg-killed", **live_run.LONG_BATCHES)
+        process = live_run.start_run(study, server.url, cwd=tmp_path)
+        try:
+            live_run.wait_for_running(server.url, "pg-killed", process)
+            server.kill()
+            _, err = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    finally:
+        server.stop()
+    assert process.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("sweep: error: storage postgresql+psycopg://sweeper:***@"), err
+    reason = lines[0].split(" failed: ", 1)[1]
+    assert reason not in ("", "()") and ("connection" in reason or "server" in reason), err
+    assert server.password not in err
+

@@ -3,6 +3,8 @@ folder, foreign studies and other workers' live trials, seen from the command li
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -212,3 +214,47 @@ def test_workers_beyond_the_batches_needed_are_not_started(tmp_path):
     pids = {t.user_attrs["sweep"]["pid"] for t in trials_of(url, "tiny")}
     assert 1 <= len(pids) <= 2
     assert time.monotonic() - started < 60
+
+
+def test_optunas_sql_dumps_never_reach_the_terminal(capfd):
+    import logging
+
+    import sweep.store.connect  # noqa: F401 (what configures it)
+
+    # What Optuna logs before retrying a failed query: the whole SQL and its bound keys.
+    logging.getLogger("optuna.storages._rdb.storage").warning(
+        "Caught an error from sqlalchemy: SELECT ... %s", ", ".join(["?"] * 500))
+    logging.getLogger("sqlalchemy.pool.impl.QueuePool").error("Exception during reset")
+    assert capfd.readouterr().err == ""
+
+
+def unprivileged(command: list[str]) -> list[str]:
+    """``command`` as a process whose file permissions are checked: root's own are not, so as
+    root it runs in a user namespace of its own (``unshare -U``), where they are."""
+    return ["unshare", "-U", *command] if os.geteuid() == 0 else command
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and (shutil.which("unshare") is None or subprocess.run(
+    ["unshare", "-U", "true"], capture_output=True).returncode != 0),
+    reason="as root, needs `unshare -U` to run a command whose permissions are checked")
+def test_read_only_lock_files_left_by_a_read_only_command_do_not_block_later_writes(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    db = tmp_path / "sweep.db"
+    url = f"sqlite:///{db}"
+    subprocess.run([sys.executable, "-m", "sweep", "run", str(tmp_path / "tiny.toml"),
+                    "--storage", url, "--quiet"], check=True, capture_output=True, timeout=120)
+    # `sweep list` while the database is read-only leaves its -shm and -wal read-only.
+    db.chmod(0o444)
+    listed = subprocess.run(unprivileged([sys.executable, "-m", "sweep", "list", "--storage",
+                                          url]), capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    shm = tmp_path / "sweep.db-shm"
+    assert shm.exists() and not shm.stat().st_mode & 0o200
+    db.chmod(0o644)
+    (tmp_path / "tiny.toml").write_text(TINY.replace("trials = 4", "trials = 6"))
+    more = subprocess.run(unprivileged([sys.executable, "-m", "sweep", "run",
+                                        str(tmp_path / "tiny.toml"), "--storage", url,
+                                        "--quiet"]),
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    assert len(trials_of(url, "tiny")) == 6

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from live_run import LONG_BATCHES, start_run, trials_of, wait_for_running, write_study
 from optuna.trial import TrialState
 
 from sweep.search import run_study
@@ -15,31 +16,6 @@ from sweep.spec import load_study
 from sweep.store.connect import open_storage
 from sweep.store.studies import TRIAL_ATTR
 from sweep.workers import run_workers
-
-STUDY = """
-name = "{name}"
-trials = {trials}
-batch_size = {batch}
-seed = 5
-[data]
-source = "synthetic"
-items = {items}
-inputs = 4
-classes = 3
-[network]
-epochs = {epochs}
-"""
-
-
-def write_study(folder: Path, name="work", trials=24, batch=4, items=80, epochs=15) -> Path:
-    path = folder / f"{name}.toml"
-    path.write_text(STUDY.format(name=name, trials=trials, batch=batch, items=items, epochs=epochs))
-    return path
-
-
-def trials_of(url: str, name: str):
-    storage = open_storage(url)
-    return storage.get_all_trials(storage.get_study_id_from_name(name))
 
 
 @pytest.mark.slow
@@ -56,35 +32,6 @@ def test_local_workers_reach_the_exact_total_with_unique_numbers_and_no_failures
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     pids = {t.user_attrs[TRIAL_ATTR]["pid"] for t in trials}
     assert len(pids) >= 2, "the work should be shared between processes"
-
-
-def start_run(study: Path, url: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "sweep", "run", str(study), "--storage", url, "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def wait_for_running(url: str, name: str, process, minimum_finished: int, timeout=60.0):
-    """Wait until the study has RUNNING trials and at least ``minimum_finished`` finished ones."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert process.poll() is None, "the run ended before it could be interrupted"
-        try:
-            trials = trials_of(url, name)
-        except Exception:  # study not created yet
-            time.sleep(0.05)
-            continue
-        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-        if any(t.state == TrialState.RUNNING for t in trials) and len(finished) >= minimum_finished:
-            return {t.number: t.value for t in finished}
-        time.sleep(0.05)
-    raise AssertionError("no batch in flight seen")
-
-
-# Batches of about 3 s with the compiled kernel, so that one is surely seen in flight: at 300
-# items and 200 epochs a batch took 0.1 s and the run could end between two looks.
-LONG_BATCHES = dict(trials=12, batch=4, items=2000, epochs=2000)
 
 
 @pytest.mark.slow

@@ -23,6 +23,8 @@ from optuna.storages._rdb import models
 from optuna.trial import TrialState
 from sqlalchemy import func, insert, select, update
 
+from ..errors import StudyDeleted
+
 _STUDIES = models.StudyModel.__table__
 _TRIALS = models.TrialModel.__table__
 _PARAMS = models.TrialParamModel.__table__
@@ -72,9 +74,12 @@ def create_running(storage, study_id: int, trials: list[NewTrial]) -> list[int]:
     with storage.engine.begin() as connection:
         # Optuna numbers a trial by counting the study's earlier ones, holding the study's row
         # for update (PostgreSQL, MySQL; SQLite's writer lock serialises this already).
-        connection.execute(
+        # A study deleted meanwhile (`sweep delete --force`) stops the run here: nothing is
+        # written for it, and its id is never another study's (see schema.py).
+        if connection.execute(
             select(_STUDIES.c.study_id).where(_STUDIES.c.study_id == study_id).with_for_update()
-        )
+        ).first() is None:
+            raise StudyDeleted()
         first = connection.execute(
             select(func.count()).select_from(_TRIALS).where(_TRIALS.c.study_id == study_id)
         ).scalar_one()
@@ -109,7 +114,7 @@ def create_running(storage, study_id: int, trials: list[NewTrial]) -> list[int]:
 
 def finish(storage, results: list[Finished]) -> list[bool]:
     """Store each result; False for a trial that is no longer RUNNING (another worker failed it),
-    which is left as it is."""
+    which is left as it is. StudyDeleted, and nothing stored, when a trial is gone."""
     if not results:
         return []
     for result in results:
@@ -127,6 +132,11 @@ def finish(storage, results: list[Finished]) -> list[bool]:
             == 1
             for result in results
         ]
+        if not all(stored):
+            missing = _missing_trials(connection, [r.trial_id for r, ok in zip(results, stored)
+                                                   if not ok])
+            if missing:  # deleted with their study: nothing of the batch is stored
+                raise StudyDeleted()
         kept = [result for result, ok in zip(results, stored) if ok]
         _insert_user_attrs(connection, [(result.trial_id, result.user_attrs) for result in kept])
         values = []
@@ -145,6 +155,14 @@ def finish(storage, results: list[Finished]) -> list[bool]:
             connection.execute(insert(_VALUES), values)
         _insert_intermediate_values(connection, kept)
     return stored
+
+
+def _missing_trials(connection, trial_ids: list[int]) -> set[int]:
+    """The ids among ``trial_ids`` with no trial row (deleted)."""
+    found = connection.execute(
+        select(_TRIALS.c.trial_id).where(_TRIALS.c.trial_id.in_(trial_ids))
+    ).scalars()
+    return set(trial_ids) - set(found)
 
 
 def _insert_intermediate_values(connection, results: list[Finished]) -> None:

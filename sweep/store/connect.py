@@ -8,6 +8,7 @@ masked in every message (:mod:`.urls`).
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import sys
@@ -24,6 +25,14 @@ from .urls import DEFAULT_STORAGE, _user_info, passwords, redact, redact_text, s
 
 __all__ = ["DEFAULT_STORAGE", "open_storage", "redact", "redact_text", "sqlite_path"]
 
+# Optuna logs a failed query at WARNING with its whole SQL and every bound parameter (18 KB for
+# a study of 500 trials) before it retries; SQLAlchemy's pool logs a lost connection with its
+# traceback. The error that follows is said in one line (storage_failure): neither reaches the
+# terminal.
+logging.getLogger("optuna.storages._rdb.storage").setLevel(logging.ERROR)
+logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
+logging.getLogger("sqlalchemy").propagate = False
+
 # Workers on one SQLite file wait this long for each other's write locks before giving up.
 SQLITE_LOCK_TIMEOUT_SECONDS = 120
 SCHEMA_RACE_ATTEMPTS = 5
@@ -39,7 +48,7 @@ OPTUNA_TABLES = frozenset({
 
 def _one_line(error: BaseException, url: str) -> str:
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
-    message = text[0] if text else type(error).__name__
+    message = text[0] if text and text[0] != "()" else type(error).__name__
     for password in passwords(url):
         message = message.replace(password, "***")
     return redact_text(message)
@@ -100,6 +109,57 @@ def _check_sqlite_file(path: Path) -> bool:
             f"{expected!r}; use a new --storage file or `optuna storage upgrade`"
         )
     return True
+
+
+def _writable_lock_files(path: Path) -> None:
+    """Make SQLite's -shm and -wal files beside a writable database writable again.
+
+    A command run while the database file was read-only (or by a user who could only read it)
+    leaves them read-only behind it, and SQLite then refuses every later write with "attempt
+    to write a readonly database" though the database itself is writable. Ours are made
+    writable (a mode change does not disturb a process using them); another user's, when no
+    process holds a lock on them (Linux says in /proc/locks) and the -wal holds nothing, are
+    removed, and SQLite makes new ones. Anything else is one line saying what to do.
+    """
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        return  # a read-only database: SQLite reads it as it is
+    stuck = [lock for lock in (Path(f"{path}-shm"), Path(f"{path}-wal"))
+             if lock.exists() and not os.access(lock, os.W_OK)]
+    for lock in list(stuck):
+        try:
+            lock.chmod(lock.stat().st_mode | 0o200)
+        except OSError:
+            continue
+        if os.access(lock, os.W_OK):
+            stuck.remove(lock)
+    if not stuck:
+        return
+    wal = Path(f"{path}-wal")
+    if _locked(stuck) is False and not (wal.exists() and wal.stat().st_size):
+        try:
+            for lock in stuck:
+                lock.unlink()
+            return
+        except OSError:
+            pass
+    raise StorageError(
+        f"{path}: its lock files ({', '.join(lock.name for lock in stuck)}) are read-only, "
+        "left by a command that could only read the database; make them writable (chmod u+w), "
+        "or, once no sweep uses the database, remove them"
+    )
+
+
+def _locked(files: list[Path]) -> bool | None:
+    """Whether any process holds a lock on one of ``files`` (None where it cannot be told)."""
+    try:
+        held = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    inodes = set()
+    for file in files:
+        stat = file.stat()
+        inodes.add(f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}")
+    return any(line.split()[5] in inodes for line in held.splitlines() if len(line.split()) > 5)
 
 
 def _read_schema(path: Path, read_only: bool) -> tuple[set[str], tuple | None]:
@@ -211,6 +271,9 @@ def _sqlite_connector(path: Path):
         # can lose the last commits, never corrupt the file) and makes each commit cheaper.
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
+        # SQLite checks foreign keys only when asked, per connection: with it a trial can never
+        # be written for a study that is gone (see schema.py for why ids are never reused).
+        connection.execute("PRAGMA foreign_keys=ON")
         return connection
 
     return connect
@@ -227,11 +290,14 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
     """An RDBStorage for ``url``; raises StorageError with one line if it cannot be used.
 
     ``create=False`` (commands that only read) refuses a SQLite file that holds no Optuna
-    database yet instead of creating one.
+    database yet instead of creating one, and changes nothing in it; otherwise a SQLite
+    database is first made to never reuse a deleted study's or trial's id (``schema.py``).
     """
     path = sqlite_path(url)
     engine_kwargs = {}
     if path is not None:
+        if path.exists():
+            _writable_lock_files(path)
         if not _check_sqlite_file(path) and not create:
             raise StorageError(
                 f"{path}: no results database there (check --storage, or run `sweep run` first)"
@@ -266,13 +332,28 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
                 ) from None
             time.sleep(0.2 * (attempt + 1))
         except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError, ImportError) as error:
-            raise StorageError(
-                f"cannot open storage {redact(url)}: {_one_line(error, url)}"
-            ) from None
+            reason = _one_line(error, url)
+            if "no password supplied" in reason:
+                reason += ("; give the password in PGPASSWORD or a password file (~/.pgpass), "
+                           "where `ps` cannot show it")
+            raise StorageError(f"cannot open storage {redact(url)}: {reason}") from None
     if path is not None:
         sqlalchemy.event.listen(storage.engine, "begin", _begin_immediate)
         storage.engine.dispose()  # connections opened before the listener would not use it
+        if create:
+            never_reuse_ids(storage)
     return storage
+
+
+def never_reuse_ids(storage) -> None:
+    """Make a SQLite storage hand out each study and trial id once only (see ``schema.py``);
+    nothing to do on PostgreSQL, whose ids come from sequences. Every command that deletes or
+    creates studies calls it first."""
+    path = sqlite_path(str(storage.url))
+    if path is not None:
+        from .schema import never_reuse_ids as rebuild
+
+        rebuild(path, SQLITE_LOCK_TIMEOUT_SECONDS)
 
 
 def storage_failure(error: BaseException, url: str) -> StorageError | None:
@@ -298,4 +379,17 @@ def storage_failure(error: BaseException, url: str) -> StorageError | None:
             f"storage {redact(url)}: another process held its lock for over "
             f"{SQLITE_LOCK_TIMEOUT_SECONDS} s; run again once it has finished"
         )
-    return StorageError(f"storage {redact(url)} failed: {_one_line(chain[-1], url)}")
+    return StorageError(f"storage {redact(url)} failed: {_one_line(_cause(chain), url)}")
+
+
+def _cause(chain: list[BaseException]) -> BaseException:
+    """The link of an error's chain that says what went wrong: the database driver's own error
+    where there is one (an ``orig``), else the deepest link with something to say. (After a
+    lost connection the deepest is SQLAlchemy's pool error, whose message is "()".)"""
+    for link in chain:
+        if isinstance(link, sqlalchemy.exc.DBAPIError) and link.orig is not None:
+            return link.orig
+    for link in reversed(chain):
+        if str(link).strip() not in ("", "()"):
+            return link
+    return chain[0]

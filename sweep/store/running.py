@@ -24,6 +24,7 @@ from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import StudyDeleted
 from ..records import mean_curve
 from . import bulk
 from .connect import sqlite_path
@@ -107,6 +108,8 @@ def renew_leases(storage, trial_ids: list[int], settings: list[dict]) -> None:
             storage.set_trial_user_attr(trial_id, TRIAL_ATTR, _leased(trial))
         except UpdateFinishedTrialError:
             pass  # already failed by another worker; finish() skips it too
+        except KeyError:  # Optuna's "no trial with that id": deleted with its study
+            raise StudyDeleted() from None
 
 
 def finish(storage, outcomes: list[Outcome]) -> None:
@@ -187,20 +190,46 @@ def _alive(host: str, pid: int) -> bool | None:
     return True
 
 
+def abandoned(info: dict, now: float) -> bool:
+    """Whether a RUNNING trial whose ``sweep`` attribute is ``info`` has lost its worker: no
+    lease at all, a process that no longer runs on this host, or a lease that ran out before
+    ``now`` (seconds since the epoch; the lease also covers this host, for a dead worker whose
+    process id was reused)."""
+    if not info:
+        return True
+    try:
+        alive = _alive(str(info.get("host", "")), int(info.get("pid", -1)))
+        return alive is False or float(info.get("lease_until", 0)) < now
+    except (TypeError, ValueError):
+        return True  # an unreadable lease is no lease
+
+
 def fail_abandoned(storage, trials: list[FrozenTrial]) -> int:
     """Fail RUNNING trials whose worker is gone (dead process here, or an expired lease)."""
     now = time.time()
     failed = 0
     for trial in trials:
-        if trial.state != TrialState.RUNNING:
+        if trial.state != TrialState.RUNNING or not abandoned(trial_info(trial), now):
             continue
-        info = trial_info(trial)
-        alive = _alive(info.get("host", ""), int(info.get("pid", -1)))
-        # The lease also covers this host: a dead worker whose process id was reused.
-        if not info or alive is False or info.get("lease_until", 0) < now:
-            try:
-                if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                    failed += 1
-            except UpdateFinishedTrialError:
-                pass  # another worker finished or failed it first
+        try:
+            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                failed += 1
+        except (UpdateFinishedTrialError, KeyError):
+            pass  # another worker finished or failed it first, or its study was deleted
     return failed
+
+
+def abandoned_trials(storage, study_id: int) -> list[FrozenTrial]:
+    """The study's RUNNING trials whose worker is gone (see :func:`abandoned`)."""
+    now = time.time()
+    return [trial for trial in storage.get_all_trials(study_id, deepcopy=False,
+                                                      states=(TrialState.RUNNING,))
+            if abandoned(trial_info(trial), now)]
+
+
+def fail_trial(storage, trial: FrozenTrial) -> bool:
+    """Fail one RUNNING trial; False if it was finished or failed meanwhile, or is gone."""
+    try:
+        return bool(storage.set_trial_state_values(trial._trial_id, TrialState.FAIL))
+    except (UpdateFinishedTrialError, KeyError):
+        return False

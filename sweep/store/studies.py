@@ -29,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import SweepError
 from ..records import NetworkCurves, TrialRecord
+from .damage import named_damage
 
 SPEC_ATTR, FINGERPRINT_ATTR = "spec", "search_fingerprint"
 # The confirmation race's result (sweep.confirm), with the key of what it was raced from.
@@ -66,15 +67,6 @@ def unknown_study_error(storage, study_name: str) -> SweepError:
     else:
         hint = "; the storage holds no studies yet"
     return SweepError(f"no study named {study_name!r} in the storage{hint}")
-
-
-def delete_study(storage, study_name: str) -> int:
-    """Delete the study and every trial of it from the storage; returns how many trials it
-    had. SweepError for an unknown study."""
-    study_id = _study_id(storage, study_name)
-    trials = trial_count(storage, study_id)
-    storage.delete_study(study_id)
-    return trials
 
 
 def trial_count(storage, study_id: int) -> int:
@@ -191,7 +183,9 @@ def stored_spec(storage, study_name: str, *, foreign_ok: bool = False):
     """
     from ..spec import spec_from_dict
 
-    stored = storage.get_study_user_attrs(_study_id(storage, study_name)).get(SPEC_ATTR)
+    study_id = _study_id(storage, study_name)
+    with named_damage(storage, study_id):
+        stored = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
     if stored:
         return spec_from_dict(stored)
     if foreign_ok:
@@ -212,7 +206,7 @@ def summaries(storage) -> list[tuple[str, int, float | None]]:
 
     studies, trials = models.StudyModel.__table__, models.TrialModel.__table__
     directions, values = models.StudyDirectionModel.__table__, models.TrialValueModel.__table__
-    with storage.engine.connect() as connection:
+    with named_damage(storage), storage.engine.connect() as connection:
         names = dict(connection.execute(select(studies.c.study_id, studies.c.study_name)).all())
         counts = dict(
             connection.execute(
@@ -279,7 +273,7 @@ def trials_digest(storage, study_name: str) -> str:
         .where(trials.c.study_id == study_id)
         .order_by(trials.c.number)
     )
-    with storage.engine.connect() as connection:
+    with named_damage(storage, study_id), storage.engine.connect() as connection:
         rows = [
             [number, state.name, str(completed), value, getattr(value_type, "name", None)]
             for number, state, completed, value, value_type in connection.execute(query)
@@ -469,10 +463,14 @@ def foreign_best(storage, study_name: str) -> FrozenTrial | None:
     reason = unreadable(storage, study_name)
     if reason:
         raise SweepError(f"study {study_name!r} has no single best trial: {reason}")
-    try:
-        return storage.get_best_trial(_study_id(storage, study_name))
-    except ValueError:  # Optuna's "no trials are completed yet"
-        return None
+    study_id = _study_id(storage, study_name)
+    with named_damage(storage, study_id):
+        try:
+            return storage.get_best_trial(study_id)
+        except ValueError as error:
+            if "no trials are completed" in str(error).lower():
+                return None
+            raise
 
 
 def read_records(storage, study_name: str) -> list[TrialRecord]:
@@ -484,7 +482,41 @@ def read_records(storage, study_name: str) -> list[TrialRecord]:
     if reason:
         raise SweepError(f"study {study_name!r} cannot be read: {reason}")
     study_id = _study_id(storage, study_name)
-    return [to_record(t) for t in storage.get_all_trials(study_id, deepcopy=False)]
+    with named_damage(storage, study_id):
+        trials = storage.get_all_trials(study_id, deepcopy=False)
+    return [_readable_record(study_name, t) for t in trials]
+
+
+def read_records_except(storage, study_name: str, numbers: set[int]) -> list[TrialRecord]:
+    """The study's trials as records, leaving out the trials ``numbers`` (damaged ones, which
+    cannot be read), in trial-number order."""
+    from optuna.storages._rdb import models
+    from sqlalchemy import orm, select
+
+    trial = models.TrialModel
+    query = (
+        select(trial)
+        .options(orm.selectinload(trial.params), orm.selectinload(trial.values),
+                 orm.selectinload(trial.user_attributes),
+                 orm.selectinload(trial.system_attributes))
+        .where(trial.study_id == _study_id(storage, study_name), trial.number.not_in(numbers))
+        .order_by(trial.number)
+    )
+    with orm.Session(storage.engine) as session:
+        return [_readable_record(study_name, _frozen(model)) for model in session.scalars(query)]
+
+
+def _readable_record(study_name: str, trial: FrozenTrial) -> TrialRecord:
+    """``to_record(trial)``, or a SweepError naming the trial whose stored attributes hold
+    JSON of the wrong shape (readable, but not what momentum-sweep wrote)."""
+    try:
+        return to_record(trial)
+    except (LookupError, ValueError, TypeError, AttributeError) as error:
+        raise SweepError(
+            f"study {study_name!r} trial {trial.number}: its stored settings or curves are "
+            f"damaged ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+            "; `sweep check` lists every damaged row"
+        ) from None
 
 
 def read_frozen(storage, study_id: int) -> list[FrozenTrial]:

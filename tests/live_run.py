@@ -1,0 +1,80 @@
+"""Helpers for tests that act on a `sweep run` while it runs: a study file, the run started as
+a separate process, and waiting (on the storage, never a fixed sleep) until it has a batch in
+flight."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from sweep.store.connect import open_storage
+
+STUDY = """
+name = "{name}"
+trials = {trials}
+batch_size = {batch}
+seed = 5
+[data]
+source = "synthetic"
+items = {items}
+inputs = 4
+classes = 3
+[network]
+epochs = {epochs}
+"""
+
+# Batches of about 3 s with the compiled kernel, so that one is surely seen in flight: at 300
+# items and 200 epochs a batch took 0.1 s and the run could end between two looks.
+LONG_BATCHES = dict(trials=12, batch=4, items=2000, epochs=2000)
+# Generous: a loaded machine starts Python, imports and opens the storage slowly.
+WAIT_SECONDS = 120.0
+
+
+def write_study(folder: Path, name="work", trials=24, batch=4, items=80, epochs=15) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(STUDY.format(name=name, trials=trials, batch=batch, items=items, epochs=epochs))
+    return path
+
+
+def trials_of(url: str, name: str):
+    storage = open_storage(url, create=False)
+    try:
+        return storage.get_all_trials(storage.get_study_id_from_name(name))
+    finally:
+        storage.engine.dispose()
+
+
+def sweep_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sweep", *args]
+
+
+def start_run(study: Path, url: str, *extra: str, **popen) -> subprocess.Popen:
+    """`sweep run STUDY --storage URL --quiet` in a process of its own (stdout and stderr
+    piped unless ``popen`` says otherwise)."""
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    return subprocess.Popen(
+        sweep_command("run", str(study), "--storage", url, "--quiet", *extra), **popen
+    )
+
+
+def wait_for_running(url: str, name: str, process, minimum_finished: int = 0,
+                     timeout: float = WAIT_SECONDS):
+    """Wait until the study has RUNNING trials and at least ``minimum_finished`` finished ones;
+    their values by trial number."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be acted on"
+        try:
+            trials = trials_of(url, name)
+        except Exception:  # no database or study yet
+            time.sleep(0.05)
+            continue
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        if any(t.state == TrialState.RUNNING for t in trials) and len(finished) >= minimum_finished:
+            return {t.number: t.value for t in finished}
+        time.sleep(0.05)
+    raise AssertionError(f"no batch in flight seen within {timeout} s")

@@ -478,6 +478,7 @@ def answer(name: str, spec, records: Sequence[TrialRecord], confirmation: dict |
         "epochs": spec.epochs if spec else None,
         "value": None,
     }
+    entry["trials"] = state_counts(records)  # the gallery's count, without reading trials
     chosen = chosen_trial(records, confirmation)
     if chosen is None:
         return {**entry, "note": "no completed trials yet"}

@@ -65,6 +65,13 @@ def _searches_momentum(spec) -> bool:
     return spec.momentum.fixed is None or spec.momentum.fixed > 0
 
 
+def drawn_from(study: Study) -> bool:
+    """Whether the page draws from this study's trials: a confirmed study that searched
+    momentum (the others it only lists)."""
+    return (study.spec is not None and _searches_momentum(study.spec)
+            and bool((study.confirmation or {}).get("pick")))
+
+
 def _setup(spec) -> tuple:
     """What a stability measurement depends on: the data set, the network and the rule."""
     return (spec.data, spec.hidden, spec.init, spec.epochs, spec.folds, spec.rule)

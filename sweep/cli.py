@@ -9,8 +9,10 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import sys
 import threading
+import time
 from pathlib import Path
 
 from .errors import (
@@ -39,6 +41,14 @@ class _Parser(argparse.ArgumentParser):
         # was not quoted, the rest of that password as "unrecognized arguments".
         from .store.urls import redact_text
 
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            import difflib
+
+            options = [o.strip(" '") for o in choice.group(2).split(",")]
+            close = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.5)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
         if message.startswith("unrecognized arguments:") and "@" in message:
             message = (
                 "unrecognized arguments (not shown: they hold an '@', as the rest of a storage "
@@ -63,15 +73,14 @@ class _Version(argparse.Action):
 
 
 def _add_storage(parser):
-    from .store.urls import DEFAULT_STORAGE
-
     parser.add_argument(
         "--storage",
-        default=DEFAULT_STORAGE,
+        default=None,
         metavar="URL",
         help=(
-            f"Optuna storage URL (default {DEFAULT_STORAGE}; "
-            "postgresql://user:pass@host/db for many machines)"
+            "Optuna storage URL (default: sweep.db in the project's results/ folder, found "
+            "from here or a folder above, as git finds its repository; "
+            "postgresql://user@host/db for many machines)"
         ),
     )
 
@@ -85,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
 
     run = verbs.add_parser("run", help="run studies: top each up to its declared number of trials")
-    run.add_argument("studies", nargs="+", metavar="STUDY.toml")
+    run.add_argument("studies", nargs="+", metavar="STUDY",
+                     help="study files, or the names of the project's studies/NAME.toml")
     run.add_argument(
         "--workers", type=int, default=1, metavar="N", help="worker processes per study (default 1)"
     )
@@ -185,28 +195,69 @@ def study_name(argument: str) -> str:
     return argument
 
 
+def study_file(argument: str) -> str:
+    """A study file, or the project's ``studies/NAME.toml`` for a study's name: `sweep run
+    iris-tpe` runs studies/iris-tpe.toml from anywhere inside the project."""
+    if argument.endswith(".toml") or Path(argument).exists():
+        return argument
+    from .folders import results_root
+
+    found = results_root().absolute().parent / "studies" / f"{argument}.toml"
+    return str(found) if found.is_file() else f"{argument}.toml"
+
+
+# Piped or logged, a progress line is written at most this often.
+PLAIN_PROGRESS_SECONDS = 10.0
+
+
 def _progress_printer(name: str, quiet: bool):
-    # A progress line redrawn in place suits a terminal; a log file gets the summary line only.
+    """A progress line with the rate and the time left: redrawn in place on a terminal; piped
+    or logged, a plain line at most every PLAIN_PROGRESS_SECONDS."""
+    started, state = time.monotonic(), {"first": None, "shown": -math.inf}
+
     def show(progress):
-        if quiet or not sys.stderr.isatty():
+        if quiet:
             return
-        width = 30
-        filled = int(width * min(progress.done, progress.total) / max(progress.total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        sys.stderr.write(
-            f"\r{name} [{bar}] {progress.done}/{progress.total}  complete {progress.complete}"
-            f"  pruned {progress.pruned}  diverged {progress.diverged}  failed {progress.failed}"
-        )
+        now = time.monotonic()
+        if state["first"] is None:
+            state["first"] = progress.done  # trials finished before this run count for nothing
+        added = progress.done - state["first"]
+        elapsed = now - started
+        rate = added / elapsed if added and elapsed > 0 else None
+        left = max(progress.total - progress.done, 0)
+        pace = (f"  {rate:.3g} trials/s, about {_duration(left / rate)} left" if rate and left
+                else "")
+        counts = (f"{progress.done}/{progress.total}  complete {progress.complete}  pruned "
+                  f"{progress.pruned}  diverged {progress.diverged}  failed {progress.failed}")
+        if sys.stderr.isatty():
+            width = 30
+            filled = int(width * min(progress.done, progress.total) / max(progress.total, 1))
+            bar = "#" * filled + "-" * (width - filled)
+            sys.stderr.write(f"\r{name} [{bar}] {counts}{pace}\033[K")
+        elif now - state["shown"] >= PLAIN_PROGRESS_SECONDS or not left:
+            state["shown"] = now
+            sys.stderr.write(f"{name}: {counts}{pace}\n")
+        else:
+            return
         sys.stderr.flush()
 
     return show
+
+
+def _duration(seconds: float) -> str:
+    """'4 s', '3 min', '2.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _check_searches(specs, storage) -> None:
     """Refuse, before any study runs, a study file whose search differs from its stored study
     or from another file of this command with the same name (as open_study would, too late)."""
     from .errors import SweepError
-    from .store.studies import changed_search_error, stored_fingerprint
+    from .store.studies import changed_search_error, stored_fingerprint, stored_spec_dict
 
     seen = {}
     for spec in specs:
@@ -218,7 +269,7 @@ def _check_searches(specs, storage) -> None:
             )
         stored = stored_fingerprint(storage, spec.name)
         if stored is not None and stored != spec.search_fingerprint():
-            raise changed_search_error(spec)
+            raise changed_search_error(spec, stored_spec_dict(storage, spec.name))
 
 
 def cmd_run(args) -> int:
@@ -226,7 +277,8 @@ def cmd_run(args) -> int:
     from .store.connect import open_storage, redact
     from .workers import MAX_WORKERS
 
-    specs = [load_study(path) for path in args.studies]  # every file is checked before any run
+    # Every file is checked before any run.
+    specs = [load_study(study_file(path)) for path in args.studies]
     # A tuned.toml confirms a study's answer: measured and said, not stored as a study.
     for spec in (s for s in specs if s.confirms):
         print(_measured(spec))
@@ -312,14 +364,28 @@ def _measured(spec) -> str:
     )
 
 
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    """``name`` set to ``value`` in this process's environment for the block, as it was after:
+    a command run in-process (tests, a script calling main) leaves nothing behind."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 def _compile_notices(quiet: bool, load: bool = True):
     """The first use of the trainer kernel after an install compiles it, a pause of seconds:
     said on stderr as it starts (not with --quiet), in the command line's own way when the
     kernel is to be loaded (``load``)."""
     if quiet:
         # Said to the kernel (and to worker processes) without loading it: Numba takes a second.
-        os.environ["MOMENTUM_SWEEP_QUIET"] = "1"
-        return contextlib.nullcontext()
+        return _environment("MOMENTUM_SWEEP_QUIET", "1")
     if not load:
         return contextlib.nullcontext()
     from .kernel import compile_notices
@@ -376,7 +442,7 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
 def cmd_list(args) -> int:
     from .errors import StorageError
     from .store.connect import open_storage, sqlite_path
-    from .store.studies import summaries
+    from .store.studies import state_breakdown, summaries
 
     try:
         storage = open_storage(args.storage, create=False)
@@ -395,10 +461,11 @@ def cmd_list(args) -> int:
     if not studies:
         print("no studies yet: run `sweep run studies/NAME.toml`")
         return 0
-    print(f"{'study':28s} {'trials':>7s} {'best value':>12s}")
+    states = state_breakdown(storage)
+    print(f"{'study':28s} {'trials':>7s} {'search best':>12s}  by state")
     for name, n_trials, best_value in studies:
         best = f"{number_text(best_value, 5):>12s}" if best_value is not None else f"{'-':>12s}"
-        print(f"{name:28s} {n_trials:7d} {best}")
+        print(f"{name:28s} {n_trials:7d} {best}  {states.get(name, '')}")
     return 0
 
 
@@ -480,7 +547,10 @@ def cmd_replay(args) -> int:
     spec = stored_spec(storage, name)
     records = {r.number: r for r in read_records(storage, name)}
     if args.trial not in records:
-        raise SweepError(f"study {name!r} has no trial {args.trial}")
+        numbers = sorted(records)
+        valid = (f"; its trials are numbered {numbers[0]} to {numbers[-1]}" if numbers
+                 else "; it has no trials yet")
+        raise SweepError(f"study {name!r} has no trial {args.trial}{valid}")
     record = records[args.trial]
     if record.state in ("running", "failed", "waiting"):
         raise SweepError(
@@ -667,6 +737,12 @@ def cmd_delete(args) -> int:
             ) from None
         deleted += f" and {folder}/"
     print(deleted)
+    from .folders import results_root
+
+    if (results_root() / "index.html").exists():  # the gallery no longer links to it
+        from .report import write_gallery
+
+        print(write_gallery(storage))
     return 0
 
 
@@ -704,6 +780,10 @@ COMMANDS = {
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "storage") and args.storage is None:
+        from .store.urls import default_storage
+
+        args.storage = default_storage()
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C raises KeyboardInterrupt even if this process inherited SIGINT ignored (as
         # anything started from a background shell does), so that it always stops cleanly.

@@ -53,8 +53,19 @@ class FolderNameError(SweepError, ValueError):
 
 
 def results_root() -> Path:
-    """``$MOMENTUM_SWEEP_RESULTS`` when set, else ``results`` in the current folder."""
-    return Path(os.environ.get(RESULTS_ENV) or "results")
+    """``$MOMENTUM_SWEEP_RESULTS`` when set; else the ``results`` folder of the current folder
+    or of the nearest folder above it that has one (as git finds its repository), so commands
+    work from anywhere inside a project (its studies/ folder, results/ itself); else
+    ``results`` in the current folder."""
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV])
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if folder.name == "results" and (folder / "sweep.db").exists():
+            return folder
+        if (folder / "results").is_dir():
+            return folder / "results" if folder != here else Path("results")
+    return Path("results")
 
 
 # The longest folder name most file systems take (NAME_MAX), in bytes of UTF-8.

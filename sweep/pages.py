@@ -48,6 +48,7 @@ class GalleryEntry:
     has_page: bool = False
     answer: dict | None = None
     thumbnails: tuple[str, ...] = ()
+    states: dict | None = None  # trials per state (``analysis.state_counts``)
 
 
 @dataclass(frozen=True)
@@ -130,19 +131,19 @@ def _param_label(param) -> str:
     return text
 
 
-def _states_label(records) -> str:
-    counts = analysis.state_counts(records)
+def _states_label(counts: dict) -> str:
+    """'12 trials: 9 complete, 3 diverged' from trials per state."""
     shown = [
         f"{counts[s]} {s}"
         for s in ("complete", "pruned", "diverged", "failed", "running")
-        if counts[s]
+        if counts.get(s)
     ]
-    return f"{len(records)} trials" + (f": {', '.join(shown)}" if shown else "")
+    return f"{sum(counts.values())} trials" + (f": {', '.join(shown)}" if shown else "")
 
 
 def _facts(study: Study) -> str:
     spec = study.spec
-    rows = [("Trials", _states_label(study.records))]
+    rows = [("Trials", _states_label(analysis.state_counts(study.records)))]
     if spec is not None:
         pruner = (
             spec.pruner.name
@@ -394,7 +395,8 @@ def gallery_page(view: GalleryView) -> str:
             _e(spec.description if spec else ""),
             _e(_data_label(spec)),
             _e(spec.rule if spec else "?"),
-            _e(_states_label(study.records)),
+            _e(_states_label(entry.states if entry.states is not None
+                             else analysis.state_counts(study.records))),
             _answer_cell(answer),
             _num(answer.get("learning_rate")),
             _num(answer.get("momentum")),

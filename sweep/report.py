@@ -240,17 +240,25 @@ def _write_study(storage, study: Study, others: dict[str, Study]) -> str:
 LINKED_FILES = ("best.json", "tuned.toml", "trials.csv", "curves.csv")
 
 
-def _gallery_entry(study: Study) -> GalleryEntry:
-    """What the gallery shows of a study, from the files its folder holds."""
+def _gallery_entry(study: Study, loaded) -> GalleryEntry:
+    """What the gallery shows of a study, from the files its folder holds: its answer (with its
+    trials' states, as best.json keeps them), its page and its plots. A study whose best.json
+    does not say (none written yet) has its trials read (``loaded(name)``) for its states."""
     try:
         folder = study_folder(study.name)
     except FolderNameError:
-        return GalleryEntry(study)
+        folder = None
+    answer = (read_json(folder / "best.json") or None) if folder is not None else None
+    states = (answer or {}).get("trials")
+    if not isinstance(states, dict):
+        states = analysis.state_counts(loaded(study.name).records)
     return GalleryEntry(
         study,
-        has_page=(folder / "index.html").exists(),
-        answer=read_json(folder / "best.json") or None,
-        thumbnails=tuple(f for f in GALLERY_PLOTS if (folder / f).exists()),
+        has_page=folder is not None and (folder / "index.html").exists(),
+        answer=answer,
+        thumbnails=tuple(f for f in GALLERY_PLOTS if folder is not None
+                         and (folder / f).exists()),
+        states=states,
     )
 
 
@@ -287,8 +295,10 @@ def write_reports(
     Returns one line per folder written.
 
     A study whose trials, spec, compared studies and confirmation are those its files were
-    written from (its ``.stamp.json``), by this version of momentum-sweep, is left as it is.
-    ``on_study(i, count, name)`` is called before each of the ``count`` studies (i from 0).
+    written from (its ``.stamp.json``), by this version of momentum-sweep, is left as it is,
+    and its trials are not read: deciding so costs a few queries per study, whatever its
+    number of trials. ``on_study(i, count, name)`` is called before each of the ``count``
+    studies (i from 0).
 
     SweepError for a name not in the storage or one that cannot be a folder name; with
     ``names=None`` such a study (made outside momentum-sweep) is skipped with a line saying so.
@@ -298,22 +308,29 @@ def write_reports(
     skipped = {name: why for name in every if (why := unreadable(storage, name))}
     every = [name for name in every if name not in skipped]
     chosen = every if names is None else list(dict.fromkeys(names))
-    studies = {name: load_study(storage, name) for name in dict.fromkeys([*every, *chosen])}
+    for name in chosen:
+        if name not in every:
+            read_records(storage, name)  # SweepError naming the closest stored names
+    # Light studies (no trials read): enough to tell what is stale and to draw the gallery.
+    studies = {name: _light_study(storage, name) for name in dict.fromkeys([*every, *chosen])}
     digests = {name: trials_digest(storage, name) for name in studies}
+    loaded = functools.cache(lambda name: load_study(storage, name))
     lines = [f"skipped study {name!r}: {why}" for name, why in skipped.items()]
     root = results_root()
     files.make_folder(root)
     # The "What momentum does" page re-trains networks: it is drawn in a process of its own
     # while this one draws the studies' pages, one core each.
     with ExitStack() as stack:
-        momentum = _start_momentum(stack, root, digests, studies) if names is None else None
+        momentum = (_start_momentum(stack, root, digests, studies, loaded) if names is None
+                    else None)
         for i, name in enumerate(chosen):
             if on_study is not None:
                 on_study(i, len(chosen), name)
-            lines.append(_write_if_stale(storage, studies[name], digests, studies, names is None))
+            lines.append(_write_if_stale(storage, studies[name], digests, studies, loaded,
+                                         names is None))
         if momentum is not None:
             lines.append(momentum())
-    entries = tuple(_gallery_entry(study) for study in studies.values())
+    entries = tuple(_gallery_entry(study, loaded) for study in studies.values())
     setups = analysis.setup_answers(
         [(e.study.name, e.study.spec, e.answer, e.study.confirmation) for e in entries])
     gallery = GalleryView(
@@ -327,7 +344,34 @@ def write_reports(
     return lines
 
 
-def _write_if_stale(storage, study: Study, digests: dict[str, str], studies: dict, every: bool):
+def write_gallery(storage) -> str:
+    """Write the gallery index alone (after a study was deleted, say), from what each study's
+    folder holds; its line."""
+    studies = {name: _light_study(storage, name) for name in study_names(storage)
+               if not unreadable(storage, name)}
+    loaded = functools.cache(lambda name: load_study(storage, name))
+    entries = tuple(_gallery_entry(study, loaded) for study in studies.values())
+    root = results_root()
+    files.make_folder(root)
+    gallery = GalleryView(
+        entries,
+        setups=tuple(analysis.setup_answers(
+            [(e.study.name, e.study.spec, e.answer, e.study.confirmation) for e in entries])),
+        momentum_page=(root / MOMENTUM_PAGE).exists(),
+        root=str(root),
+    )
+    files.write_text(root / "index.html", gallery_page(gallery))
+    return f"index: wrote {root / 'index.html'} ({len(studies)} studies)"
+
+
+def _light_study(storage, name: str) -> Study:
+    """A study without its trials: its spec and its current confirmation."""
+    spec = stored_spec(storage, name, foreign_ok=True)
+    return Study(name, spec, [], current_confirmation(storage, name, spec))
+
+
+def _write_if_stale(storage, study: Study, digests: dict[str, str], studies: dict, loaded,
+                    every: bool):
     """Write one study's folder unless its stamp says it is up to date; its line."""
     try:
         folder = study_folder(study.name)
@@ -338,8 +382,11 @@ def _write_if_stale(storage, study: Study, digests: dict[str, str], studies: dic
     key = _report_key(study, digests, studies)
     if read_stamp(folder).get("report") == key and (folder / "index.html").exists():
         return f"{study.name}: {folder}/ is up to date (nothing changed since it was written)"
+    # Its trials, and those of the studies its comparison draws, are read now.
+    others = {name: loaded(name) if name in dict(_comparable(study, studies)) else other
+              for name, other in studies.items()}
     try:
-        line = _write_study(storage, study, studies)
+        line = _write_study(storage, loaded(study.name), others)
     except Undrawable as error:
         if not every:
             raise
@@ -353,20 +400,26 @@ def _quiet_arithmetic() -> None:
     np.seterr(all="ignore")
 
 
-def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studies: dict):
+def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studies: dict,
+                    loaded):
     """Start the "What momentum does" page in a process of its own (closed by ``stack``),
-    unless no study's trials or spec, nor the version, changed since it was written (its digest
-    is in the results root's stamp); returns a function that waits for it and gives its line."""
-    from .claims_page import write_momentum_page
+    unless no study's trials, spec or confirmation, nor the version, changed since it was
+    written (its digest is in the results root's stamp); returns a function that waits for it
+    and gives its line. Only then are the trials of the studies it draws read (``loaded``)."""
+    from .claims_page import drawn_from, write_momentum_page
 
-    key = _key(studies={name: (digests[name], _spec_digest(s.spec)) for name, s in studies.items()})
+    key = _key(studies={name: (digests[name], _spec_digest(s.spec),
+                               (s.confirmation or {}).get("key"))
+                        for name, s in studies.items()})
     if read_stamp(root).get("momentum") == key and (root / MOMENTUM_PAGE).exists():
         line = (f"momentum: {root / MOMENTUM_PAGE} is up to date "
                 "(nothing changed since it was written)")
         return lambda: line
     pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=get_context("spawn"),
                                                    initializer=_quiet_arithmetic))
-    drawn = pool.submit(write_momentum_page, list(studies.values()), root)
+    drawn = pool.submit(write_momentum_page,
+                        [loaded(name) if drawn_from(s) else s for name, s in studies.items()],
+                        root)
 
     def finish() -> str:
         try:

@@ -219,7 +219,7 @@ CASES = [
     case("export-unknown-study", ["export", "nosuch", "--out", "{tmp}/out", *S], ["no study named 'nosuch'"]),
     case("report-unknown-study", ["report", "nosuch", *S], ["no study named 'nosuch'"]),
     case("confirm-unknown-study", ["confirm", "nosuch", *S], ["no study named 'nosuch'"]),
-    case("same-name-different-search", ["run", "{tmp}/changed.toml", *S], ["changed.toml", "'tiny'", "new name", "--allow-spec-change"],
+    case("same-name-different-search", ["run", "{tmp}/changed.toml", *S], ["changed.toml", "'tiny'", "new name", "--allow-spec-change", "epochs: stored 3, the file 4", 'name = "tiny-2"'],
          files={"changed.toml": TINY_CHANGED}),
     case("same-name-different-search-after-a-good-study", ["run", "{tmp}/fresh.toml", "{tmp}/changed.toml", *S],
          ["changed.toml", "'tiny'", "--allow-spec-change"],

@@ -118,3 +118,82 @@ def test_the_readme_cites_the_article_and_needs_nothing_outside_the_repository()
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert "\"Neural Network Momentum\"" in readme and "James D. McCaffrey" in readme
     assert "../" not in readme
+
+
+# ---- issue 24: a command from anywhere, the small gaps ----------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder with results/ and studies/, and one tiny study run in it."""
+    monkeypatch.delenv(RESULTS_ENV, raising=False)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "tiny.toml").write_text(
+        'name = "tiny"\ntrials = 4\nbatch_size = 4\nseed = 1\nfolds = 2\nrepeats = 1\n'
+        '[data]\nsource = "synthetic"\nitems = 40\ninputs = 3\nclasses = 3\n'
+        "[network]\nepochs = 4\n")
+    monkeypatch.chdir(tmp_path / "studies")
+    # From studies/, by name: the project's studies/tiny.toml, stored in its results/.
+    assert main(["run", "tiny", "--quiet", "--no-confirm"]) == 0
+    return tmp_path
+
+
+def test_commands_find_the_projects_results_from_any_folder_inside_it(project, capsys,
+                                                                       monkeypatch):
+    assert (project / "results" / "sweep.db").exists()
+    for folder in (project, project / "studies", project / "results"):
+        monkeypatch.chdir(folder)
+        assert main(["list"]) == 0
+        assert "tiny" in capsys.readouterr().out
+    monkeypatch.chdir(project.parent)  # outside the project: no results/ here or above
+    assert main(["list"]) == 2
+    assert "--storage" in capsys.readouterr().err  # says how to point at one
+
+
+def test_list_breaks_trials_down_by_state_and_replay_gives_the_valid_range(project, capsys):
+    assert main(["list"]) == 0
+    assert "4 complete" in capsys.readouterr().out
+    assert main(["replay", "tiny", "99999"]) == 2
+    assert "numbered 0 to 3" in capsys.readouterr().err
+
+
+def test_a_mistyped_verb_gets_a_suggestion(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["lst"])
+    assert stop.value.code == 2 and "did you mean 'list'?" in capsys.readouterr().err
+
+
+def test_progress_piped_is_plain_lines_with_a_rate(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from sweep import cli
+
+    show = cli._progress_printer("s", quiet=False)
+    progress = SimpleNamespace(done=0, total=10, complete=0, pruned=0, diverged=0, failed=0)
+    show(progress)
+    progress.done = progress.complete = 10
+    show(progress)
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.count("\n") == 2
+    assert err.splitlines()[-1].startswith("s: 10/10  complete 10")
+
+
+def test_delete_rewrites_the_gallery_and_a_rerun_with_nothing_new_reads_no_trials(
+    project, capsys, monkeypatch
+):
+    from sweep import report
+
+    monkeypatch.chdir(project)
+    assert main(["report", "--all"]) == 0
+    assert 'href="tiny/index.html"' in (project / "results" / "index.html").read_text()
+    read = []
+    real = report.load_study
+    monkeypatch.setattr(report, "load_study", lambda *a: read.append(a[1]) or real(*a))
+    capsys.readouterr()
+    assert main(["report", "--all"]) == 0
+    assert read == []  # nothing new: decided from a few queries per study, no trial read
+    assert main(["delete", "tiny", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "index: wrote" in out
+    assert "tiny/index.html" not in (project / "results" / "index.html").read_text()

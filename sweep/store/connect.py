@@ -60,7 +60,10 @@ def _check_sqlite_file(path: Path) -> bool:
     Returns whether the file holds an Optuna database (False: no file, or an empty one).
     """
     if not path.parent.is_dir():
-        raise StorageError(f"{path}: folder {path.parent} does not exist")
+        raise StorageError(
+            f"{path}: folder {path.parent} does not exist (no results/ folder here or in a "
+            "folder above: run from inside a momentum-sweep project, or say where the results "
+            "are with --storage sqlite:///PATH/sweep.db or MOMENTUM_SWEEP_RESULTS=PATH)")
     if path.is_dir():
         raise StorageError(f"{path}: is a directory, not a results database file")
     if not path.exists() or path.stat().st_size == 0:

@@ -40,12 +40,33 @@ FINGERPRINT_WAIT_SECONDS = 30.0
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def changed_search_error(spec) -> SweepError:
-    """The refusal of a study file whose search differs from the study stored under its name."""
+def changed_search_error(spec, stored: dict | None = None) -> SweepError:
+    """The refusal of a study file whose search differs from the study stored under its name,
+    saying what differs (from ``stored``, the stored spec's dict, when given) and the two ways
+    on."""
+    differences = _differences(stored, spec.to_dict()) if isinstance(stored, dict) else []
+    what = ("; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
+            if differences else "its data set, network or search space")
     return SweepError(
-        f"{spec.path}: study {spec.name!r} was stored with a different data set, network or "
-        "search space; give it a new name, or pass --allow-spec-change to add trials anyway"
+        f"{spec.path}: study {spec.name!r} was stored with another search ({what}); to search "
+        f"afresh, give the file a new name (name = \"{spec.name}-2\"); to add trials to the "
+        "stored ones under the new search, pass --allow-spec-change"
     )
+
+
+def _differences(stored: dict, current: dict, prefix: str = "") -> list[str]:
+    """'key: stored X, the file Y' for each key whose value differs, nested keys dotted; the
+    keys a study may change freely (description, trials, batch_size) left out."""
+    found = []
+    for key in sorted(set(stored) | set(current)):
+        if not prefix and key in ("description", "trials", "batch_size", "name"):
+            continue
+        old, new = stored.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            found.append(f"{prefix}{key}: stored {old!r}, the file {new!r}")
+    return found
 
 
 def _study_id(storage, study_name: str) -> int:
@@ -105,7 +126,8 @@ def open_study(spec, storage, *, allow_spec_change: bool = False) -> int:
             )
         if stored != spec.search_fingerprint():
             if not allow_spec_change:
-                raise changed_search_error(spec)
+                raise changed_search_error(
+                    spec, storage.get_study_user_attrs(study_id).get(SPEC_ATTR))
             storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_dict())
             storage.set_study_user_attr(study_id, FINGERPRINT_ATTR, spec.search_fingerprint())
         return study_id
@@ -156,6 +178,16 @@ def current_confirmation(storage, study_name: str, spec) -> dict | None:
                                                            budget) else None
 
 
+def stored_spec_dict(storage, study_name: str) -> dict | None:
+    """The stored study file as ``StudySpec.to_dict()`` gave it, or None."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return None
+    stored = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
+    return stored if isinstance(stored, dict) else None
+
+
 def stored_fingerprint(storage, study_name: str) -> str | None:
     """The search fingerprint stored with ``study_name``; None for a new or a foreign study."""
     try:
@@ -191,6 +223,30 @@ def stored_spec(storage, study_name: str, *, foreign_ok: bool = False):
     if foreign_ok:
         return None
     raise SweepError(f"study {study_name!r} was not made by momentum-sweep")
+
+
+def state_breakdown(storage) -> dict[str, str]:
+    """Each study's trials by state, as a short text ('180 complete, 15 pruned or diverged, 5
+    failed'): one grouped query, no trial read."""
+    from optuna.storages._rdb import models
+    from sqlalchemy import func, select
+
+    studies, trials = models.StudyModel.__table__, models.TrialModel.__table__
+    words = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned or diverged",
+             TrialState.FAIL: "failed", TrialState.RUNNING: "running",
+             TrialState.WAITING: "waiting"}
+    with named_damage(storage), storage.engine.connect() as connection:
+        rows = connection.execute(
+            select(studies.c.study_name, trials.c.state, func.count())
+            .join(trials, trials.c.study_id == studies.c.study_id)
+            .group_by(studies.c.study_name, trials.c.state)
+        ).all()
+    found: dict[str, dict] = {}
+    for name, state, count in rows:
+        found.setdefault(name, {})[state] = count
+    return {name: ", ".join(f"{counts[state]} {word}" for state, word in words.items()
+                            if counts.get(state))
+            for name, counts in found.items()}
 
 
 def summaries(storage) -> list[tuple[str, int, float | None]]:

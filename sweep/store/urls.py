@@ -13,6 +13,15 @@ from pathlib import Path
 
 DEFAULT_STORAGE = "sqlite:///results/sweep.db"
 
+
+def default_storage() -> str:
+    """The storage a command uses without --storage: ``sweep.db`` in the results root
+    (``sweep.folders.results_root``: the project's results/ folder from anywhere inside it)."""
+    from ..folders import results_root
+
+    root = results_root()
+    return DEFAULT_STORAGE if str(root) == "results" else f"sqlite:///{root / 'sweep.db'}"
+
 # A password in a URL's user part: scheme, ':' and any slashes (a typo may drop one), user, ':',
 # then the password up to the *last* '@' before a space (a raw '@' in it must not leave its tail
 # shown); or in the query (?password=...); or a URL cut at a space in its password, which has

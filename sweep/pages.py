@@ -72,6 +72,7 @@ table { border-collapse: collapse; margin: 0.8em 0; font-size: 14px; }
 th, td { border: 1px solid #d5d5d5; padding: 0.3em 0.65em; text-align: left; vertical-align: top; }
 th { background: #f3f3f5; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+small.edge { color: #9a5b00; font-weight: 600; }
 .note { background: #fff6d6; border: 1px solid #e5c64d; padding: 0.6em 0.9em; border-radius: 4px; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #e3e3e3; }
 figcaption { color: #555; font-size: 14px; }
@@ -362,11 +363,15 @@ def _answer_cell(answer: dict | None) -> str:
     marked unconfirmed."""
     if not answer or answer.get("trial") is None:
         return "no completed trials yet"
+    edge = ""
+    if answer.get("edge_warnings"):
+        edge = ('<br><small class="edge">at the edge of its search range: widen it (see its '
+                'page)</small>')
     if answer.get("confirmed"):
         return (f"{_interval_text(answer)}<br><small>{_e(answer.get('objective'))}, "
-                f"{_e(answer.get('networks'))} fresh networks</small>")
+                f"{_e(answer.get('networks'))} fresh networks</small>{edge}")
     return (f"{_num(answer.get('value'))}<br><small>search's own figure, "
-            "not confirmed</small>")
+            f"not confirmed</small>{edge}")
 
 
 def gallery_page(view: GalleryView) -> str:

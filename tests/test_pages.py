@@ -50,5 +50,8 @@ def test_pages_render_from_records_alone(tmp_path, monkeypatch):
         (GalleryEntry(study, has_page=True, thumbnails=("curves.png",), answer=answer),),
         momentum_page=False))
     assert 'href="drawn/index.html"' in gallery and 'src="drawn/curves.png"' in gallery
-    assert "momentum.html" not in gallery
+    assert "momentum.html" not in gallery and "edge of its search range" not in gallery
+    edged = gallery_page(GalleryView((GalleryEntry(
+        study, has_page=True, answer={**answer, "edge_warnings": ["the chosen momentum..."]}),)))
+    assert "edge of its search range: widen it" in edged
     assert not (tmp_path / "results").exists()

@@ -193,7 +193,7 @@ CASES = [
     # ---- command-line arguments ---------------------------------------------------------------
     case("no-verb", [], ["required", "VERB"]),
     case("unknown-verb", ["frobnicate"], ["invalid choice", "'frobnicate'"]),
-    case("run-without-study", ["run", *S], ["required", "STUDY.toml"]),
+    case("run-without-study", ["run", *S], ["required", "STUDY"]),
     case("unknown-option", ["list", "--colour", *S], ["unrecognized arguments", "--colour"]),
     case("storage-without-value", ["list", "--storage"], ["--storage", "expected one argument"]),
     case("workers-zero", ["run", "{tmp}/fresh.toml", "--workers", "0", *S], ["--workers", "at least 1"],

@@ -185,7 +185,8 @@ def test_pruning_removes_networks_from_a_batch(tmp_path, storage):
 def test_a_changed_search_space_is_refused_unless_allowed(tmp_path, storage):
     run_study(tiny_spec(tmp_path, trials=3), storage)
     changed = tiny_spec(tmp_path, trials=3, network={"epochs": 13})
-    with pytest.raises(SweepError, match="different data set, network or search space"):
+    with pytest.raises(SweepError, match=r"another search \(epochs: stored 12, the file 13\).*"
+                                         r"--allow-spec-change"):
         run_study(changed, storage)
     run_study(changed, storage, allow_spec_change=True)
 

@@ -9,6 +9,7 @@ import pytest
 
 import sweep
 from sweep import kernel
+from sweep.engines import draw_orders
 from sweep.network import Layout, evaluate, initial_block
 from sweep.rules import rule_names
 from sweep.seeding import generators
@@ -188,6 +189,70 @@ def test_llvm_fuses_no_multiply_and_add_without_fastmath():
     # The check can see a fused multiply-add: with the contract flag LLVM makes them here.
     assert fused.search(_compiled_assembly(fastmath={"contract"}))
     assert not fused.search(_compiled_assembly(fastmath=False))
+
+
+# ---------------------------------------------------------------- item orders
+
+
+def _generators_in_many_states(seeds):
+    """default_rng(seed) for each seed, each having drawn a few doubles first, and every other
+    one an odd number of 32-bit draws, so that it keeps the high half of its last output."""
+    drawn = generators(seeds)
+    for generator, seed in zip(drawn, seeds):
+        generator.random(int(seed % 5))
+        if seed % 2:
+            generator.random(1, dtype=np.float32)
+    return drawn
+
+
+def _assert_shuffles_draw_what_numpy_draws(seeds, lengths, epochs, threads):
+    first_rows = np.random.default_rng(len(seeds)).integers(0, 1000, len(seeds))
+    shuffles = kernel.Shuffles(_generators_in_many_states(seeds), first_rows, lengths)
+    numpys = draw_orders(_generators_in_many_states(seeds), lengths.tolist(), epochs)
+    for epoch in range(epochs):
+        drawn = shuffles.draw(threads=threads)
+        for k, n_items in enumerate(lengths):
+            assert np.array_equal(drawn[k, :n_items] - first_rows[k], numpys[epoch, k, :n_items]), (
+                f"seed {seeds[k]}, {n_items} items, epoch {epoch + 1}")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_shuffles_draw_numpys_permuted_orders_bit_for_bit_over_many_seeds_and_lengths(threads):
+    rng = np.random.default_rng(21 + threads)
+    seeds = np.concatenate([[0, 1, 2**63 - 1], rng.integers(0, 2**63, 3000)])
+    # Every length to 300, and around the powers of two, where random_interval's mask halves.
+    lengths = np.concatenate([np.arange(1, 301), rng.integers(1, 300, len(seeds) - 300)])
+    lengths[:12] = [1, 2, 3, 4, 5, 8, 9, 16, 17, 256, 257, 1024]
+    _assert_shuffles_draw_what_numpy_draws(seeds, lengths, epochs=4, threads=threads)
+
+
+def test_shuffles_draw_numpys_orders_of_long_rows_too():
+    lengths = np.array([2**16, 2**16 + 1, 100_003, 3])
+    _assert_shuffles_draw_what_numpy_draws(np.array([5, 6, 7, 8]), lengths, epochs=2, threads=1)
+
+
+def test_shuffles_leave_the_generators_alone_and_keep_only_the_networks_kept():
+    drawn = generators([3, 4, 5])
+    shuffles = kernel.Shuffles(drawn, [0, 10, 20], [10, 10, 5])
+    before = [generator.bit_generator.state for generator in drawn]
+    shuffles.draw()
+    assert [generator.bit_generator.state for generator in drawn] == before
+    shuffles.keep(np.array([0, 2]))
+    numpys = draw_orders(drawn, [10, 10, 5], 2)[1]  # each generator's second epoch
+    kept = shuffles.draw()
+    np.testing.assert_array_equal(kept[0], numpys[0])
+    np.testing.assert_array_equal(kept[1, :5] - 20, numpys[2, :5])
+
+
+def test_shuffles_refuse_a_generator_that_is_not_pcg64_and_rows_outside_the_table(iris):
+    with pytest.raises(ValueError, match="MT19937"):
+        kernel.Shuffles([np.random.Generator(np.random.MT19937(1))], [0], [5])
+    layout = Layout(4, 7, 3)
+    weights = np.zeros((layout.size, 2))
+    shuffles = kernel.Shuffles(generators([1, 2]), [0, len(iris.y_train) - 3], [5, 5])
+    with pytest.raises(ValueError, match="network 1"):
+        kernel.train_epoch(layout, weights, np.zeros_like(weights), [0.1, 0.1], [0.0, 0.0],
+                           "seed", iris.x_train, iris.y_train, shuffles, [5, 5])
 
 
 # ---------------------------------------------------------------- against train_many

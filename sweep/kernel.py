@@ -292,14 +292,11 @@ def _compiled_step(name: str):
 
 
 @njit(**_INLINED)
-def _rule_step(rule, weights, memory, p, j, sgd_step, momentum, active):
+def _rule_step(rule, weights, memory, p, j, sgd_step, momentum):
     """Parameter p of lane j: one step of the rule ``rule`` (a ``rule_key``, a compile-time
-    constant) given ``sgd_step`` = -learning_rate * dLoss/dw; ``memory`` is the rule's memory.
-    A lane not ``active`` (past its last item) keeps its values."""
-    weight, remembered = weights[p, j], memory[p, j]
-    updated, new_memory = _rule_formula(rule, weight, remembered, sgd_step, momentum)
-    weights[p, j] = updated if active else weight
-    memory[p, j] = new_memory if active else remembered
+    constant) given ``sgd_step`` = -learning_rate * dLoss/dw; ``memory`` is the rule's memory."""
+    weights[p, j], memory[p, j] = _rule_formula(rule, weights[p, j], memory[p, j], sgd_step,
+                                                momentum)
 
 
 @njit(**_JIT)
@@ -371,11 +368,22 @@ def _train_chunk(
     total = np.empty(width, dtype)
     log_p = np.empty(width, dtype)  # the log in the networks' dtype, as the trainer takes it
     sums = np.zeros(width, np.float64)
+    # A lane whose items end before the chunk's last step trains on with the others (on row 0,
+    # its losses not counted) and gets back, when the epoch ends, the weights and memory it had
+    # after its last item: a copy per such lane, where a select on every update of every lane
+    # cost a quarter of the epoch.
+    last_weights = np.empty((n_parameters, width), dtype)
+    last_memory = np.empty((n_parameters, width), dtype)
 
     for t in range(n_steps):
         for j in range(width):
+            if t > 0 and chunk_counts[j] == t:  # lane j's last item was step t - 1
+                for p in range(n_parameters):
+                    last_weights[p, j] = chunk_weights[p, j]
+                    last_memory[p, j] = chunk_memory[p, j]
+        for j in range(width):
             active[j] = t < chunk_counts[j]
-            row = orders[first + j, t] if active[j] else 0  # a finished lane idles on row 0
+            row = orders[first + j, t] if active[j] else 0  # a finished lane trains on row 0
             targets[j] = y_table[row] if active[j] else 0
             for i in range(n_inputs):
                 x[i, j] = x_table[row, i]
@@ -462,7 +470,6 @@ def _train_chunk(
                         j,
                         hidden[h, j] * outputs[c, j],
                         chunk_momenta[j],
-                        active[j],
                     )
         for c in range(n_outputs):
             for j in range(width):
@@ -474,7 +481,6 @@ def _train_chunk(
                     j,
                     outputs[c, j],
                     chunk_momenta[j],
-                    active[j],
                 )
         for i in range(n_inputs):
             for h in range(n_hidden):
@@ -488,7 +494,6 @@ def _train_chunk(
                         j,
                         x[i, j] * hidden_error[h, j],
                         chunk_momenta[j],
-                        active[j],
                     )
         for h in range(n_hidden):
             for j in range(width):
@@ -500,9 +505,13 @@ def _train_chunk(
                     j,
                     hidden_error[h, j],
                     chunk_momenta[j],
-                    active[j],
                 )
 
+    for j in range(n_lanes):
+        if chunk_counts[j] < n_steps:
+            for p in range(n_parameters):
+                chunk_weights[p, j] = last_weights[p, j]
+                chunk_memory[p, j] = last_memory[p, j]
     for p in range(n_parameters):
         for j in range(n_lanes):
             weights[p, first + j] = chunk_weights[p, j]

@@ -24,7 +24,9 @@ size, the thread count or the machine.
   ``exp``, ``log`` and ``tanh`` are written here in + - * / and bit operations (exp: fdlibm's
   range reduction and a Taylor polynomial; log: fdlibm's; tanh: Cephes's), within 2 ulp of
   NumPy's, with the special values (0, -0, inf, nan, subnormals) as NumPy gives them. In
-  float32 each is computed in float64 and rounded once.
+  float32 they are float32 arithmetic throughout (``exp32``, ``log32``, ``tanh32``: the same
+  algorithms, or fdlibm's and Cephes's float versions, within 1 ulp of the correctly rounded
+  value), so a float32 network's loop runs twice the lanes per vector.
 
 The kernel keeps only the state it is given: the caller decides on divergence and keeps the
 curves, as ``train_many`` does. ``train_epoch`` runs one epoch and returns each network's sum
@@ -50,6 +52,7 @@ import contextlib
 import functools
 import hashlib
 import marshal
+import math
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +69,8 @@ from .network import Layout
 from .rules import get_rule
 
 # Networks per chunk: eight 4-wide vectors of float64 per operation, enough independent work
-# to hide the latencies, while an Iris chunk's weights and state (30 KB) stay in L1.
+# to hide the latencies, while an Iris chunk's weights and state (30 KB) stay in L1. float32
+# networks take twice as many, the same eight vectors and bytes.
 DEFAULT_CHUNK = 32
 # Below this many networks a second thread costs more than it saves (see ``make bench``).
 PARALLEL_MIN_NETWORKS = 64
@@ -77,31 +81,38 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath=False, boundsc
 _INLINED = dict(_JIT, inline="always")
 
 
-# ---------------------------------------------------------------- bits of a float64
+# ---------------------------------------------------------------- bits of a float
+
+# Each float type with the integer of its width.
+_BIT_TYPES = {types.float64: types.int64, types.float32: types.int32}
 
 
 @intrinsic
 def _bits_of(typingctx, value):
-    """The IEEE bit pattern of a float64, as an int64 (a bit cast, no arithmetic)."""
-    if value != types.float64:
+    """The IEEE bit pattern of a float64 as an int64, or of a float32 as an int32 (a bit
+    cast, no arithmetic)."""
+    if value not in _BIT_TYPES:
         return None
+    bits = _BIT_TYPES[value]
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
+        return builder.bitcast(args[0], ir.IntType(bits.bitwidth))
 
-    return types.int64(types.float64), codegen
+    return bits(value), codegen
 
 
 @intrinsic
 def _float_of(typingctx, bits):
-    """The float64 whose IEEE bit pattern is the int64 ``bits``."""
-    if bits != types.int64:
+    """The float64 whose IEEE bit pattern is the int64 ``bits``, or the float32 of an int32."""
+    floats = {integer: real for real, integer in _BIT_TYPES.items()}
+    if bits not in floats:
         return None
+    real = floats[bits]
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
+        return builder.bitcast(args[0], context.get_value_type(real))
 
-    return types.float64(types.int64), codegen
+    return real(bits), codegen
 
 
 # ---------------------------------------------------------------- exp, log, tanh in float64
@@ -242,6 +253,150 @@ def tanh(x):
     )
     result = a + b / c
     return result if x != 0.0 else x  # keeps -0's sign, and a NaN stays NaN (x != 0)
+
+
+# ---------------------------------------------------------------- exp, log, tanh in float32
+# The same algorithms in float32 arithmetic throughout, so that a float32 network's loop runs
+# twice the lanes per vector and converts nothing. Every constant is a float32 (a Python float
+# would make its operation float64), and every integer is cast back to int32 before a bit cast.
+
+_F32 = np.float32
+_ZERO_32, _ONE_32, _HALF_32, _TWO_32 = _F32(0.0), _F32(1.0), _F32(0.5), _F32(2.0)
+_INF_32, _NAN_32 = _F32(np.inf), _F32(np.nan)
+
+
+def _f32_from_bits(bits: int) -> np.float32:
+    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
+
+
+# exp: e_expf.c's split of ln 2 (k * _LN2_HI_32 is exact for |k| < 512), and Taylor's series to
+# r**7/7!: on |r| <= ln2 / 2 the first term left out is below 6e-9, a tenth of an ulp.
+_LN2_HI_32 = _f32_from_bits(0x3F317200)
+_LN2_LO_32 = _f32_from_bits(0x35BFBE8E)
+_INV_LN2_32 = _F32(1.4426950408889634)
+_ROUNDER_32 = _F32(12582912.0)  # 1.5 * 2**23: rounds a float32 below 2**22 to an integer
+_EXP_MAX_32, _EXP_MIN_32 = _F32(89.0), _F32(-104.0)  # beyond: inf, and 0 (below 2**-150)
+_F2, _F3, _F4, _F5, _F6, _F7 = (_F32(1.0 / math.factorial(n)) for n in range(2, 8))
+
+
+@njit(**_INLINED)
+def exp32(x):
+    """e**x for a float32 x in float32 arithmetic: ``exp``'s algorithm (range reduction by
+    k ln2, a Taylor polynomial, 2**k in two factors), without branches or divisions."""
+    clamped = x if x < _EXP_MAX_32 else _EXP_MAX_32
+    clamped = clamped if clamped > _EXP_MIN_32 else _EXP_MIN_32  # a NaN is put back at the end
+    k = (clamped * _INV_LN2_32 + _ROUNDER_32) - _ROUNDER_32
+    hi = clamped - k * _LN2_HI_32
+    lo = k * _LN2_LO_32
+    r = hi - lo
+    q = _F6 + r * _F7
+    q = _F5 + r * q
+    q = _F4 + r * q
+    q = _F3 + r * q
+    q = _F2 + r * q
+    y = _ONE_32 + (hi - (lo - (r * r) * q))
+    n = np.int32(k)
+    half = n >> 1
+    scale_a = _float_of(np.int32((half + 127) << 23))
+    scale_b = _float_of(np.int32((n - half + 127) << 23))
+    result = (y * scale_a) * scale_b
+    return result if x == x else x
+
+
+# log: FreeBSD's e_logf.c (fdlibm's, for float), as ``log`` writes e_log.c.
+_LOG_LN2_HI_32 = _f32_from_bits(0x3F317180)
+_LOG_LN2_LO_32 = _f32_from_bits(0x3717F7D1)
+_LG1_32 = _F32(0xAAAAAA * 2.0**-24)
+_LG2_32 = _F32(0xCCCE13 * 2.0**-25)
+_LG3_32 = _F32(0x91E9EE * 2.0**-25)
+_LG4_32 = _F32(0xF89E26 * 2.0**-26)
+_TWO25_32 = _F32(2.0**25)
+_SMALLEST_NORMAL_32 = _F32(2.0**-126)
+
+
+@njit(**_INLINED)
+def log32(x):
+    """Natural log of a float32 x in float32 arithmetic: e_logf.c (error below 1 ulp),
+    without branches, as ``log`` is e_log.c."""
+    subnormal = x < _SMALLEST_NORMAL_32  # also 0 and negatives, whose result is replaced below
+    scaled = x * _TWO25_32 if subnormal else x
+    bits = _bits_of(scaled) & 0x7FFFFFFF
+    k = (bits >> 23) - 127 - (25 if subnormal else 0)
+    bits &= 0x007FFFFF
+    i = (bits + (0x95F64 << 3)) & 0x800000
+    # The mantissa with exponent 0 or -1, whichever puts it in [sqrt(2)/2, sqrt(2)).
+    mantissa = _float_of(np.int32(bits | (i ^ 0x3F800000)))
+    k += i >> 23
+    f = mantissa - _ONE_32
+    s = f / (_TWO_32 + f)
+    dk = _F32(k)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2_32 + w * _LG4_32)
+    t2 = z * (_LG1_32 + w * _LG3_32)
+    r = t2 + t1
+    half_f_squared = _HALF_32 * f * f
+    far_from_one = ((bits - (0x6147A << 3)) | ((0x6B851 << 3) - bits)) > 0
+    if far_from_one:
+        result = dk * _LOG_LN2_HI_32 - (
+            (half_f_squared - (s * (half_f_squared + r) + dk * _LOG_LN2_LO_32)) - f)
+    else:
+        result = dk * _LOG_LN2_HI_32 - ((s * (f - r) - dk * _LOG_LN2_LO_32) - f)
+    result = result if x < _INF_32 else x + x  # inf, and NaN
+    result = result if x != _ZERO_32 else -_INF_32
+    return result if x >= _ZERO_32 else _NAN_32
+
+
+# tanh: Cephes's tanhf.c.
+_TANH_P0_32 = _F32(-5.70498872745e-3)
+_TANH_P1_32 = _F32(2.06390887954e-2)
+_TANH_P2_32 = _F32(-5.37397155531e-2)
+_TANH_P3_32 = _F32(1.33314422036e-1)
+_TANH_P4_32 = _F32(-3.33332819422e-1)
+_TANH_SWITCH_32 = _F32(0.625)
+
+
+@njit(**_INLINED)
+def tanh32(x):
+    """Hyperbolic tangent of a float32 x in float32 arithmetic: Cephes's tanhf.c, without
+    branches. |x| < 0.625: x + x z P(z), z = x**2; beyond, 1 - 2 / (e**(2|x|) + 1) with x's
+    sign. As in ``tanh`` both are a + b / c, the first with c = 1 (an exact division)."""
+    magnitude = abs(x)
+    near_zero = magnitude < _TANH_SWITCH_32
+    z = x * x
+    sign = _ONE_32 if x >= _ZERO_32 else -_ONE_32
+    polynomial = (
+        (((_TANH_P0_32 * z + _TANH_P1_32) * z + _TANH_P2_32) * z + _TANH_P3_32) * z
+        + _TANH_P4_32
+    )
+    a = x if near_zero else sign
+    b = (polynomial * z) * x if near_zero else -_TWO_32 * sign
+    c = _ONE_32 if near_zero else exp32(magnitude + magnitude) + _ONE_32
+    result = a + b / c
+    return result if x != _ZERO_32 else x  # keeps -0's sign, and a NaN stays NaN (x != 0)
+
+
+def _in_dtype(function64, function32):
+    """A function for compiled code that is ``function64`` of a float64 and ``function32`` of
+    a float32: the training loop's exp, log or tanh in its networks' dtype."""
+
+    def function(x):
+        raise NotImplementedError("compiled code only")
+
+    @overload(function, inline="always")
+    def typed(x):
+        if x == types.float64:
+            return lambda x: function64(x)
+        if x == types.float32:
+            return lambda x: function32(x)
+        return None
+
+    return function
+
+
+_exp_in_dtype = _in_dtype(exp, exp32)
+_log_in_dtype = _in_dtype(log, log32)
+_tanh_in_dtype = _in_dtype(tanh, tanh32)
 
 
 # ---------------------------------------------------------------- one chunk's epoch
@@ -401,7 +556,7 @@ def _train_chunk(
                     hidden[h, j] += x[i, j] * chunk_weights[i * n_hidden + h, j]
         for h in range(n_hidden):
             for j in range(width):
-                hidden[h, j] = tanh(np.float64(hidden[h, j] + chunk_weights[hidden_bias + h, j]))
+                hidden[h, j] = _tanh_in_dtype(hidden[h, j] + chunk_weights[hidden_bias + h, j])
         for c in range(n_outputs):
             for j in range(width):
                 outputs[c, j] = zero
@@ -422,7 +577,7 @@ def _train_chunk(
                 top[j] = value if (value > top[j] or value != value) else top[j]
         for c in range(n_outputs):
             for j in range(width):
-                outputs[c, j] = exp(np.float64(outputs[c, j] - top[j]))
+                outputs[c, j] = _exp_in_dtype(outputs[c, j] - top[j])
         for j in range(width):
             total[j] = outputs[0, j]
         for c in range(1, n_outputs):
@@ -436,7 +591,7 @@ def _train_chunk(
         for j in range(width):
             log_p[j] = outputs[targets[j], j]
         for j in range(width):  # apart from the gather above, so that this loop vectorises
-            log_p[j] = log(np.float64(log_p[j]))
+            log_p[j] = _log_in_dtype(log_p[j])
             sums[j] = sums[j] + np.float64(log_p[j]) if active[j] else sums[j]
 
         # Back-propagation: the output error (softmax - one-hot) scaled by -learning_rate is
@@ -983,11 +1138,14 @@ def default_threads(n_networks: int) -> int:
     return numba.config.NUMBA_NUM_THREADS if n_networks >= PARALLEL_MIN_NETWORKS else 1
 
 
-def _width(chunk: int, n_networks: int) -> int:
-    """Lanes per chunk: ``chunk``, or K if fewer, so that a lone network runs as scalar code."""
+def _width(chunk: int | None, weights: np.ndarray) -> int:
+    """Lanes per chunk: ``chunk`` (None: DEFAULT_CHUNK float64 networks, twice as many float32
+    ones), or K if fewer, so that a lone network runs as scalar code."""
+    if chunk is None:
+        chunk = DEFAULT_CHUNK * (8 // weights.dtype.itemsize)
     if not 1 <= chunk <= 1024:
         raise ValueError("chunk must be from 1 to 1024 networks")
-    return max(1, min(int(chunk), n_networks))
+    return max(1, min(int(chunk), weights.shape[1]))
 
 
 @functools.cache
@@ -1053,7 +1211,7 @@ def train_epoch(
     orders,
     counts,
     *,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int | None = None,
     threads: int | None = None,
 ) -> np.ndarray:
     """One epoch of online back-propagation for K networks, in place; each network's sum of
@@ -1072,7 +1230,8 @@ def train_epoch(
         orders[k, :counts[k]]; the slots after are not read. Or a ``Shuffles`` (with its own
         counts as ``counts``): each network's order for this epoch is drawn from it first, in
         the compiled loops, as ``numpy.random.Generator.permuted`` would draw it.
-    chunk: networks per vector-loop (>= 1); any value gives the same numbers.
+    chunk: networks per vector-loop (>= 1); None: DEFAULT_CHUNK float64 networks, twice as
+        many float32 ones. Any value gives the same numbers.
     threads: threads over chunks; None picks ``default_threads(K)``. Any count gives the same
         numbers.
 
@@ -1083,7 +1242,7 @@ def train_epoch(
         layout, weights, memory, learning_rates, momenta, rule, x_table, y_table, orders, counts,
         chunk,
     )
-    _run(parts, _width(chunk, weights.shape[1]), weights.shape[1], threads)
+    _run(parts, _width(chunk, weights), weights.shape[1], threads)
     return log_likelihood
 
 
@@ -1095,7 +1254,7 @@ def evaluate(
     rows,
     counts,
     *,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int | None = None,
     threads: int | None = None,
 ):
     """Each network's mean cross-entropy loss and accuracy on its rows: two float64 (K,) arrays.
@@ -1110,7 +1269,7 @@ def evaluate(
     loop, arguments, loss, accuracy = _evaluation_part(
         layout, weights, x_table, y_table, rows, counts, chunk
     )
-    _run([(loop, arguments)], _width(chunk, weights.shape[1]), weights.shape[1], threads)
+    _run([(loop, arguments)], _width(chunk, weights), weights.shape[1], threads)
     return loss, accuracy
 
 
@@ -1130,7 +1289,7 @@ def train_and_evaluate(
     val_rows,
     val_counts,
     *,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int | None = None,
     threads: int | None = None,
 ):
     """``train_epoch`` then ``evaluate`` of the trained weights on (x_val, y_val, val_rows,
@@ -1147,7 +1306,7 @@ def train_and_evaluate(
         layout, weights, x_val, y_val, val_rows, val_counts, chunk
     )
     parts = [*training_parts, (evaluation_loop, evaluation_arguments)]
-    _run(parts, _width(chunk, weights.shape[1]), weights.shape[1], threads)
+    _run(parts, _width(chunk, weights), weights.shape[1], threads)
     return log_likelihood, loss, accuracy
 
 
@@ -1192,7 +1351,7 @@ def _training_parts(
         counts=counts,
         log_likelihood=log_likelihood,
     )
-    parts.append((_training_loop(key, _width(chunk, n_networks) == 1), arguments))
+    parts.append((_training_loop(key, _width(chunk, weights) == 1), arguments))
     return parts, log_likelihood
 
 
@@ -1249,4 +1408,4 @@ def _evaluation_part(layout, weights, x_table, y_table, rows, counts, chunk):
         loss=loss,
         accuracy=accuracy,
     )
-    return _evaluation_loop(_width(chunk, n_networks) == 1), arguments, loss, accuracy
+    return _evaluation_loop(_width(chunk, weights) == 1), arguments, loss, accuracy

@@ -136,39 +136,83 @@ def test_function_gives_numpys_special_values_bit_for_bit(name):
     assert _ulps_apart(got, want).max() <= 1
 
 
-@numba.njit
-def _apply_in_float32(function, values):
-    out = np.empty_like(values)
-    for i in range(values.size):
-        out[i] = function(np.float64(values[i]))  # rounded to float32 once, as the kernel does
-    return out
+SPECIAL_FLOAT32 = np.array(
+    [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        1e-45,  # the smallest subnormal
+        -1e-45,
+        1e-40,
+        -1e-40,
+        1.1754944e-38,  # the smallest normal
+        1e-30,
+        -1e-30,
+        3.4028235e38,  # the largest float32
+        -3.4028235e38,
+        1.0,
+        -1.0,
+        0.625,  # where tanh32 changes formula
+        -0.625,
+        88.72,  # exp32 overflows just above
+        -103.9,  # exp32's smallest subnormal result
+    ],
+    dtype=np.float32,
+)
+
+
+def _wide_float32_inputs(name, rng):
+    if name == "exp":  # underflow through subnormal results to overflow
+        values = [rng.uniform(-110, 95, 1_000_000), rng.normal(0, 1, 500_000),
+                  rng.uniform(-104, -85, 300_000)]
+    elif name == "log":  # subnormals to the largest float32, and around 1
+        values = [10.0 ** rng.uniform(-45, 38.5, 1_000_000), rng.uniform(0.5, 2, 500_000),
+                  1 + rng.normal(0, 1e-3, 300_000)]
+    else:
+        values = [rng.normal(0, 1, 1_000_000), rng.uniform(-12, 12, 500_000),
+                  np.sign(rng.normal(size=300_000)) * 10.0 ** rng.uniform(-45, 2, 300_000)]
+    return np.concatenate(values).astype(np.float32)
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "tanh"])
 def test_float32_function_is_within_1_ulp_of_the_rounded_float64_and_4_of_numpys_float32(name):
-    # In float32 the kernel rounds its float64 result once: so within 1 ulp of NumPy's float64
-    # rounded. NumPy's own float32 loops are less exact (its AVX-512 float32 log is off by up
-    # to 3 ulp from the rounded value), hence the wider bound against them.
+    # The float32 functions compute in float32 throughout, yet stay within 1 ulp of NumPy's
+    # float64 result rounded to float32. NumPy's own float32 loops are less exact (its float32
+    # log is off by up to 4 ulp from the rounded value here), hence the wider bound against them.
     with np.errstate(all="ignore"):
-        values = _wide_inputs(name, np.random.default_rng(14)).astype(np.float32)
-        values = values[np.isfinite(values)]
-        got = _apply_in_float32(getattr(kernel, name), values)
+        values = _wide_float32_inputs(name, np.random.default_rng(14))
+        got = _apply(getattr(kernel, f"{name}32"), values)
         rounded = getattr(np, name)(values.astype(np.float64)).astype(np.float32)
         numpys_float32 = getattr(np, name)(values)
+    assert got.dtype == np.float32
     assert _ulps_apart(got, rounded).max() <= 1
     assert _ulps_apart(got, numpys_float32).max() <= 4
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "tanh"])
+def test_float32_function_gives_numpys_special_values(name):
+    with np.errstate(all="ignore"):
+        got = _apply(getattr(kernel, f"{name}32"), SPECIAL_FLOAT32)
+        want = getattr(np, name)(SPECIAL_FLOAT32.astype(np.float64)).astype(np.float32)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    finite_or_inf = ~np.isnan(want)
+    assert np.array_equal(np.signbit(got[finite_or_inf]), np.signbit(want[finite_or_inf]))
+    assert _ulps_apart(got, want).max() <= 1
 
 
 # ---------------------------------------------------------------- no fused multiply-add
 
 
-def _compiled_assembly(**options):
+def _compiled_assembly(dtype, **options):
     @numba.njit(error_model="numpy", **options)
     def multiply_adds(a, b, c, out):
         for i in range(a.size):
-            out[i] = kernel.tanh(a[i] * b[i] + c[i]) + kernel.exp(a[i]) * kernel.log(b[i])
+            out[i] = kernel._tanh_in_dtype(a[i] * b[i] + c[i]) + kernel._exp_in_dtype(
+                a[i]) * kernel._log_in_dtype(b[i])
 
-    arrays = [np.ones(64) for _ in range(4)]
+    arrays = [np.ones(64, dtype) for _ in range(4)]
     multiply_adds(*arrays)
     return multiply_adds.inspect_asm(multiply_adds.signatures[0])
 
@@ -177,11 +221,12 @@ def _compiled_assembly(**options):
     "fma" not in llvm.get_host_cpu_features().flatten(),
     reason="the check needs a CPU with fused multiply-add",
 )
-def test_llvm_fuses_no_multiply_and_add_without_fastmath():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_llvm_fuses_no_multiply_and_add_without_fastmath(dtype):
     fused = re.compile(r"\bv?fn?m(add|sub)\w*")
     # The check can see a fused multiply-add: with the contract flag LLVM makes them here.
-    assert fused.search(_compiled_assembly(fastmath={"contract"}))
-    assert not fused.search(_compiled_assembly(fastmath=False))
+    assert fused.search(_compiled_assembly(dtype, fastmath={"contract"}))
+    assert not fused.search(_compiled_assembly(dtype, fastmath=False))
 
 
 # ---------------------------------------------------------------- item orders
@@ -252,17 +297,21 @@ def test_shuffles_refuse_a_generator_that_is_not_pcg64_and_rows_outside_the_tabl
 
 
 def _kernel_ufunc(function):
-    """A NumPy ufunc computing ``function`` in float64, rounded once for float32, as the kernel
-    does: with it in place of NumPy's own, train_many and the kernel share every operation."""
+    """A NumPy ufunc computing the kernel's ``function`` (its exp, log or tanh in each dtype)
+    as the kernel does: with it in place of NumPy's own, train_many and the kernel share every
+    operation, in float32 too."""
     # float32 first: NumPy takes the first loop its inputs cast to safely.
     return numba.vectorize(["float32(float32)", "float64(float64)"])(
-        lambda value: function(np.float64(value))
+        lambda value: function(value)
     )
 
 
 @pytest.fixture(scope="module")
 def kernel_functions():
-    return {name: _kernel_ufunc(getattr(kernel, name)) for name in ("exp", "log", "tanh")}
+    return {
+        name: _kernel_ufunc(getattr(kernel, f"_{name}_in_dtype"))
+        for name in ("exp", "log", "tanh")
+    }
 
 
 def _setting(dataset, hidden, n_networks, epochs, seed, largest_learning_rate=30.0):
@@ -435,9 +484,12 @@ def test_float32_kernel_agrees_with_float32_train_many_within_float32_rounding(i
 # ---------------------------------------------------------------- exact whatever the batch
 
 
-def _train_and_evaluate(dataset, layout, learning_rates, momenta, weights, orders, **options):
-    """(log-likelihoods, weights, memory, val loss, val accuracy) after len(orders[0]) epochs."""
-    weights, memory = weights.copy(), np.zeros_like(weights)
+def _train_and_evaluate(dataset, layout, learning_rates, momenta, weights, orders,
+                        dtype=np.float64, **options):
+    """(log-likelihoods, weights, memory, val loss, val accuracy) after len(orders[0]) epochs,
+    trained in ``dtype``."""
+    weights = weights.astype(dtype)
+    memory = np.zeros_like(weights)
     n_networks, epochs, n_train = orders.shape
     for epoch in range(epochs):
         log_likelihood = kernel.train_epoch(
@@ -447,7 +499,7 @@ def _train_and_evaluate(dataset, layout, learning_rates, momenta, weights, order
             learning_rates,
             momenta,
             "nesterov",
-            dataset.x_train,
+            dataset.x_train.astype(dtype),
             dataset.y_train,
             orders[:, epoch],
             np.full(n_networks, n_train),
@@ -466,13 +518,15 @@ def _train_and_evaluate(dataset, layout, learning_rates, momenta, weights, order
     return log_likelihood, weights, memory, loss, accuracy
 
 
-def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_count(iris):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_count(iris, dtype):
     layout, learning_rates, momenta, weights, orders = _setting(iris, 7, 300, 2, seed=5)
+    learning_rates, momenta = learning_rates.astype(dtype), momenta.astype(dtype)
     batch = {"K = 300": slice(0, 300), "K = 7": slice(290, 297)}
     watched = [0, 5, 150, 290, 293, 296]
     runs = {}
     for size, networks in batch.items():
-        for chunk in (1, 4, 8, 32):
+        for chunk in (1, 4, 8, 32, 64):
             for threads in (1, 2):
                 outputs = _train_and_evaluate(
                     iris,
@@ -481,6 +535,7 @@ def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_cou
                     momenta[networks],
                     weights[:, networks],
                     orders[networks],
+                    dtype,
                     chunk=chunk,
                     threads=threads,
                 )
@@ -492,7 +547,7 @@ def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_cou
                 }
     for k in watched:
         alone = _train_and_evaluate(
-            iris, layout, learning_rates[[k]], momenta[[k]], weights[:, [k]], orders[[k]]
+            iris, layout, learning_rates[[k]], momenta[[k]], weights[:, [k]], orders[[k]], dtype
         )
         for key, run in runs.items():
             if k in run:
@@ -651,7 +706,10 @@ def test_no_networks_give_empty_results(iris):
 # --- train_many(arithmetic="compiled") -------------------------------------------------------
 
 
-def test_compiled_training_gives_each_network_what_it_gets_alone_with_folds_pruning_divergence():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_training_gives_each_network_what_it_gets_alone_with_folds_pruning_divergence(
+    dtype,
+):
     from sweep.sources import load_folds
     from sweep.train import train, train_many
 
@@ -666,11 +724,11 @@ def test_compiled_training_gives_each_network_what_it_gets_alone_with_folds_prun
 
     batch = train_many(folds, learning_rates, momenta, np.arange(k), dataset_index=index,
                        epochs=6, rule="heavy-ball", on_epoch=stop_odd_networks_at_epoch_3,
-                       arithmetic="compiled")
+                       arithmetic="compiled", dtype=dtype)
     assert batch.diverged_epoch.any() and batch.stopped_epoch.any()
     for row in range(k):
         alone = train(folds[index[row]], learning_rates[row], momenta[row], row, epochs=6,
-                      rule="heavy-ball", arithmetic="compiled")
+                      rule="heavy-ball", arithmetic="compiled", dtype=dtype)
         trained = batch.run(row).epochs_trained
         for name in ("train_loss", "val_loss", "val_accuracy"):
             assert np.array_equal(getattr(batch, name)[row, :trained],

@@ -376,27 +376,6 @@ def tanh32(x):
     return result if x != _ZERO_32 else x  # keeps -0's sign, and a NaN stays NaN (x != 0)
 
 
-def _in_dtype(function64, function32):
-    """A function for compiled code that is ``function64`` of a float64 and ``function32`` of
-    a float32: the training loop's exp, log or tanh in its networks' dtype."""
-
-    def function(x):
-        raise NotImplementedError("compiled code only")
-
-    @overload(function, inline="always")
-    def typed(x):
-        if x == types.float64:
-            return lambda x: function64(x)
-        if x == types.float32:
-            return lambda x: function32(x)
-        return None
-
-    return function
-
-
-_exp_in_dtype = _in_dtype(exp, exp32)
-_log_in_dtype = _in_dtype(log, log32)
-_tanh_in_dtype = _in_dtype(tanh, tanh32)
 
 
 # ---------------------------------------------------------------- one chunk's epoch
@@ -460,6 +439,7 @@ def _train_chunk(
     n_lanes,
     width,
     single_lane,
+    float32,
     n_hidden,
     n_outputs,
     rule,
@@ -476,9 +456,10 @@ def _train_chunk(
     """Networks first .. first + n_lanes - 1 through one epoch, in ``width`` lanes.
 
     Every loop over the lanes is a loop LLVM vectorises; lanes past n_lanes (the last
-    chunk's) idle on zero weights. ``rule`` and ``single_lane`` (width 1) are compiled in as
-    constants (``_training_loop`` passes them so): one lane then runs as plain scalar code,
-    without a vector loop's set-up around every operation.
+    chunk's) idle on zero weights. ``rule``, ``single_lane`` (width 1) and ``float32`` (the
+    networks' dtype: exp, log and tanh in it) are compiled in as constants (``_training_loop``
+    passes them so), and the code of the other choices is left out: one lane runs as plain
+    scalar code, without a vector loop's set-up around every operation.
 
     Long on purpose: one item's forward pass, softmax, loss, back-propagation and the rule's
     update of every parameter, in that order, over a dozen per-chunk buffers (inputs, hidden
@@ -487,6 +468,7 @@ def _train_chunk(
     """
     numba.literally(rule)
     numba.literally(single_lane)
+    numba.literally(float32)
     if single_lane:
         width = 1
     n_inputs = x_table.shape[1]
@@ -556,7 +538,8 @@ def _train_chunk(
                     hidden[h, j] += x[i, j] * chunk_weights[i * n_hidden + h, j]
         for h in range(n_hidden):
             for j in range(width):
-                hidden[h, j] = _tanh_in_dtype(hidden[h, j] + chunk_weights[hidden_bias + h, j])
+                value = hidden[h, j] + chunk_weights[hidden_bias + h, j]
+                hidden[h, j] = tanh32(value) if float32 else tanh(value)
         for c in range(n_outputs):
             for j in range(width):
                 outputs[c, j] = zero
@@ -577,7 +560,8 @@ def _train_chunk(
                 top[j] = value if (value > top[j] or value != value) else top[j]
         for c in range(n_outputs):
             for j in range(width):
-                outputs[c, j] = _exp_in_dtype(outputs[c, j] - top[j])
+                value = outputs[c, j] - top[j]
+                outputs[c, j] = exp32(value) if float32 else exp(value)
         for j in range(width):
             total[j] = outputs[0, j]
         for c in range(1, n_outputs):
@@ -591,7 +575,7 @@ def _train_chunk(
         for j in range(width):
             log_p[j] = outputs[targets[j], j]
         for j in range(width):  # apart from the gather above, so that this loop vectorises
-            log_p[j] = _log_in_dtype(log_p[j])
+            log_p[j] = log32(log_p[j]) if float32 else log(log_p[j])
             sums[j] = sums[j] + np.float64(log_p[j]) if active[j] else sums[j]
 
         # Back-propagation: the output error (softmax - one-hot) scaled by -learning_rate is
@@ -971,14 +955,15 @@ class Shuffles:
 # ---------------------------------------------------------------- loops over chunks
 
 
-# ``_train_chunk`` is compiled once per rule and lane mode, a few seconds each. A loop that chose
-# among them at run time would compile all six the first time it ran; a loop per variant, made
-# on first use, compiles only the variants a process needs (a search, whose batches are never a
-# lone network, builds no scalar one). The rule and mode are the closure's constants: Numba
-# folds them in as literals, and keys its disk cache on them, so each loop is cached apart.
+# ``_train_chunk`` is compiled once per rule, lane mode and dtype, a few seconds each. A loop
+# that chose among them at run time would compile all twelve the first time it ran; a loop per
+# variant, made on first use, compiles only the variants a process needs (a search, whose
+# batches are never a lone network and always float64, builds no scalar or float32 one). The
+# rule, mode and dtype are the closure's constants: Numba folds them in as literals, and keys
+# its disk cache on them, so each loop is cached apart.
 @functools.cache
-def _training_loop(rule: int, single_lane: bool):
-    """The loop over chunks for the rule ``rule`` (a ``rule_key``) and lane mode."""
+def _training_loop(rule: int, single_lane: bool, float32: bool):
+    """The loop over chunks for the rule ``rule`` (a ``rule_key``), lane mode and dtype."""
     @njit(**_JIT)
     def train_chunks(
         first_chunk,
@@ -1004,6 +989,7 @@ def _training_loop(rule: int, single_lane: bool):
                 min(width, n_networks - first),
                 width,
                 single_lane,
+                float32,
                 n_hidden,
                 n_outputs,
                 rule,
@@ -1351,7 +1337,8 @@ def _training_parts(
         counts=counts,
         log_likelihood=log_likelihood,
     )
-    parts.append((_training_loop(key, _width(chunk, weights) == 1), arguments))
+    loop = _training_loop(key, _width(chunk, weights) == 1, dtype == np.float32)
+    parts.append((loop, arguments))
     return parts, log_likelihood
 
 

@@ -796,6 +796,7 @@ _PCG64_MULTIPLIER = (2549297995355413924 << 64) + 4865540595714422341
 # increment as high and low words, whether a 32-bit half is kept, and the kept half.
 _STATE_HIGH, _STATE_LOW, _INCREMENT_HIGH, _INCREMENT_LOW, _HAS_HALF, _HALF = range(6)
 _LOW_32 = np.uint64(0xFFFFFFFF)
+_INT32_MAX = 2**31 - 1  # rows are int32
 
 
 @intrinsic
@@ -924,7 +925,7 @@ class Shuffles:
         if self.first_rows.shape != (n_networks,) or self.counts.shape != (n_networks,):
             raise ValueError(f"first_rows and counts must be ({n_networks},), one per generator")
         if n_networks and (self.counts.min() < 1 or self.first_rows.min() < 0
-                           or (self.first_rows + self.counts).max() > np.iinfo(np.int32).max):
+                           or (self.first_rows + self.counts).max() > _INT32_MAX):
             raise ValueError("counts must be >= 1, first_rows >= 0, and their sums int32s")
         self.states = np.array([_pcg64_words(g) for g in generators], dtype=np.uint64)
         self.states = self.states.reshape(n_networks, 6)
@@ -1349,7 +1350,7 @@ def _checked_rows(name, rows, counts, n_networks, y_table, n_outputs) -> np.ndar
     if rows.dtype != np.int32:
         rows = rows.astype(np.int64, copy=False)  # checked before any narrowing
     _check_shapes(name, rows, counts, n_networks)
-    if len(y_table) > np.iinfo(np.int32).max:
+    if len(y_table) > _INT32_MAX:
         raise ValueError("the table may hold at most 2**31 - 1 rows")
     _check_rows(name, rows, counts, y_table, n_outputs)
     return np.ascontiguousarray(rows, dtype=np.int32)
@@ -1360,16 +1361,29 @@ def _check_shuffles(shuffles, counts, y_table, n_outputs) -> None:
     classes of those rows, are what is checked (ValueError naming the first bad network)."""
     if len(shuffles) != len(counts) or not np.array_equal(shuffles.counts, counts):
         raise ValueError("counts must be the Shuffles' own: each network's number of items")
-    n_rows = len(y_table)
-    bad_before = np.concatenate(([0], np.cumsum((y_table < 0) | (y_table >= n_outputs))))
-    ends = shuffles.first_rows + shuffles.counts
-    starts = np.minimum(shuffles.first_rows, n_rows)
-    bad = (ends > n_rows) | (bad_before[np.minimum(ends, n_rows)] > bad_before[starts])
-    if bad.any():
+    bad = _first_bad_range(shuffles.first_rows, shuffles.counts, y_table, n_outputs)
+    if bad >= 0:
         raise ValueError(
-            f"network {int(np.argmax(bad))}: the rows it draws must be rows of the table "
-            "whose classes are from 0 to n_outputs - 1"
+            f"network {bad}: the rows it draws must be rows of the table whose classes are "
+            "from 0 to n_outputs - 1"
         )
+
+
+@njit(**_JIT)
+def _first_bad_range(first_rows, counts, y_table, n_outputs):
+    """The first network whose rows first_rows[k] .. first_rows[k] + counts[k] - 1 are not all
+    rows of the table with a class in [0, n_outputs); -1 if none. In one pass over the table
+    and one over the networks: a running count of bad rows before each row."""
+    n_rows = y_table.shape[0]
+    bad_before = np.zeros(n_rows + 1, np.int64)
+    for row in range(n_rows):
+        bad = y_table[row] < 0 or y_table[row] >= n_outputs
+        bad_before[row + 1] = bad_before[row] + (1 if bad else 0)
+    for k in range(first_rows.shape[0]):
+        start, end = first_rows[k], first_rows[k] + counts[k]
+        if start < 0 or end > n_rows or bad_before[end] > bad_before[start]:
+            return k
+    return -1
 
 
 def _evaluation_part(layout, weights, x_table, y_table, rows, counts, chunk):

@@ -24,6 +24,13 @@ back-propagated error H C, weight steps I H + H C, momentum rule about 2 per par
 floor with all cores is the one-core floor over the core count. It leaves out the softmax's
 divisions, the loads of each item and all loop overhead, so no code reaches it.
 
+Around the kernel: ``train_many(arithmetic="compiled")`` against the kernel it wraps at
+K = 1024 (the ratio of their times: item orders, the per-epoch bookkeeping and the set-up of
+the generators and initial weights, all that the API adds), in float64 and in float32, and
+float32 against float64; and the memory a 16,384-network batch adds: in a fresh process, the
+peak resident size during the ``train_many`` call over the resident size before it (the
+curves add 24 bytes per network per epoch of that).
+
 Search and sampler: ``sweep.bench_search`` (the search end to end) and ``sweep.bench_sampler``
 (the batch TPE against Optuna's TPE: quality at equal trial counts, cost per trial).
 """
@@ -31,7 +38,10 @@ Search and sampler: ``sweep.bench_search`` (the search end to end) and ``sweep.b
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import resource
+import sys
 import time
 
 import numpy as np
@@ -42,6 +52,8 @@ from .sources import load_dataset
 from .train import train_many
 
 KERNEL_SIZES = (1, 16, 64, 256, 1024, 4096)
+API_K = 1024
+MEMORY_K = 16_384
 LARGE_SHAPE = dict(items=2000, inputs=50, classes=10, hidden=32, k=64)
 
 
@@ -84,9 +96,10 @@ def _kernel_run(dataset, hidden: int, k: int, epochs: int, threads, dtype=np.flo
     learning_rates, momenta = _hyper_parameters(k)
     initial = initial_block(layout, generators(np.arange(k))).astype(dtype)
     n_train, n_val = len(dataset.y_train), len(dataset.y_val)
-    orders = np.argsort(np.random.default_rng(k).random((k, n_train)), axis=1)
+    # int32 rows, as the loops read them and train_many gives them: no conversion per call.
+    orders = np.argsort(np.random.default_rng(k).random((k, n_train)), axis=1).astype(np.int32)
     train_counts, val_counts = np.full(k, n_train), np.full(k, n_val)
-    val_rows = np.broadcast_to(np.arange(n_val), (k, n_val))
+    val_rows = np.ascontiguousarray(np.broadcast_to(np.arange(n_val, dtype=np.int32), (k, n_val)))
     x_train = dataset.x_train.astype(dtype)
 
     def run():
@@ -139,6 +152,75 @@ def kernel_figures(epochs: int = 20, sizes=KERNEL_SIZES, repeats: int = 5):
     for k in sizes:
         figures.setdefault(("kernel", k), figures["kernel 1 thread", k])
     return figures
+
+
+def api_figures(epochs: int = 20, k: int = API_K, repeats: int = 5) -> dict:
+    """Seconds of ``train_many(arithmetic="compiled")`` and of its kernel alone (orders drawn
+    beforehand), K Iris networks, float64 and float32: {(path, dtype name): best seconds}."""
+    iris = load_dataset("iris")
+    learning_rates, momenta = _hyper_parameters(k)
+    runs = {}
+    for dtype in (np.float64, np.float32):
+        name = np.dtype(dtype).name
+        runs["train_many", name] = lambda dtype=dtype: train_many(
+            iris, learning_rates, momenta, np.arange(k), epochs=epochs, dtype=dtype,
+            arithmetic="compiled")
+        runs["kernel", name] = _kernel_run(iris, 7, k, epochs, threads=None, dtype=dtype)
+    return _interleaved_best(runs, repeats)
+
+
+def _status_megabytes(field: str) -> float | None:
+    """A size from Linux's /proc/self/status (VmRSS: resident now; VmHWM: its peak), or None."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    """Start VmHWM afresh from the resident size now (Linux: clear_refs 5); False if not."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _lifetime_peak_megabytes() -> float:
+    """The process's peak resident size since it started (getrusage: bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def batch_memory(k: int = MEMORY_K, epochs: int = 20) -> tuple[float, float]:
+    """(MB, seconds): what ``train_many(arithmetic="compiled")`` of K Iris networks adds to the
+    resident size at its peak, over the resident size before the call, after a small warm-up
+    batch (imports and compiled code are not counted). Where the peak cannot be reset (not
+    Linux), an earlier higher peak would hide it: run it in a fresh process (``memory_figures``).
+    """
+    iris = load_dataset("iris")
+    learning_rates, momenta = _hyper_parameters(k)
+    train_many(iris, learning_rates[:64], momenta[:64], np.arange(64), epochs=1,
+               arithmetic="compiled")
+    before = _status_megabytes("VmRSS")
+    fresh_peak = before is not None and _reset_peak()
+    if not fresh_peak:
+        before = _lifetime_peak_megabytes()
+    took = seconds_taken(lambda: train_many(iris, learning_rates, momenta, np.arange(k),
+                                            epochs=epochs, arithmetic="compiled"))
+    peak = _status_megabytes("VmHWM") if fresh_peak else _lifetime_peak_megabytes()
+    return peak - before, took
+
+
+def memory_figures(k: int = MEMORY_K, epochs: int = 20) -> tuple[float, float]:
+    """``batch_memory`` in a fresh process, so that no earlier peak hides this one's."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(batch_memory, (k, epochs))
 
 
 def large_shape_figures(epochs: int = 2, repeats: int = 3):
@@ -288,6 +370,24 @@ def print_kernel_figures(epochs: int) -> None:
         f"    kernel, all cores:    "
         f"{_versus(large['kernel'], large['numpy'], large_floor / default_threads(shape['k']))}"
     )
+    print_api_figures(epochs)
+
+
+def print_api_figures(epochs: int) -> None:
+    seconds = api_figures(epochs)
+    steps = epochs * 120 * API_K
+    print(f"\nAround the kernel: train_many(arithmetic=\"compiled\"), Iris, K = {API_K}, "
+          f"{epochs} epochs, default threads")
+    for name in ("float64", "float32"):
+        api, alone = seconds["train_many", name], seconds["kernel", name]
+        print(f"  {name}: train_many {api / steps * 1e6:.4f} us per network-step, its kernel "
+              f"{alone / steps * 1e6:.4f}: {api / alone:.3f}x the kernel")
+    print(f"  float32 against float64: kernel "
+          f"{seconds['kernel', 'float64'] / seconds['kernel', 'float32']:.2f}x as fast, "
+          f"train_many {seconds['train_many', 'float64'] / seconds['train_many', 'float32']:.2f}x")
+    added, took = memory_figures(MEMORY_K, epochs)
+    print(f"  a {MEMORY_K:,}-network batch ({epochs} epochs, {took:.1f} s) adds {added:.0f} MB "
+          f"at its peak; its curves take 24 B per network per epoch of that")
 
 
 if __name__ == "__main__":

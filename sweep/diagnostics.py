@@ -39,9 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .engines import draw_orders
 from .network import Layout, evaluate, initial_block, lanes, loss_and_gradients
 from .rules import get_rule, make_rule
-from .train import DIVERGENCE_FACTOR, draw_orders
+from .train import DIVERGENCE_FACTOR
 
 # The quantiles across weights each epoch records: median, quartiles and a wide band.
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

@@ -3,12 +3,18 @@
 ``sweep.train.train_many`` drives the epochs (item orders, divergence, early stopping, the
 curves) and hands each epoch to one engine behind one small interface:
 
-* ``engine = Engine(problem, parameters)``: the networks of a :class:`sweep.train.Problem`,
-  starting from the (P, K) float64 ``parameters``;
-* ``engine.epoch(orders)``: one epoch of every network still training, network i taking its own
-  items in the order ``orders[i, :n_items]`` (indices into its own data set); returns
+* ``engine = Engine(problem, parameters, generators)``: the networks of a
+  :class:`sweep.train.Problem`, starting from the (P, K) float64 ``parameters``, network k
+  drawing its item orders from ``generators[k]``;
+* ``engine.epoch(orders=None)``: one epoch of every network still training, network i taking
+  its own items in the order ``orders[i, :n_items]`` (indices into its own data set), or, when
+  ``orders`` is None, in the order its generator draws for the epoch; returns
   :class:`EpochFigures`;
 * ``engine.keep(positions)``: only the networks at ``positions`` of the current ones go on.
+
+Every path draws a network's order for an epoch the same way: ``Generator.permuted`` of its
+items' indices, one call per epoch (:func:`draw_orders`). The NumPy engine calls NumPy for it;
+the compiled engine draws the same permutations, bit for bit, in :mod:`sweep.kernel`.
 
 :class:`NumpyEngine` is the readable reference: a dozen vectorised NumPy calls per item, the K
 networks in one (parameters, K) block. :class:`CompiledEngine` runs whole epochs in
@@ -28,6 +34,65 @@ from .rules import make_rule
 
 # Items gathered ahead of the step loop are capped at about this many numbers per chunk.
 GATHER_CHUNK_NUMBERS = 1 << 21
+# Epochs of item order each network's generator shuffles in one NumPy call: per-epoch calls
+# cost K Python round trips, 7 % of training at K = 256.
+ORDER_EPOCHS_PER_DRAW = 10
+# Orders drawn ahead are capped at about this many numbers.
+ORDER_BUFFER_NUMBERS = 1 << 21
+
+
+def draw_orders(generators, lengths: list[int], epochs: int, out=None) -> np.ndarray:
+    """(epochs, K, longest) int32 item orders, network k's drawn from ``generators[k]`` over
+    its own ``lengths[k]`` items as every path draws them (rows of ``Generator.permuted``,
+    several epochs a call); slots past a network's items hold 0. ``out``: an int array of that
+    shape to fill instead of a new one."""
+    longest = max(lengths)
+    drawn = np.empty((epochs, len(generators), longest), dtype=np.int32) if out is None else out
+    ranks = np.broadcast_to(np.arange(longest, dtype=drawn.dtype), (epochs, longest))
+    for k, (generator, n_items) in enumerate(zip(generators, lengths)):
+        generator.permuted(ranks[:, :n_items], axis=1, out=drawn[:, k, :n_items])
+        drawn[:, k, n_items:] = 0
+    return drawn
+
+
+class _DrawnOrders:
+    """Each epoch's item orders for the networks still training, drawn by NumPy from their
+    generators several epochs at a time into one reused buffer.
+
+    ``next(active)`` is (len(active), longest) int32: row i is network active[i]'s items, in
+    its own data set, in the order it visits them; slots past its own items hold 0."""
+
+    def __init__(self, problem, generators):
+        self.problem, self.generators = problem, generators
+        self.epoch = 0
+        self.drawn = np.empty((0, problem.n_networks, 0), dtype=np.int32)  # epochs to come
+        self.buffer = None  # made on the first draw: given orders need none
+
+    def next(self, active: np.ndarray) -> np.ndarray:
+        self.epoch += 1
+        if self.buffer is None:
+            problem = self.problem
+            longest = int(problem.network_items.max())
+            span = min(ORDER_EPOCHS_PER_DRAW, problem.epochs)
+            # A fresh buffer per draw cost 1-2 ms a call at K = 256 in page faults.
+            self.buffer = np.empty(
+                min(span * problem.n_networks * longest,
+                    max(ORDER_BUFFER_NUMBERS, problem.n_networks * longest)), dtype=np.int32)
+        if len(self.drawn) == 0:
+            lengths = self.problem.network_items[active]
+            longest = int(lengths.max())
+            span = max(1, min(ORDER_EPOCHS_PER_DRAW, self.problem.epochs - self.epoch + 1,
+                              ORDER_BUFFER_NUMBERS // (longest * len(active))))
+            # Epoch-major, so that each epoch's (K, items) slab is contiguous.
+            out = self.buffer[: span * len(active) * longest].reshape(span, len(active), longest)
+            self.drawn = draw_orders(self.generators, lengths.tolist(), span, out=out)
+        epoch_orders, self.drawn = self.drawn[0], self.drawn[1:]
+        return epoch_orders
+
+    def keep(self, positions: np.ndarray) -> None:
+        """Only the networks at ``positions`` of the current ones go on."""
+        self.generators = [self.generators[k] for k in positions]
+        self.drawn = self.drawn[:, positions]
 
 
 @dataclass(frozen=True)
@@ -156,9 +221,6 @@ class _Networks:
         self.sgd_step = sgd_step
 
 
-# Items gathered ahead of the step loop are capped at about this many numbers per chunk.
-GATHER_CHUNK_NUMBERS = 1 << 21
-
 
 def _gather(columns: np.ndarray, items: np.ndarray, out: np.ndarray) -> None:
     """Fill ``out`` (rows, steps, K): [r, t, k] is ``columns[r, items[t, k]]``,
@@ -232,8 +294,9 @@ class NumpyEngine:
     written once into each chunk buffer. Several data sets' items follow one another.
     """
 
-    def __init__(self, problem, parameters: np.ndarray):
+    def __init__(self, problem, parameters: np.ndarray, generators):
         self.problem = problem
+        self.drawn_orders = _DrawnOrders(problem, generators)
         layout, dtype = problem.layout, problem.dtype
         datasets = problem.datasets
         self.x_columns = np.ascontiguousarray(
@@ -261,10 +324,13 @@ class NumpyEngine:
     def keep(self, positions: np.ndarray) -> None:
         self.active = self.active[positions]
         self.networks.keep(positions[_lanes(len(self.active))])
+        self.drawn_orders.keep(positions)
         self._lanes_for(self.active)
 
-    def epoch(self, orders: np.ndarray) -> EpochFigures:
+    def epoch(self, orders: np.ndarray | None = None) -> EpochFigures:
         problem, layout, networks = self.problem, self.problem.layout, self.networks
+        if orders is None:
+            orders = self.drawn_orders.next(self.active)
         epoch_order = orders[self.lanes] if len(self.lanes) > len(self.active) else orders
         # (items, lanes): step t's items in a row
         epoch_order = np.ascontiguousarray(epoch_order[:, : self.steps.longest].T)
@@ -332,12 +398,12 @@ class NumpyEngine:
 
 class CompiledEngine:
     """Whole epochs in :mod:`sweep.kernel`'s compiled loops, training and validation in one
-    hand-off to its threads.
+    hand-off to its threads, each network's item order drawn there too (``kernel.Shuffles``).
 
     The data sets' training items are one table and their validation items another; each
     network reads its own rows of them, so folds cost no copy per network."""
 
-    def __init__(self, problem, parameters: np.ndarray):
+    def __init__(self, problem, parameters: np.ndarray, generators):
         from . import kernel  # Numba loads in a second or two: only runs that use it pay
 
         self.kernel = kernel
@@ -351,32 +417,36 @@ class CompiledEngine:
         self.y_val = np.concatenate([d.y_val for d in datasets]).astype(np.int64)
         self.val_counts = val_sizes[problem.dataset_index]
         first_val = (np.cumsum(val_sizes) - val_sizes)[problem.dataset_index]
-        val_rows = first_val[:, None] + np.arange(self.val_counts.max())
+        val_rows = first_val[:, None] + np.arange(self.val_counts.max(), dtype=np.int32)
         # Slots past a network's count are not read.
-        self.val_rows = np.minimum(val_rows, len(self.y_val) - 1)
-        self.active = np.arange(problem.n_networks)
+        self.val_rows = np.minimum(val_rows, len(self.y_val) - 1).astype(np.int32)
+        self.items, self.first_items = problem.network_items, problem.network_first_item
+        self.shuffles = kernel.Shuffles(generators, self.first_items, self.items)
         self.weights = np.ascontiguousarray(parameters, dtype=dtype)
         self.memory = np.zeros_like(self.weights)
         self.learning_rates, self.momenta = problem.learning_rates, problem.momenta
 
     def keep(self, positions: np.ndarray) -> None:
-        self.active = self.active[positions]
         self.weights = np.ascontiguousarray(self.weights[:, positions])
         self.memory = np.ascontiguousarray(self.memory[:, positions])
         self.learning_rates = self.learning_rates[positions]
         self.momenta = self.momenta[positions]
+        self.items, self.first_items = self.items[positions], self.first_items[positions]
+        self.val_rows, self.val_counts = self.val_rows[positions], self.val_counts[positions]
+        self.shuffles.keep(positions)
 
-    def epoch(self, orders: np.ndarray) -> EpochFigures:
-        problem, active = self.problem, self.active
-        rows = orders + problem.network_first_item[active][:, None]  # rows of the item table
-        items = problem.network_items[active]
+    def epoch(self, orders: np.ndarray | None = None) -> EpochFigures:
+        if orders is None:
+            rows = self.shuffles  # drawn by the kernel, on its threads
+        else:
+            rows = orders + self.first_items[:, None]  # rows of the item table
         sums, val_loss, val_accuracy = self.kernel.train_and_evaluate(
-            problem.layout, self.weights, self.memory, self.learning_rates, self.momenta,
-            problem.rule, self.x_table, self.y_table, rows, items, self.x_val, self.y_val,
-            self.val_rows[active], self.val_counts[active],
+            self.problem.layout, self.weights, self.memory, self.learning_rates, self.momenta,
+            self.problem.rule, self.x_table, self.y_table, rows, self.items, self.x_val,
+            self.y_val, self.val_rows, self.val_counts,
         )
         weights64 = self.weights.astype(np.float64, copy=False)
-        return EpochFigures(-sums / items, val_loss, val_accuracy, weights64)
+        return EpochFigures(-sums / self.items, val_loss, val_accuracy, weights64)
 
 
 ENGINES = {"numpy": NumpyEngine, "compiled": CompiledEngine}

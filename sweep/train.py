@@ -5,8 +5,9 @@ momentum and seed (its own initial weights and its own item order). Training is 
 network changes its weights after every single training item, as in the article. The K networks
 take their step for item t together, in one pass of NumPy calls over a (parameters, K) block,
 which is where the speed comes from. ``train`` is the same thing with K = 1. This module drives
-the epochs (the checked problem, item orders, divergence, early stopping, the curves); an epoch
-itself is an engine's (:mod:`sweep.engines`): the NumPy reference or the compiled kernel.
+the epochs (the checked problem, divergence, early stopping, the curves); an epoch itself, with
+its item orders, is an engine's (:mod:`sweep.engines`): the NumPy reference or the compiled
+kernel.
 
 The K networks may train on different data sets of the same shape, such as the folds of a
 cross-validation (``sweep.load_folds``): network k trains and is validated on
@@ -249,52 +250,6 @@ class Problem:
         return len(self.seeds)
 
 
-# Epochs of item order each network's generator shuffles in one call: per-epoch calls cost K
-# Python round trips, 7 % of training at K = 256.
-ORDER_EPOCHS_PER_DRAW = 10
-# Orders drawn ahead are capped at about this many numbers.
-ORDER_BUFFER_NUMBERS = 1 << 21
-
-
-class _Orders:
-    """Each epoch's item orders for the networks still training: drawn from their generators
-    several epochs at a time into one reused buffer, or read from the orders given.
-
-    ``next(active)`` is (len(active), longest) int: row i is network active[i]'s items, in its
-    own data set, in the order it visits them; slots past its own items hold 0."""
-
-    def __init__(self, problem: Problem, generators, given):
-        self.problem, self.generators, self.given = problem, generators, given
-        self.epoch = 0
-        self.drawn = np.empty((0, problem.n_networks, 0), dtype=np.int64)  # epochs to come
-        longest = int(problem.network_items.max())
-        span = min(ORDER_EPOCHS_PER_DRAW, problem.epochs)
-        # A fresh buffer per draw cost 1-2 ms a call at K = 256 in page faults.
-        self.buffer = np.empty(
-            min(span * problem.n_networks * longest,
-                max(ORDER_BUFFER_NUMBERS, problem.n_networks * longest)), dtype=np.int64)
-
-    def next(self, active: np.ndarray) -> np.ndarray:
-        self.epoch += 1
-        if self.given is not None:
-            return self.given[active, self.epoch - 1]
-        if len(self.drawn) == 0:
-            lengths = self.problem.network_items[active]
-            longest = int(lengths.max())
-            span = max(1, min(ORDER_EPOCHS_PER_DRAW, self.problem.epochs - self.epoch + 1,
-                              ORDER_BUFFER_NUMBERS // (longest * len(active))))
-            # Epoch-major, so that each epoch's (K, items) slab is contiguous.
-            out = self.buffer[: span * len(active) * longest].reshape(span, len(active), longest)
-            self.drawn = draw_orders(self.generators, lengths.tolist(), span, out=out)
-        epoch_orders, self.drawn = self.drawn[0], self.drawn[1:]
-        return epoch_orders
-
-    def keep(self, positions: np.ndarray) -> None:
-        """Only the networks at ``positions`` of the current ones go on."""
-        self.generators = [self.generators[k] for k in positions]
-        self.drawn = self.drawn[:, positions]
-
-
 def _problem(dataset, learning_rates, momenta, seeds, dataset_index, hidden, epochs, rule,
              dtype) -> Problem:
     """train_many's arguments checked (ValueError naming what is wrong) and laid out."""
@@ -343,7 +298,7 @@ def _checked_orders(orders, problem: Problem) -> np.ndarray:
         raise ValueError(f"orders has shape {orders.shape}; expected {expected}")
     if orders.dtype.kind not in "iu" or orders.min() < 0 or orders.max() >= n_items:
         raise ValueError(f"orders must hold integer item indices from 0 to {n_items - 1}")
-    return orders.astype(np.int64, copy=False)
+    return orders.astype(np.int32)
 
 
 def train_many(
@@ -405,38 +360,25 @@ def train_many(
     else:
         parameters = np.asarray(initial_weights, dtype=np.float64).reshape(
             problem.layout.size, problem.n_networks)
-    item_orders = _Orders(problem, generators,
-                          None if orders is None else _checked_orders(orders, problem))
+    given_orders = None if orders is None else _checked_orders(orders, problem)
     if divergence_loss is None:
         divergence_loss = DIVERGENCE_FACTOR * np.log(problem.layout.n_outputs)
     ledger = _Ledger(problem.n_networks, epochs, problem.layout.size, divergence_loss, on_epoch)
-    engine = ENGINES[arithmetic](problem, parameters)
+    # The engine draws each epoch's item orders from the generators, unless they are given.
+    engine = ENGINES[arithmetic](problem, parameters, generators)
     active = np.arange(problem.n_networks)
     # Overflow in a diverging network is expected and recorded, not warned about per item.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for epoch in range(1, epochs + 1):
-            figures = engine.epoch(item_orders.next(active))
+            epoch_orders = None if given_orders is None else given_orders[active, epoch - 1]
+            figures = engine.epoch(epoch_orders)
             remaining = ledger.close_epoch(epoch, active, figures)
             if remaining is not None:
                 active = active[remaining]
                 if len(active) == 0:
                     break
                 engine.keep(remaining)
-                item_orders.keep(remaining)
     return ledger.batch(problem)
-
-def draw_orders(generators, lengths: list[int], epochs: int, out=None) -> np.ndarray:
-    """(epochs, K, longest) item orders, network k's drawn from ``generators[k]`` over its own
-    ``lengths[k]`` items as every path draws them (rows of ``Generator.permuted``, several
-    epochs a call); slots past a network's items hold 0. ``out``: an int array of that shape
-    to fill instead of a new one."""
-    longest = max(lengths)
-    drawn = np.empty((epochs, len(generators), longest), dtype=np.int64) if out is None else out
-    ranks = np.broadcast_to(np.arange(longest), (epochs, longest))
-    for k, (generator, n_items) in enumerate(zip(generators, lengths)):
-        generator.permuted(ranks[:, :n_items], axis=1, out=drawn[:, k, :n_items])
-        drawn[:, k, n_items:] = 0
-    return drawn
 
 
 def train(

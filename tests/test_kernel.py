@@ -6,9 +6,11 @@ import llvmlite.binding as llvm
 import numba
 import numpy as np
 import pytest
+from numba.extending import overload
 
 import sweep
 from sweep import kernel
+from sweep.engines import draw_orders
 from sweep.network import Layout, evaluate, initial_block
 from sweep.rules import rule_names
 from sweep.seeding import generators
@@ -29,8 +31,8 @@ def _compiled_step(rule):
     key = kernel.rule_key(rule)
 
     @numba.njit
-    def step(weights, memory, sgd_step, momentum, active):
-        kernel._rule_step(key, weights, memory, 0, 0, sgd_step, momentum, active)
+    def step(weights, memory, sgd_step, momentum):
+        kernel._rule_step(key, weights, memory, 0, 0, sgd_step, momentum)
 
     return step
 
@@ -40,16 +42,9 @@ def test_the_articles_worked_example_gives_3_609():
     # previous delta of 0.044 give 3.56 + 0.027 + 0.022 = 3.609.
     weights, prev_delta = np.array([[3.56]]), np.array([[0.044]])
     downhill_gradient = 2.70
-    _compiled_step("seed")(weights, prev_delta, 0.01 * downhill_gradient, 0.50, True)
+    _compiled_step("seed")(weights, prev_delta, 0.01 * downhill_gradient, 0.50)
     assert weights[0, 0] == pytest.approx(3.609, abs=1e-12)
     assert prev_delta[0, 0] == pytest.approx(0.027, abs=1e-15)
-
-
-@pytest.mark.parametrize("name", rule_names())
-def test_an_idle_lane_keeps_its_weight_and_memory(name):
-    weights, memory = np.array([[0.3]]), np.array([[0.2]])
-    _compiled_step(name)(weights, memory, 0.5, 0.9, False)
-    assert (weights[0, 0], memory[0, 0]) == (0.3, 0.2)
 
 
 # ---------------------------------------------------------------- exp, log, tanh
@@ -142,39 +137,101 @@ def test_function_gives_numpys_special_values_bit_for_bit(name):
     assert _ulps_apart(got, want).max() <= 1
 
 
-@numba.njit
-def _apply_in_float32(function, values):
-    out = np.empty_like(values)
-    for i in range(values.size):
-        out[i] = function(np.float64(values[i]))  # rounded to float32 once, as the kernel does
-    return out
+SPECIAL_FLOAT32 = np.array(
+    [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        1e-45,  # the smallest subnormal
+        -1e-45,
+        1e-40,
+        -1e-40,
+        1.1754944e-38,  # the smallest normal
+        1e-30,
+        -1e-30,
+        3.4028235e38,  # the largest float32
+        -3.4028235e38,
+        1.0,
+        -1.0,
+        0.625,  # where tanh32 changes formula
+        -0.625,
+        88.72,  # exp32 overflows just above
+        -103.9,  # exp32's smallest subnormal result
+    ],
+    dtype=np.float32,
+)
+
+
+def _wide_float32_inputs(name, rng):
+    if name == "exp":  # underflow through subnormal results to overflow
+        values = [rng.uniform(-110, 95, 1_000_000), rng.normal(0, 1, 500_000),
+                  rng.uniform(-104, -85, 300_000)]
+    elif name == "log":  # subnormals to the largest float32, and around 1
+        values = [10.0 ** rng.uniform(-45, 38.5, 1_000_000), rng.uniform(0.5, 2, 500_000),
+                  1 + rng.normal(0, 1e-3, 300_000)]
+    else:
+        values = [rng.normal(0, 1, 1_000_000), rng.uniform(-12, 12, 500_000),
+                  np.sign(rng.normal(size=300_000)) * 10.0 ** rng.uniform(-45, 2, 300_000)]
+    return np.concatenate(values).astype(np.float32)
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "tanh"])
 def test_float32_function_is_within_1_ulp_of_the_rounded_float64_and_4_of_numpys_float32(name):
-    # In float32 the kernel rounds its float64 result once: so within 1 ulp of NumPy's float64
-    # rounded. NumPy's own float32 loops are less exact (its AVX-512 float32 log is off by up
-    # to 3 ulp from the rounded value), hence the wider bound against them.
+    # The float32 functions compute in float32 throughout, yet stay within 1 ulp of NumPy's
+    # float64 result rounded to float32. NumPy's own float32 loops are less exact (its float32
+    # log is off by up to 4 ulp from the rounded value here), hence the wider bound against them.
     with np.errstate(all="ignore"):
-        values = _wide_inputs(name, np.random.default_rng(14)).astype(np.float32)
-        values = values[np.isfinite(values)]
-        got = _apply_in_float32(getattr(kernel, name), values)
+        values = _wide_float32_inputs(name, np.random.default_rng(14))
+        got = _apply(getattr(kernel, f"{name}32"), values)
         rounded = getattr(np, name)(values.astype(np.float64)).astype(np.float32)
         numpys_float32 = getattr(np, name)(values)
+    assert got.dtype == np.float32
     assert _ulps_apart(got, rounded).max() <= 1
     assert _ulps_apart(got, numpys_float32).max() <= 4
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "tanh"])
+def test_float32_function_gives_numpys_special_values(name):
+    with np.errstate(all="ignore"):
+        got = _apply(getattr(kernel, f"{name}32"), SPECIAL_FLOAT32)
+        want = getattr(np, name)(SPECIAL_FLOAT32.astype(np.float64)).astype(np.float32)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    finite_or_inf = ~np.isnan(want)
+    assert np.array_equal(np.signbit(got[finite_or_inf]), np.signbit(want[finite_or_inf]))
+    assert _ulps_apart(got, want).max() <= 1
 
 
 # ---------------------------------------------------------------- no fused multiply-add
 
 
-def _compiled_assembly(**options):
+def _in_dtype(function64, function32):
+    """A function for compiled code that is ``function64`` of a float64 and ``function32`` of
+    a float32, as the training loop picks the kernel's exp, log or tanh by its dtype."""
+
+    def function(x):
+        raise NotImplementedError("compiled code only")
+
+    @overload(function, inline="always")
+    def typed(x):
+        return (lambda x: function32(x)) if x == numba.types.float32 else (lambda x: function64(x))
+
+    return function
+
+
+EXP_IN_DTYPE = _in_dtype(kernel.exp, kernel.exp32)
+LOG_IN_DTYPE = _in_dtype(kernel.log, kernel.log32)
+TANH_IN_DTYPE = _in_dtype(kernel.tanh, kernel.tanh32)
+
+
+def _compiled_assembly(dtype, **options):
     @numba.njit(error_model="numpy", **options)
     def multiply_adds(a, b, c, out):
         for i in range(a.size):
-            out[i] = kernel.tanh(a[i] * b[i] + c[i]) + kernel.exp(a[i]) * kernel.log(b[i])
+            out[i] = TANH_IN_DTYPE(a[i] * b[i] + c[i]) + EXP_IN_DTYPE(a[i]) * LOG_IN_DTYPE(b[i])
 
-    arrays = [np.ones(64) for _ in range(4)]
+    arrays = [np.ones(64, dtype) for _ in range(4)]
     multiply_adds(*arrays)
     return multiply_adds.inspect_asm(multiply_adds.signatures[0])
 
@@ -183,28 +240,98 @@ def _compiled_assembly(**options):
     "fma" not in llvm.get_host_cpu_features().flatten(),
     reason="the check needs a CPU with fused multiply-add",
 )
-def test_llvm_fuses_no_multiply_and_add_without_fastmath():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_llvm_fuses_no_multiply_and_add_without_fastmath(dtype):
     fused = re.compile(r"\bv?fn?m(add|sub)\w*")
     # The check can see a fused multiply-add: with the contract flag LLVM makes them here.
-    assert fused.search(_compiled_assembly(fastmath={"contract"}))
-    assert not fused.search(_compiled_assembly(fastmath=False))
+    assert fused.search(_compiled_assembly(dtype, fastmath={"contract"}))
+    assert not fused.search(_compiled_assembly(dtype, fastmath=False))
+
+
+# ---------------------------------------------------------------- item orders
+
+
+def _generators_in_many_states(seeds):
+    """default_rng(seed) for each seed, each having drawn a few doubles first, and every other
+    one an odd number of 32-bit draws, so that it keeps the high half of its last output."""
+    drawn = generators(seeds)
+    for generator, seed in zip(drawn, seeds):
+        generator.random(int(seed % 5))
+        if seed % 2:
+            generator.random(1, dtype=np.float32)
+    return drawn
+
+
+def _assert_shuffles_draw_what_numpy_draws(seeds, lengths, epochs, threads):
+    first_rows = np.random.default_rng(len(seeds)).integers(0, 1000, len(seeds))
+    shuffles = kernel.Shuffles(_generators_in_many_states(seeds), first_rows, lengths)
+    numpys = draw_orders(_generators_in_many_states(seeds), lengths.tolist(), epochs)
+    for epoch in range(epochs):
+        drawn = shuffles.draw(threads=threads)
+        for k, n_items in enumerate(lengths):
+            assert np.array_equal(drawn[k, :n_items] - first_rows[k], numpys[epoch, k, :n_items]), (
+                f"seed {seeds[k]}, {n_items} items, epoch {epoch + 1}")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_shuffles_draw_numpys_permuted_orders_bit_for_bit_over_many_seeds_and_lengths(threads):
+    rng = np.random.default_rng(21 + threads)
+    seeds = np.concatenate([[0, 1, 2**63 - 1], rng.integers(0, 2**63, 3000)])
+    # Every length to 300, and around the powers of two, where random_interval's mask halves.
+    lengths = np.concatenate([np.arange(1, 301), rng.integers(1, 300, len(seeds) - 300)])
+    lengths[:12] = [1, 2, 3, 4, 5, 8, 9, 16, 17, 256, 257, 1024]
+    _assert_shuffles_draw_what_numpy_draws(seeds, lengths, epochs=4, threads=threads)
+
+
+def test_shuffles_draw_numpys_orders_of_long_rows_too():
+    lengths = np.array([2**16, 2**16 + 1, 100_003, 3])
+    _assert_shuffles_draw_what_numpy_draws(np.array([5, 6, 7, 8]), lengths, epochs=2, threads=1)
+
+
+def test_shuffles_leave_the_generators_alone_and_keep_only_the_networks_kept():
+    drawn = generators([3, 4, 5])
+    shuffles = kernel.Shuffles(drawn, [0, 10, 20], [10, 10, 5])
+    before = [generator.bit_generator.state for generator in drawn]
+    shuffles.draw()
+    assert [generator.bit_generator.state for generator in drawn] == before
+    shuffles.keep(np.array([0, 2]))
+    numpys = draw_orders(drawn, [10, 10, 5], 2)[1]  # each generator's second epoch
+    kept = shuffles.draw()
+    np.testing.assert_array_equal(kept[0], numpys[0])
+    np.testing.assert_array_equal(kept[1, :5] - 20, numpys[2, :5])
+
+
+def test_shuffles_refuse_a_generator_that_is_not_pcg64_and_rows_outside_the_table(iris):
+    with pytest.raises(ValueError, match="MT19937"):
+        kernel.Shuffles([np.random.Generator(np.random.MT19937(1))], [0], [5])
+    layout = Layout(4, 7, 3)
+    weights = np.zeros((layout.size, 2))
+    shuffles = kernel.Shuffles(generators([1, 2]), [0, len(iris.y_train) - 3], [5, 5])
+    with pytest.raises(ValueError, match="network 1"):
+        kernel.train_epoch(layout, weights, np.zeros_like(weights), [0.1, 0.1], [0.0, 0.0],
+                           "seed", iris.x_train, iris.y_train, shuffles, [5, 5])
 
 
 # ---------------------------------------------------------------- against train_many
 
 
 def _kernel_ufunc(function):
-    """A NumPy ufunc computing ``function`` in float64, rounded once for float32, as the kernel
-    does: with it in place of NumPy's own, train_many and the kernel share every operation."""
+    """A NumPy ufunc computing the kernel's ``function`` (its exp, log or tanh in each dtype)
+    as the kernel does: with it in place of NumPy's own, train_many and the kernel share every
+    operation, in float32 too."""
     # float32 first: NumPy takes the first loop its inputs cast to safely.
     return numba.vectorize(["float32(float32)", "float64(float64)"])(
-        lambda value: function(np.float64(value))
+        lambda value: function(value)
     )
 
 
 @pytest.fixture(scope="module")
 def kernel_functions():
-    return {name: _kernel_ufunc(getattr(kernel, name)) for name in ("exp", "log", "tanh")}
+    return {
+        "exp": _kernel_ufunc(EXP_IN_DTYPE),
+        "log": _kernel_ufunc(LOG_IN_DTYPE),
+        "tanh": _kernel_ufunc(TANH_IN_DTYPE),
+    }
 
 
 def _setting(dataset, hidden, n_networks, epochs, seed, largest_learning_rate=30.0):
@@ -377,9 +504,12 @@ def test_float32_kernel_agrees_with_float32_train_many_within_float32_rounding(i
 # ---------------------------------------------------------------- exact whatever the batch
 
 
-def _train_and_evaluate(dataset, layout, learning_rates, momenta, weights, orders, **options):
-    """(log-likelihoods, weights, memory, val loss, val accuracy) after len(orders[0]) epochs."""
-    weights, memory = weights.copy(), np.zeros_like(weights)
+def _train_and_evaluate(dataset, layout, learning_rates, momenta, weights, orders,
+                        dtype=np.float64, **options):
+    """(log-likelihoods, weights, memory, val loss, val accuracy) after len(orders[0]) epochs,
+    trained in ``dtype``."""
+    weights = weights.astype(dtype)
+    memory = np.zeros_like(weights)
     n_networks, epochs, n_train = orders.shape
     for epoch in range(epochs):
         log_likelihood = kernel.train_epoch(
@@ -389,7 +519,7 @@ def _train_and_evaluate(dataset, layout, learning_rates, momenta, weights, order
             learning_rates,
             momenta,
             "nesterov",
-            dataset.x_train,
+            dataset.x_train.astype(dtype),
             dataset.y_train,
             orders[:, epoch],
             np.full(n_networks, n_train),
@@ -408,13 +538,15 @@ def _train_and_evaluate(dataset, layout, learning_rates, momenta, weights, order
     return log_likelihood, weights, memory, loss, accuracy
 
 
-def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_count(iris):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_count(iris, dtype):
     layout, learning_rates, momenta, weights, orders = _setting(iris, 7, 300, 2, seed=5)
+    learning_rates, momenta = learning_rates.astype(dtype), momenta.astype(dtype)
     batch = {"K = 300": slice(0, 300), "K = 7": slice(290, 297)}
     watched = [0, 5, 150, 290, 293, 296]
     runs = {}
     for size, networks in batch.items():
-        for chunk in (1, 4, 8, 32):
+        for chunk in (1, 4, 8, 32, 64):
             for threads in (1, 2):
                 outputs = _train_and_evaluate(
                     iris,
@@ -423,6 +555,7 @@ def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_cou
                     momenta[networks],
                     weights[:, networks],
                     orders[networks],
+                    dtype,
                     chunk=chunk,
                     threads=threads,
                 )
@@ -434,7 +567,7 @@ def test_a_networks_numbers_are_the_same_alone_in_any_batch_chunk_and_thread_cou
                 }
     for k in watched:
         alone = _train_and_evaluate(
-            iris, layout, learning_rates[[k]], momenta[[k]], weights[:, [k]], orders[[k]]
+            iris, layout, learning_rates[[k]], momenta[[k]], weights[:, [k]], orders[[k]], dtype
         )
         for key, run in runs.items():
             if k in run:
@@ -468,7 +601,10 @@ def test_training_and_evaluating_in_one_pass_equals_the_two_calls(iris, dtype):
             np.testing.assert_array_equal(got, want, err_msg=f"epoch {epoch + 1}")
 
 
-def test_a_network_with_fewer_items_equals_it_trained_alone_on_just_those(iris):
+@pytest.mark.parametrize("rule", rule_names())
+def test_a_network_with_fewer_items_equals_it_trained_alone_on_just_those(iris, rule):
+    # The lanes that finish first train on past their items and get their state back at the
+    # end: their weights and memory must be what they were after their own last item.
     layout, learning_rates, momenta, weights, orders = _setting(iris, 7, 5, 1, seed=6)
     orders = orders[:, 0]
     counts = np.array([120, 7, 60, 1, 119])
@@ -481,7 +617,7 @@ def test_a_network_with_fewer_items_equals_it_trained_alone_on_just_those(iris):
         ragged_memory,
         learning_rates,
         momenta,
-        "seed",
+        rule,
         iris.x_train,
         iris.y_train,
         orders,
@@ -499,7 +635,7 @@ def test_a_network_with_fewer_items_equals_it_trained_alone_on_just_those(iris):
             alone_memory,
             learning_rates[[k]],
             momenta[[k]],
-            "seed",
+            rule,
             iris.x_train,
             iris.y_train,
             orders[[k], :count],
@@ -590,7 +726,10 @@ def test_no_networks_give_empty_results(iris):
 # --- train_many(arithmetic="compiled") -------------------------------------------------------
 
 
-def test_compiled_training_gives_each_network_what_it_gets_alone_with_folds_pruning_divergence():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_training_gives_each_network_what_it_gets_alone_with_folds_pruning_divergence(
+    dtype,
+):
     from sweep.sources import load_folds
     from sweep.train import train, train_many
 
@@ -605,11 +744,11 @@ def test_compiled_training_gives_each_network_what_it_gets_alone_with_folds_prun
 
     batch = train_many(folds, learning_rates, momenta, np.arange(k), dataset_index=index,
                        epochs=6, rule="heavy-ball", on_epoch=stop_odd_networks_at_epoch_3,
-                       arithmetic="compiled")
+                       arithmetic="compiled", dtype=dtype)
     assert batch.diverged_epoch.any() and batch.stopped_epoch.any()
     for row in range(k):
         alone = train(folds[index[row]], learning_rates[row], momenta[row], row, epochs=6,
-                      rule="heavy-ball", arithmetic="compiled")
+                      rule="heavy-ball", arithmetic="compiled", dtype=dtype)
         trained = batch.run(row).epochs_trained
         for name in ("train_loss", "val_loss", "val_accuracy"):
             assert np.array_equal(getattr(batch, name)[row, :trained],
@@ -648,7 +787,7 @@ def test_an_unknown_arithmetic_is_refused():
 def test_the_loops_arguments_are_named_in_their_parameters_order():
     import inspect
 
-    loop = kernel._training_loop(kernel.rule_key("seed"), False)
+    loop = kernel._training_loop(kernel.rule_key("seed"), False, False)
     assert list(inspect.signature(loop.py_func).parameters)[3:] == list(
         kernel.TrainingArguments._fields)
     evaluation = kernel._evaluation_loop(False)

@@ -136,7 +136,7 @@ def test_rows_stay_identical_across_gather_chunks_and_a_batch_shrinking_to_one(m
     # networks are left, and a small order budget draws orders an epoch or two at a time;
     # networks stop until one trains on alone.
     monkeypatch.setattr(sys.modules["sweep.engines"], "GATHER_CHUNK_NUMBERS", 3000)
-    monkeypatch.setattr(sys.modules["sweep.train"], "ORDER_BUFFER_NUMBERS", 3000)
+    monkeypatch.setattr(sys.modules["sweep.engines"], "ORDER_BUFFER_NUMBERS", 3000)
     data = synthetic(6, 10, items=200)
     learning_rates, momenta, seeds = [0.01, 0.03, 0.1, 0.3], [0.2, 0.9, 0.0, 0.5], [1, 2, 3, 4]
 

@@ -26,12 +26,12 @@ from .errors import SweepError
 TRIAL_BYTES = 12_000
 TRIAL_EPOCH_BYTES = 150
 # What one network costs: its generator and run, its curves for each epoch, copies of its
-# parameters, and the item orders drawn ahead, several epochs at a time, for each training item.
+# parameters, and its item orders: the search trains in the compiled kernel, which draws one
+# epoch's int32 orders at a time.
 NETWORK_BYTES = 5_000
 NETWORK_EPOCH_BYTES = 170
 PARAMETER_BYTES = 48
-TRAIN_ITEM_BYTES = 8
-ORDER_EPOCHS = 10  # epochs of item orders drawn at once (sweep.train.ORDER_EPOCHS_PER_DRAW)
+TRAIN_ITEM_BYTES = 4
 VALIDATION_ITEM_BYTES = 16
 # A batch may take this share of the memory available; the rest is for everything else.
 USABLE_SHARE = 0.8
@@ -50,7 +50,7 @@ def batch_bytes(spec, datasets, trials: int) -> int:
         NETWORK_BYTES
         + NETWORK_EPOCH_BYTES * spec.epochs
         + PARAMETER_BYTES * parameters
-        + TRAIN_ITEM_BYTES * train_items * (2 * min(spec.epochs, ORDER_EPOCHS) + 2)
+        + TRAIN_ITEM_BYTES * train_items * 2
         + VALIDATION_ITEM_BYTES * validation_items
     )
     return trials * (per_trial + spec.networks_per_trial * per_network)

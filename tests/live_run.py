@@ -18,6 +18,9 @@ name = "{name}"
 trials = {trials}
 batch_size = {batch}
 seed = 5
+# One network a trial: the batch lengths below were measured so (the default is 5 folds x 2).
+folds = 1
+repeats = 1
 [data]
 source = "synthetic"
 items = {items}

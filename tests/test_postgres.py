@@ -9,6 +9,7 @@ study together through a password-protected URL, and ``sweep run --workers 2`` d
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import subprocess
@@ -58,6 +59,9 @@ def write_study(folder: Path, name: str) -> Path:
         trials = {TRIALS}
         batch_size = {BATCH_SIZE}
         seed = 5
+        # One network a trial: the batch lengths above were measured so (the default is 5 x 2).
+        folds = 1
+        repeats = 1
 
         [data]
         source = "synthetic"
@@ -126,9 +130,13 @@ def check_study(url: str, name: str, *, expected_pids: int) -> list:
     return trials
 
 
-def start_machines(url: str, study: Path, folder: Path, count: int = 2) -> list[subprocess.Popen]:
-    """``count`` independent ``sweep run`` processes at once, each as on its own machine."""
-    command = sweep_command("run", str(study), "--storage", url, "--quiet")
+def start_machines(url: str, study: Path, folder: Path, count: int = 2,
+                   confirm: bool = False) -> list[subprocess.Popen]:
+    """``count`` independent ``sweep run`` processes at once, each as on its own machine;
+    each races the study's top settings after its search only if ``confirm`` (the race costs
+    as much as the search here, and one test of it is enough)."""
+    command = sweep_command("run", str(study), "--storage", url, "--quiet",
+                            *([] if confirm else ["--no-confirm"]))
     return [
         subprocess.Popen(
             command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -144,15 +152,19 @@ def test_two_machines_share_a_study_through_postgresql(postgres, tmp_path):
     storage = open_storage(postgres.url)
     open_study(load_study(study), storage)
     storage.engine.dispose()
-    results = finish(start_machines(postgres.url, study, tmp_path))
+    results = finish(start_machines(postgres.url, study, tmp_path, confirm=True))
     check_outputs(results, postgres)
     check_study(postgres.url, "pg-two-machines", expected_pids=2)
+    # Both machines confirmed the finished study; one confirmation is stored and answers.
+    best = subprocess.run(sweep_command("best", "pg-two-machines", "--json", "--storage",
+                                        postgres.url), capture_output=True, text=True, check=True)
+    assert json.loads(best.stdout)["confirmed"] is True
 
 
 def test_workers_option_on_postgresql(postgres, tmp_path):
     study = write_study(tmp_path, "pg-workers")
     command = sweep_command(
-        "run", str(study), "--storage", postgres.url, "--quiet", "--workers", "2"
+        "run", str(study), "--storage", postgres.url, "--quiet", "--workers", "2", "--no-confirm"
     )
     results = finish(
         [

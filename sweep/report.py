@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
@@ -400,6 +401,10 @@ def _quiet_arithmetic() -> None:
     np.seterr(all="ignore")
 
 
+# Processes measuring the momentum page's networks: a core each.
+MOMENTUM_PROCESSES = max(1, min(4, os.cpu_count() or 1))
+
+
 def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studies: dict,
                     loaded):
     """Start the "What momentum does" page in a process of its own (closed by ``stack``),
@@ -419,7 +424,7 @@ def _start_momentum(stack: ExitStack, root: Path, digests: dict[str, str], studi
                                                    initializer=_quiet_arithmetic))
     drawn = pool.submit(write_momentum_page,
                         [loaded(name) if drawn_from(s) else s for name, s in studies.items()],
-                        root)
+                        root, MOMENTUM_PROCESSES)
 
     def finish() -> str:
         try:

@@ -300,7 +300,11 @@ def cmd_run(args) -> int:
     full = [_finished_if_full(storage, spec) for spec in specs]
     # With nothing to search the kernel is not loaded here (a race that compiles says so on
     # stderr by itself).
-    with _compile_notices(args.quiet, load=None in full):
+    # After an install, the evaluation loop and the later studies' rules compile in another
+    # process meanwhile.
+    ahead = [spec.rule for spec, finished in zip(specs, full)
+             if finished is None and args.workers == 1]
+    with _compile_notices(args.quiet, load=None in full), _compile_ahead(ahead):
         for spec, folds, finished in zip(specs, datasets, full):
             if finished is not None:
                 print(f"{spec.name}: {_count(finished, 'trial')} finished (0 added this run) "
@@ -377,6 +381,15 @@ def _environment(name: str, value: str):
             os.environ.pop(name, None)
         else:
             os.environ[name] = before
+
+
+def _compile_ahead(rules: list[str]):
+    if len(set(rules)) < 2:
+        # One rule: the kernel loads where the search first needs it, as a run always did.
+        return contextlib.nullcontext()
+    from .warmup import compile_ahead
+
+    return compile_ahead(rules)
 
 
 def _compile_notices(quiet: bool, load: bool = True):

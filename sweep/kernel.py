@@ -1007,6 +1007,8 @@ def _training_loop(rule: int, single_lane: bool, float32: bool):
 
     name = _RULE_NAMES[rule]
     _LOOP_NAMES[train_chunks] = f"{name} training loop{' for one network' * single_lane}"
+    if not (single_lane or float32):
+        _LOOP_KEYS[train_chunks] = rule
     return train_chunks
 
 
@@ -1037,6 +1039,8 @@ def _evaluation_loop(single_lane: bool):
             )
 
     _LOOP_NAMES[evaluate_chunks] = f"evaluation loop{' for one network' * single_lane}"
+    if not single_lane:
+        _LOOP_KEYS[evaluate_chunks] = EVALUATION
     return evaluate_chunks
 
 
@@ -1060,7 +1064,10 @@ class _CompileNotice(numba.core.event.Listener):
     def on_start(self, event):
         name = _LOOP_NAMES.get(event.data["dispatcher"])
         if name is not None:  # a loop, not the functions it compiles with it
-            _SAY[0](f"compiling the trainer kernel's {name} (once: it is cached on disk after)")
+            say_compiling(f"the trainer kernel's {name}")
+            on_cold, _ON_COLD_CACHE[0] = _ON_COLD_CACHE[0], None
+            if on_cold is not None:
+                on_cold()
 
     def on_end(self, event):
         pass
@@ -1069,6 +1076,46 @@ class _CompileNotice(numba.core.event.Listener):
 # Registered for the process: a pause of seconds on the first use is said, from the Python
 # API too, not only from the command line.
 numba.core.event.register("numba:compile", _CompileNotice())
+
+
+# Compiling ahead (``sweep.warmup``): called once when this process first compiles a loop (its
+# disk cache is cold, so the other loops it will need are too), and the loops another process
+# is compiling meanwhile: rule key (its training loop) or EVALUATION -> a function that waits
+# until that process is done with it.
+_ON_COLD_CACHE: list = [None]
+_COMPILED_ELSEWHERE: dict = {}
+EVALUATION = "evaluation"
+_LOOP_KEYS: dict = {}  # loop -> its key in _COMPILED_ELSEWHERE
+
+
+def _wait_if_compiled_elsewhere(loop) -> None:
+    key = _LOOP_KEYS.get(loop)
+    wait = _COMPILED_ELSEWHERE.get(key)
+    if wait is not None:
+        wait()  # every thread about to call the loop waits: none compiles it here
+        _COMPILED_ELSEWHERE.pop(key, None)
+
+
+def say_compiling(what: str) -> None:
+    """Say, as the loops' own notices are said, that ``what`` is compiling."""
+    _SAY[0](f"compiling {what} (once: cached on disk after)")
+
+
+def on_cold_cache(call) -> None:
+    """Call ``call()`` (None: nothing) when this process first starts compiling a loop."""
+    _ON_COLD_CACHE[0] = call
+
+
+def compiled_elsewhere(loop: str, wait) -> None:
+    """The many-network float64 loop ``loop`` (a rule's name: its training loop; EVALUATION:
+    the evaluation loop) is being compiled into the disk cache by another process: until it is
+    done, every call of that loop here calls ``wait()`` first, and then loads it from the cache
+    instead of compiling it again. ``wait=None`` forgets it."""
+    key = loop if loop == EVALUATION else rule_key(loop)
+    if wait is None:
+        _COMPILED_ELSEWHERE.pop(key, None)
+    else:
+        _COMPILED_ELSEWHERE[key] = wait
 
 
 @contextlib.contextmanager
@@ -1167,6 +1214,8 @@ def _run(parts, width: int, n_networks: int, threads) -> None:
 
     def run(first_chunk: int, end_chunk: int) -> None:
         for loop, arguments in parts:
+            if _COMPILED_ELSEWHERE:  # only after an install, while another process compiles
+                _wait_if_compiled_elsewhere(loop)
             loop(first_chunk, end_chunk, width, *arguments)
 
     others = [_threads().submit(run, bounds[part], bounds[part + 1]) for part in range(1, threads)]

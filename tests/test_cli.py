@@ -103,23 +103,31 @@ def test_a_run_says_when_it_compiles_the_kernel_and_not_when_it_loads_it(tmp_pat
     # A fresh install's first run pauses for seconds to compile; the pause is said on stderr.
     # The compiled code then comes from the cache (NUMBA_CACHE_DIR, empty at first), silently.
     environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    # A run of studies with two rules compiles the first rule's loop here and, meanwhile, the
+    # evaluation loop and the second rule's loop in another process, which it then loads.
     outputs = []
-    for name in ("first", "second"):
-        study = tmp_path / f"{name}.toml"
-        study.write_text(
-            f'name = "{name}"\ntrials = 4\nbatch_size = 4\nseed = 3\n'
-            '[data]\nsource = "synthetic"\nitems = 40\n[network]\nepochs = 3\n'
-        )
+    for names in (("first", "first-heavy-ball"), ("second", "second-heavy-ball")):
+        studies = []
+        for name in names:
+            studies.append(tmp_path / f"{name}.toml")
+            rule = "heavy-ball" if name.endswith("heavy-ball") else "seed"
+            studies[-1].write_text(
+                f'name = "{name}"\ntrials = 4\nbatch_size = 4\nseed = 3\n'
+                '[data]\nsource = "synthetic"\nitems = 40\n'
+                f'[network]\nepochs = 3\nrule = "{rule}"\n'
+            )
         outputs.append(subprocess.run(
-            [sys.executable, "-m", "sweep", "run", str(study), "--storage",
-             f"sqlite:///{tmp_path / 'sweep.db'}"],
+            [sys.executable, "-m", "sweep", "run", *map(str, studies), "--no-confirm",
+             "--storage", f"sqlite:///{tmp_path / 'sweep.db'}"],
             capture_output=True, text=True, env=environment, check=True,
         ))
     first, second = (output.stderr for output in outputs)
     assert "sweep: compiling the trainer kernel's seed training loop (once" in first
-    assert "sweep: compiling the trainer kernel's evaluation loop" in first
+    assert ("sweep: compiling the evaluation loop and the heavy-ball training loop alongside, "
+            "in another process (once" in first)
+    assert "kernel's evaluation loop" not in first and "kernel's heavy-ball" not in first
     assert "compiling" not in second
-    assert "4 trials finished" in outputs[1].stdout
+    assert outputs[1].stdout.count("4 trials finished") == 2
     # The Python API says so too: a rule no run has compiled yet.
     api = subprocess.run(
         [sys.executable, "-c", "import sweep; sweep.train_many(sweep.load_dataset('iris'), "

@@ -824,6 +824,11 @@ def main(argv=None) -> int:
                 "retried: run the same command again to resume",
                 file=sys.stderr, flush=True,
             )
+        # CPython 3.11 notes a KeyboardInterrupt leaving an exec() of a string (as scipy's
+        # imports run) as "unhandled", though it was handled here, and at exit kills itself
+        # with SIGINT instead of returning this code (-2, not 143: seen when a SIGTERM came
+        # during such an import). Each exec() of a string clears that note first.
+        exec("pass")
         return interrupted_exit_code()
 
 

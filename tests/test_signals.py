@@ -84,3 +84,26 @@ def test_a_signal_during_a_worker_start_is_raised_once_the_worker_is_registered(
         errors._first_signal = None  # what the interrupt noted, for this test process only
     assert processes == started and len(processes) == 1
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()  # nothing left blocked
+
+
+def test_a_signal_during_an_exec_of_a_string_still_exits_with_the_signals_code(tmp_path):
+    # A SIGTERM that lands inside exec() of a string (scipy's imports run some) made CPython
+    # note the KeyboardInterrupt as unhandled, and the process died of SIGINT (-2) after
+    # saying "terminated" and failing the batch, instead of exiting 143.
+    import subprocess
+    import sys
+
+    script = (
+        "from sweep import cli, data, spec  # as in a run: loaded before the signal\n"
+        "def command(args):\n"
+        "    exec('import os, signal, time; os.kill(os.getpid(), signal.SIGTERM); "
+        "time.sleep(60)')\n"
+        "cli.COMMANDS['list'] = command\n"
+        f"raise SystemExit(cli.main(['list', '--storage', 'sqlite:///{tmp_path}/s.db']))\n"
+    )
+    # Run as `sweep` runs, with -m: CPython's exit path for -c and files ignores the note.
+    (tmp_path / "signalled.py").write_text(script)
+    done = subprocess.run([sys.executable, "-m", "signalled"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip().startswith("sweep: terminated (SIGTERM)"), done.stderr

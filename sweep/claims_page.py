@@ -141,6 +141,12 @@ def _measure_boundaries(spec) -> list:
     return stability.measure_boundary(spec, stability.stability_momenta(spec.rule))
 
 
+def _cost(spec) -> float:
+    """A study's networks' relative cost: their updates (items a fold, taken as the generated
+    sources' ``items`` for every source, times epochs) times their size."""
+    return spec.epochs * spec.data.items * spec.hidden
+
+
 def _measure_all(candidates: list[Study], processes: int) -> tuple[list[Measured], dict]:
     """Every candidate's measurements and, once per data set, network and rule, its blow-up
     boundaries ({setup: (spec, boundaries)}), in ``processes`` processes side by side: the page's
@@ -158,12 +164,16 @@ def _measure_all(candidates: list[Study], processes: int) -> tuple[list[Measured
 
         with ProcessPoolExecutor(processes, mp_context=get_context("spawn"),
                                  initializer=np.seterr, initargs=("ignore",)) as pool:
-            measured = [pool.submit(_measure_setting, s.spec, s.confirmation)
-                        for s in candidates]
-            bounded = {key: pool.submit(_measure_boundaries, spec)
-                       for key, spec in setups.items()}
-            parts = [future.result() for future in measured]
-            found = {key: future.result() for key, future in bounded.items()}
+            # The costliest first (a study's settings cost about twice its boundaries), so
+            # that no long task starts last while the other process idles.
+            tasks = [(2 * _cost(s.spec), _measure_setting, (s.spec, s.confirmation), s.name)
+                     for s in candidates]
+            tasks += [(_cost(spec), _measure_boundaries, (spec,), key)
+                      for key, spec in setups.items()]
+            futures = {key: pool.submit(work, *arguments) for _, work, arguments, key in
+                       sorted(tasks, key=lambda task: -task[0])}
+            parts = [futures[s.name].result() for s in candidates]
+            found = {key: futures[key].result() for key in setups}
     measured = [Measured(study, *p) for study, p in zip(candidates, parts) if p is not None]
     return measured, {key: (setups[key], found[key]) for key in setups}
 

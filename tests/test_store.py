@@ -274,3 +274,77 @@ def test_the_searchs_reader_reads_optunas_trials_but_their_intermediate_values(t
     assert [without_intermediate(t) for t in finished] == [without_intermediate(t) for t in own]
     assert all(t.intermediate_values == {} for t in finished)
     assert own[1].intermediate_values[4] == math.inf  # stored, only not read here
+
+
+# ---------------------------------------------------------------------------------------------
+# `sweep list` read with sqlite3 alone
+
+
+def _listed_database(tmp_path) -> str:
+    """A SQLite database with every trial state, both directions, infinite values and a study
+    of two objectives, written through Optuna."""
+    url = f"sqlite:///{tmp_path / 'listed.db'}"
+    storage = open_storage(url)
+    lowest = optuna.create_study(study_name="lowest", storage=storage)
+    for state, value in [(TrialState.COMPLETE, 0.5), (TrialState.COMPLETE, -math.inf),
+                         (TrialState.PRUNED, 0.1), (TrialState.FAIL, None)]:
+        lowest.tell(lowest.ask(), value if state == TrialState.COMPLETE else None, state=state)
+    lowest.ask()  # left RUNNING
+    lowest.enqueue_trial({})  # WAITING
+    highest = optuna.create_study(study_name="highest", storage=storage, direction="maximize")
+    for value in (0.25, 0.75, math.inf):
+        highest.tell(highest.ask(), value)
+    both = optuna.create_study(study_name="both", storage=storage,
+                               directions=["minimize", "maximize"])
+    both.tell(both.ask(), [1.0, 2.0])
+    optuna.create_study(study_name="empty", storage=storage)
+    return url
+
+
+def test_the_quick_listing_gives_the_rows_optuna_s_storage_gives(tmp_path):
+    from sweep.cli import _listing
+    from sweep.store.listing import quick_listing
+
+    url = _listed_database(tmp_path)
+    quick = quick_listing(url)
+    assert quick == _listing(url)
+    assert [row[0] for row in quick] == ["both", "empty", "highest", "lowest"]
+    assert dict((row[0], row[2]) for row in quick) == {
+        "both": None, "empty": None, "highest": math.inf, "lowest": -math.inf}
+    assert dict((row[0], row[3]) for row in quick)["lowest"] == (
+        "2 complete, 1 pruned or diverged, 1 failed, 1 running, 1 waiting")
+
+
+def test_the_quick_listing_leaves_to_optuna_what_it_does_not_know(tmp_path):
+    import sqlite3
+
+    from sweep.store.listing import quick_listing
+
+    url = _listed_database(tmp_path)
+    assert quick_listing("postgresql://u@localhost/db") is None
+    assert quick_listing(f"sqlite:///{tmp_path / 'none.db'}") is None
+    assert quick_listing(url + "?timeout=5") is None
+    connection = sqlite3.connect(tmp_path / "listed.db")
+    with connection:  # a state this Optuna does not write, as a damaged byte could read
+        connection.execute("UPDATE trials SET state = 'COMPLETX' WHERE trial_id = 1")
+    assert quick_listing(url) is None
+    with connection:
+        connection.execute("UPDATE trials SET state = 'COMPLETE' WHERE trial_id = 1")
+        connection.execute("UPDATE alembic_version SET version_num = 'v0.9.0.a'")
+    connection.close()
+    assert quick_listing(url) is None  # an older schema: Optuna says what to do
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
+    assert quick_listing(f"sqlite:///{tmp_path / 'junk.db'}") is None
+
+
+def test_sweep_list_of_a_sqlite_file_loads_neither_optuna_nor_sqlalchemy(tmp_path):
+    import subprocess
+    import sys
+
+    url = _listed_database(tmp_path)
+    script = ("import sys\nfrom sweep.cli import main\n"
+              f"assert main(['list', '--storage', {url!r}]) == 0\n"
+              "print(sorted(m for m in ('optuna', 'sqlalchemy', 'alembic') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert "lowest" in done.stdout and done.stdout.strip().endswith("[]"), done.stdout

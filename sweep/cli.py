@@ -429,13 +429,19 @@ def _finished_if_full(storage, spec) -> int | None:
 
 def number_text(value: float, digits: int = 6) -> str:
     """``value`` to ``digits`` significant digits, unless the rounding reads as a round number
-    the value is not (0.9999999999999999 would read 1, a momentum outside [0, 1)): then with
-    every digit it needs to read back exactly."""
+    the value is not, by a hair (0.9999999999999999 would read 1, a momentum outside [0, 1)):
+    then with every digit it needs to read back exactly. A rounding that only drops a trailing
+    zero (0.2371975 to 0.2372) is left as it is."""
     text = f"{value:.{digits}g}"
     if not math.isfinite(value) or float(text) == value:
         return text
     significant = text.split("e")[0].lstrip("-").replace(".", "").lstrip("0")
-    return repr(float(value)) if len(significant) < digits else text
+    hair = abs(float(text) - value) <= ROUND_NUMBER_HAIR * abs(value)
+    return repr(float(value)) if len(significant) < digits and hair else text
+
+
+# How close to a round number a value must be for its rounding to be mistaken for it.
+ROUND_NUMBER_HAIR = 1e-9
 
 
 def _why_none(diverged: int, finished: int) -> str:
@@ -464,7 +470,7 @@ def cmd_list(args) -> int:
         return 0
     print(f"{'study':28s} {'trials':>7s} {'search best':>12s}  by state")
     for name, n_trials, best_value, states in studies:
-        best = f"{number_text(best_value, 5):>12s}" if best_value is not None else f"{'-':>12s}"
+        best = f"{number_text(best_value, 4):>12s}" if best_value is not None else f"{'-':>12s}"
         print(f"{name:28s} {n_trials:7d} {best}  {states}")
     return 0
 

@@ -141,6 +141,7 @@ def test_a_run_says_when_it_compiles_the_kernel_and_not_when_it_loads_it(tmp_pat
     (0.9999999999999999, "0.9999999999999999"),  # not 1: a momentum of 1 is out of range
     (0.95000000001, "0.95000000001"),            # not the 0.95 of a range's edge
     (0.122628395, "0.122628"),                   # six digits, as usual
+    (0.23720000004, "0.23720000004"),            # would read as 0.2372 exactly
     (1.0, "1"), (0.001, "0.001"), (2.5e-07, "2.5e-07"), (123456789.0, "1.23457e+08"),
 ])
 def test_a_number_that_rounds_to_a_round_one_it_is_not_is_printed_in_full(value, shown):
@@ -148,6 +149,14 @@ def test_a_number_that_rounds_to_a_round_one_it_is_not_is_printed_in_full(value,
 
     assert number_text(value) == shown
     assert float(number_text(value)) == value or len(shown.replace(".", "")) >= 6
+
+
+def test_a_rounding_that_only_drops_a_trailing_zero_is_kept_short():
+    from sweep.cli import number_text
+
+    # 0.23720 to four digits is 0.2372: no round number a reader would take it for exactly.
+    assert number_text(0.2371974895921305, 4) == "0.2372"
+    assert number_text(0.2371974895921305, 5) == "0.2372"
 
 
 def test_best_of_a_study_whose_every_trial_diverged_says_so(tmp_path, capsys):

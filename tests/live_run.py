@@ -70,7 +70,10 @@ def wait_for_running(url: str, name: str, process, minimum_finished: int = 0,
     their values by trial number."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, "the run ended before it could be acted on"
+        if process.poll() is not None:
+            _, err = process.communicate()
+            raise AssertionError(f"the run ended (exit {process.returncode}) before it could be "
+                                 f"acted on: {err}")
         try:
             trials = trials_of(url, name)
         except Exception:  # no database or study yet

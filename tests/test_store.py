@@ -348,3 +348,38 @@ def test_sweep_list_of_a_sqlite_file_loads_neither_optuna_nor_sqlalchemy(tmp_pat
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=True)
     assert "lowest" in done.stdout and done.stdout.strip().endswith("[]"), done.stdout
+
+
+def test_a_run_that_loses_the_race_to_create_the_tables_opens_them_again(tmp_path, monkeypatch):
+    # A reader opening a half-made SQLite file creates the missing tables too; the run that
+    # was making them then hit SQLite's "table ... already exists" (an OperationalError) and
+    # stopped with exit 2. It now opens the tables the other process made.
+    from sweep.store import connect
+
+    made = optuna.storages.RDBStorage
+    calls = []
+
+    def racing(url, **kwargs):
+        calls.append(url)
+        if len(calls) == 1:
+            made(url, **kwargs)  # the other process's tables
+            raise sqlalchemy.exc.OperationalError(
+                "CREATE TABLE trial_user_attributes", {},
+                Exception("table trial_user_attributes already exists"))
+        return made(url, **kwargs)
+
+    monkeypatch.setattr(connect.optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr(connect.time, "sleep", lambda seconds: None)
+    storage = open_storage(f"sqlite:///{tmp_path / 'raced.db'}")
+    assert len(calls) == 2 and storage.get_all_studies() == []
+
+
+def test_any_other_operational_error_opening_a_storage_is_one_line(tmp_path, monkeypatch):
+    from sweep.store import connect
+
+    def failing(url, **kwargs):
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(connect.optuna.storages, "RDBStorage", failing)
+    with pytest.raises(connect.StorageError, match="cannot open storage .*: disk I/O error"):
+        open_storage(f"sqlite:///{tmp_path / 'io.db'}")

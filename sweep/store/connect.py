@@ -326,26 +326,38 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
             break
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
-            # Two workers creating Optuna's tables in one new database at once: the loser sees
-            # "already exists" or a duplicate key. The tables are there now; open them again.
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
+                sqlalchemy.exc.OperationalError) as error:
+            # Two processes creating Optuna's tables in one new database at once (two workers,
+            # or a run and a reader that opens the half-made file): the loser sees "already
+            # exists" (SQLite: an OperationalError) or a duplicate key. The tables are there
+            # now; open them again.
+            raced = not isinstance(error, sqlalchemy.exc.OperationalError) or (
+                "already exists" in str(error))
+            if not raced:
+                raise _open_failure(error, url) from None
             if attempt == SCHEMA_RACE_ATTEMPTS - 1:
                 raise StorageError(
                     f"cannot open storage {redact(url)}: {_one_line(error, url)}"
                 ) from None
             time.sleep(0.2 * (attempt + 1))
         except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError, ImportError) as error:
-            reason = _one_line(error, url)
-            if "no password supplied" in reason:
-                reason += ("; give the password in PGPASSWORD or a password file (~/.pgpass), "
-                           "where `ps` cannot show it")
-            raise StorageError(f"cannot open storage {redact(url)}: {reason}") from None
+            raise _open_failure(error, url) from None
     if path is not None:
         sqlalchemy.event.listen(storage.engine, "begin", _begin_immediate)
         storage.engine.dispose()  # connections opened before the listener would not use it
         if create:
             never_reuse_ids(storage)
     return storage
+
+
+def _open_failure(error: BaseException, url: str) -> StorageError:
+    """One line for a storage that cannot be opened, with the way to give a missing password."""
+    reason = _one_line(error, url)
+    if "no password supplied" in reason:
+        reason += ("; give the password in PGPASSWORD or a password file (~/.pgpass), "
+                   "where `ps` cannot show it")
+    return StorageError(f"cannot open storage {redact(url)}: {reason}")
 
 
 def never_reuse_ids(storage) -> None:

@@ -586,8 +586,14 @@ class SetupAnswer:
 
 def setup_key(spec) -> tuple:
     """What must match for two studies' answers to be one question: data set, network, rule,
-    epochs, folds and objective."""
-    return (spec.data, spec.hidden, spec.init, spec.rule, spec.epochs, spec.folds, spec.objective)
+    epochs, precision, folds and objective."""
+    return (spec.data, spec.hidden, spec.init, spec.rule, spec.epochs, spec.precision, spec.folds,
+            spec.objective)
+
+
+def _precision_label(spec) -> str:
+    # float64 is every study's unless it says otherwise: only the exception is named.
+    return "" if spec.precision == "float64" else f", {spec.precision}"
 
 
 def setup_answers(studies) -> list[SetupAnswer]:
@@ -610,7 +616,7 @@ def setup_answers(studies) -> list[SetupAnswer]:
     for members in groups.values():
         spec = members[0][1]
         setup = (f"{spec.data.describe()}; {spec.hidden} hidden units, {spec.rule} rule, "
-                 f"{spec.epochs} epochs; {spec.objective.name}")
+                 f"{spec.epochs} epochs{_precision_label(spec)}; {spec.objective.name}")
         confirmed = [m for m in members if m[2].get("confirmed")]
         if not confirmed:
             names = ", ".join(m[0] for m in members)

@@ -74,7 +74,7 @@ def drawn_from(study: Study) -> bool:
 
 def _setup(spec) -> tuple:
     """What a stability measurement depends on: the data set, the network and the rule."""
-    return (spec.data, spec.hidden, spec.init, spec.epochs, spec.folds, spec.rule)
+    return (spec.data, spec.hidden, spec.init, spec.epochs, spec.precision, spec.folds, spec.rule)
 
 
 def fading(spec, learning_rate: float, momentum: float) -> Fading | None:
@@ -83,6 +83,8 @@ def fading(spec, learning_rate: float, momentum: float) -> Fading | None:
     from .confirm import RaceNetworks
 
     datasets, index, seeds = RaceNetworks(spec).datasets(0, DIAGNOSED_NETWORKS)
+    # The diagnostics' trainer is NumPy's float64 one: a float32 study's shares are those of
+    # its setting trained in float64.
     diagnosed = diagnose_many([(datasets[i], seed) for i, seed in zip(index, seeds)],
                               learning_rate, momentum, rule=spec.rule, hidden=spec.hidden,
                               epochs=spec.epochs, init=spec.init)

@@ -119,9 +119,7 @@ class RaceNetworks:
             np.repeat([lr for lr, _ in settings], count),
             np.repeat([mu for _, mu in settings], count),
             np.tile(seeds, k),
-            dataset_index=np.tile(index, k),
-            hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init,
-            arithmetic=ARITHMETIC,
+            dataset_index=np.tile(index, k), **spec.network(), arithmetic=ARITHMETIC,
         )
         objective = get_objective(spec.objective.name)
         chance = math.log(datasets[0].n_classes)

@@ -159,7 +159,8 @@ def _facts(study: Study) -> str:
             ("Data set", _data_label(spec)),
             (
                 "Network",
-                f"{spec.hidden} hidden units, {spec.init} initialisation, {spec.epochs} epochs",
+                f"{spec.hidden} hidden units, {spec.init} initialisation, {spec.epochs} epochs, "
+                f"{spec.precision} arithmetic",
             ),
             ("Momentum rule", spec.rule),
             ("Learning rate", _param_label(spec.learning_rate)),

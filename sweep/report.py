@@ -74,8 +74,8 @@ def _comparable(study: Study, others: dict[str, Study]) -> list[tuple[str, list[
         return []
 
     def key(spec):
-        return (spec.data, spec.hidden, spec.init, spec.epochs, spec.objective, spec.folds,
-                spec.repeats)
+        return (spec.data, spec.hidden, spec.init, spec.epochs, spec.precision, spec.objective,
+                spec.folds, spec.repeats)
 
     return [
         (other.name, other.records)

@@ -569,9 +569,8 @@ def _train_batch(spec, datasets, storage, planned: list[_Planned], progress: Pro
 
     tick = clock()
     batch = train_many(
-        datasets, learning_rates, momenta, seeds, dataset_index=dataset_index,
-        hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init, on_epoch=on_epoch,
-        arithmetic=ARITHMETIC,
+        datasets, learning_rates, momenta, seeds, dataset_index=dataset_index, **spec.network(),
+        on_epoch=on_epoch, arithmetic=ARITHMETIC,
     )
     progress.seconds["training"] += clock() - tick - sampler_seconds
     progress.seconds["sampler"] += sampler_seconds
@@ -634,8 +633,7 @@ def replay(spec, record: TrialRecord):
     folds = list(networks.folds) if networks else [0]
     batch = train_many(
         spec.data.load_folds(max(folds) + 1 if networks else 1),
-        record.learning_rate, record.momentum, seeds, dataset_index=folds,
-        hidden=spec.hidden, epochs=spec.epochs, rule=spec.rule, init=spec.init,
+        record.learning_rate, record.momentum, seeds, dataset_index=folds, **spec.network(),
         arithmetic=record.arithmetic,
     )
     names = ("train_loss", "val_loss", "val_accuracy")

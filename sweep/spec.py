@@ -17,7 +17,7 @@ Layout::
     trials = 200                      # also batch_size, seed, baseline, folds, repeats
     [data]                            # source, path, target, items, inputs, classes, noise,
                                       # validation_fraction, seed
-    [network]                         # hidden, rule, init, epochs
+    [network]                         # hidden, rule, init, epochs, precision
     [search.learning_rate]            # low, high, log, fixed, values, points
     [search.momentum]                 # (same keys)
     [sampler]                         # name
@@ -85,7 +85,10 @@ _PRUNER_KEYS = {
     "threshold": ("warmup_steps", "interval", "threshold"),
 }
 _PARAM_KEYS = ("low", "high", "log", "fixed", "values", "points")
-_NETWORK_KEYS = ("hidden", "rule", "init", "epochs")
+_NETWORK_KEYS = ("hidden", "rule", "init", "epochs", "precision")
+# The networks' arithmetic: float32 trains faster (its exp, log and tanh in float32 too), each
+# rounding about 5 * 10^8 times coarser; exact all the same: bit for bit whatever the batch.
+PRECISIONS = ("float64", "float32")
 _TABLES = ("data", "network", "search", "sampler", "pruner", "objective")
 _TOP_KEYS = (
     "name", "description", "trials", "batch_size", "seed", "baseline", "folds", "repeats",
@@ -94,7 +97,7 @@ _TOP_KEYS = (
 # Keys added after studies were first stored, with the value every study had before: at that
 # value they are left out of the search fingerprint, so a study stored before they existed
 # still resumes (and one that now gets another default does not).
-_LATER_KEYS = {"folds": 1, "repeats": 1, "confirms": ""}
+_LATER_KEYS = {"folds": 1, "repeats": 1, "confirms": "", "precision": "float64"}
 
 
 class SpecError(ValueError):
@@ -210,6 +213,7 @@ class StudySpec:
     rule: str = "seed"  # [network] one of sweep.rules.rule_names()
     init: str = "glorot"  # [network] one of sweep.network.INITIALISATIONS
     epochs: int = 100  # [network] 1..100000
+    precision: str = "float64"  # [network] one of PRECISIONS
     learning_rate: ParamSpec = ParamSpec(low=1e-3, high=1.0, log=True)  # low > 0
     momentum: ParamSpec = ParamSpec(low=0.0, high=0.95, log=False)  # 0 <= low <= high < 1
     sampler: str = "tpe"  # [sampler] name: tpe | optuna-tpe | random | qmc | grid
@@ -241,6 +245,12 @@ class StudySpec:
     def datasets(self) -> list:
         """The data each trial's networks train on: one Dataset per fold."""
         return self.data.load_folds(self.folds)
+
+    def network(self) -> dict[str, Any]:
+        """The network and its training as ``train_many`` takes them (hidden, epochs, rule,
+        init, dtype): every trainer of a study's networks passes these."""
+        return {"hidden": self.hidden, "epochs": self.epochs, "rule": self.rule,
+                "init": self.init, "dtype": self.precision}
 
     def searched(self) -> dict[str, ParamSpec]:
         """The parameters that are searched (not fixed), by name."""
@@ -577,6 +587,8 @@ def _read_network(reader: _Reader, table: dict) -> dict[str, Any]:
         kwargs["init"] = reader.choice(table["init"], "network.init", INITIALISATIONS)
     if "epochs" in table:
         kwargs["epochs"] = reader.integer(table["epochs"], "network.epochs", 1, MAX_EPOCHS)
+    if "precision" in table:
+        kwargs["precision"] = reader.choice(table["precision"], "network.precision", PRECISIONS)
     return kwargs
 
 

@@ -434,8 +434,8 @@ def measure_boundary(spec, momenta: Sequence[float], *, networks: int = MIN_NETW
 
     def blows_up(network, momentum, learning_rate):
         batch = train_many(datasets, learning_rate, momentum, seeds[network],
-                           dataset_index=index[network], hidden=spec.hidden, epochs=epochs,
-                           rule=spec.rule, init=spec.init, arithmetic=ARITHMETIC)
+                           dataset_index=index[network], **{**spec.network(), "epochs": epochs},
+                           arithmetic=ARITHMETIC)
         return batch.diverged_epoch > 0
 
     around = spec.learning_rate.fixed or spec.learning_rate.high

@@ -254,6 +254,9 @@ def _problem(dataset, learning_rates, momenta, seeds, dataset_index, hidden, epo
              dtype) -> Problem:
     """train_many's arguments checked (ValueError naming what is wrong) and laid out."""
     get_rule(rule)  # ValueError naming the valid rules for an unknown one
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float64, np.float32):
+        raise ValueError(f"dtype must be float64 or float32, got {dtype}")
     if hidden < 1 or epochs < 1:
         raise ValueError("hidden and epochs must be at least 1")
     datasets = _as_datasets(dataset)

@@ -71,6 +71,22 @@ def test_float32_training_keeps_the_rule_state_in_float32():
         assert rule.memory.dtype == np.float32
 
 
+def test_a_float32_study_trains_replays_and_confirms_in_float32(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    storage = open_storage(url)
+    for name, precision in (("f64", "float64"), ("f32", "float32")):
+        study = {**TINY, "name": name, "network": {"epochs": 5, "precision": precision}}
+        run_study(parse_study(study, str(tmp_path / f"{name}.toml")), storage)
+    values = {name: [t.value for t in optuna.load_study(study_name=name, storage=url).trials]
+              for name in ("f64", "f32")}
+    # The same networks in the other arithmetic: close, and not the same numbers.
+    assert values["f32"] != values["f64"]
+    assert np.allclose(values["f32"], values["f64"], rtol=1e-4)
+    assert main(["replay", "f32", "0", "--storage", url]) == 0
+    assert "identical" in capsys.readouterr().out
+    assert main(["confirm", "f32", "--networks", "20", "--storage", url]) == 0
+
+
 def test_a_database_whose_optuna_tables_are_still_being_created_is_opened_not_refused(tmp_path):
     import sqlite3
 

@@ -162,7 +162,7 @@ BAD = [
     ("unknown-top-key", 'name = "x"\ntrails = 3', "trails", "did you mean 'trials'"),
     ("table-key-at-top", 'name = "x"\nepochs = 3', "epochs", "belongs in [network]"),
     ("unknown-network-key", 'name = "x"\n[network]\nhiden = 3', "network.hiden",
-     "allowed: epochs, hidden, init, rule (did you mean 'hidden'?)"),
+     "allowed: epochs, hidden, init, precision, rule (did you mean 'hidden'?)"),
     ("unknown-param-key", 'name = "x"\n[search.momentum]\nhigh = 0.9\nmax = 1',
      "search.momentum.max", "unknown key"),
     ("unknown-search-param", 'name = "x"\n[search.batch]\nlow = 1', "search.batch", "unknown key"),
@@ -225,6 +225,8 @@ BAD = [
      "did you mean 'nesterov'"),
     ("unknown-init", 'name = "x"\n[network]\ninit = "he"', "network.init",
      "must be one of glorot, small-uniform"),
+    ("unknown-precision", 'name = "x"\n[network]\nprecision = "float16"', "network.precision",
+     "must be one of float64, float32"),
     ("hidden-too-many", 'name = "x"\n[network]\nhidden = 5000', "network.hidden",
      "must be <= 4096"),
     ("epochs-zero", 'name = "x"\n[network]\nepochs = 0', "network.epochs", "must be >= 1"),
@@ -375,6 +377,12 @@ def _fingerprint(**changes) -> str:
     return parse_study(data, "x.toml").search_fingerprint()
 
 
+def test_a_stated_default_precision_keeps_a_stored_study_resumable():
+    # precision came after studies were stored: float64, said or not, is the same search.
+    assert _fingerprint(network={"precision": "float64"}) == _fingerprint()
+    assert parse_study({"name": "x"}, "x.toml").network()["dtype"] == "float64"
+
+
 def test_fingerprint_ignores_description_trials_and_batch_size():
     base = _fingerprint()
     assert len(base) == 64 and int(base, 16) >= 0
@@ -393,9 +401,10 @@ def test_fingerprint_ignores_description_trials_and_batch_size():
         {"seed": 9},
         {"network": {"rule": "nesterov"}},
         {"data": {"seed": 1}},
+        {"network": {"precision": "float32"}},
     ],
     ids=["lr-high", "momentum-low", "momentum-fixed", "lr-linear", "sampler", "seed", "rule",
-         "data-seed"],
+         "data-seed", "float32"],
 )
 def test_fingerprint_changes_with_the_search(changes):
     assert _fingerprint(**changes) != _fingerprint()
@@ -443,6 +452,13 @@ def test_with_fixed_keeps_a_csv_study_and_long_names(tmp_path):
     assert (tuned.rule, tuned.init, tuned.epochs) == ("heavy-ball", "small-uniform", 30)
     assert tuned.objective == ObjectiveSpec(name="epochs_to_target", target_loss=0.25)
     assert (tuned.learning_rate.fixed, tuned.momentum.fixed) == (1e-05, 0.0)
+
+
+def test_with_fixed_keeps_a_float32_study_in_float32(tmp_path):
+    spec = parse_study({"name": "f", "network": {"precision": "float32"}}, "f.toml")
+    text = spec.with_fixed(0.01, 0.5)
+    assert 'precision = "float32"' in text
+    assert load_study(write(tmp_path, text, "tuned.toml")).network() == spec.network()
 
 
 def test_with_fixed_refuses_values_out_of_range():

@@ -214,6 +214,7 @@ def test_on_epoch_can_stop_networks_and_the_rest_match_an_unstopped_run(iris):
         ({"seeds": []}, "at least one seed"),
         ({"seeds": [[1], [2]]}, "1-D sequence"),
         ({"seeds": [4, -1]}, "non-negative"),
+        ({"dtype": np.float16}, "dtype must be float64 or float32, got float16"),
     ],
 )
 def test_bad_settings_are_refused(tiny, kwargs, message):

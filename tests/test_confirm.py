@@ -49,12 +49,14 @@ def test_a_minimal_study_file_gets_five_folds_of_two_seeds(tmp_path):
     spec = parse_study({"name": "minimal"}, str(tmp_path / "minimal.toml"))
     assert (spec.folds, spec.repeats) == (5, 2)
     # A study stored before folds existed (one network per trial) keeps the fingerprint it was
-    # stored with, which had no folds or repeats in it; the new default is another search.
+    # stored with, which had no folds, repeats or precision in it; the new default is another
+    # search.
     import hashlib
 
     legacy = parse_study({"name": "minimal", "folds": 1, "repeats": 1}, "old.toml")
     plain = legacy.to_dict()
-    for key in ("description", "trials", "batch_size", "folds", "repeats", "confirms"):
+    for key in ("description", "trials", "batch_size", "folds", "repeats", "confirms",
+                "precision"):
         del plain[key]
     stored = hashlib.sha256(
         json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

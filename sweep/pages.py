@@ -81,13 +81,16 @@ figcaption { color: #555; font-size: 14px; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; }
 dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
 a { color: #0b57d0; }
-td, th, li, p { overflow-wrap: anywhere; }
+/* A long word (a path, a URL) breaks rather than widening the page; on a wide screen a table
+   column still keeps its words whole ("anywhere" would let it squeeze them to "learni|ng"). */
+td, th, li, p { overflow-wrap: break-word; }
 .verdict { padding: 0 0.3em; border-radius: 3px; } .verdict.effect { background: #d9efd9; }
 .verdict.none-detected { background: #e6ebf3; } .verdict.cannot-tell { background: #f8eccb; }
 details > summary { cursor: pointer; font-weight: 600; margin: 0.8em 0; }
 /* A phone: one card per table row, each value beside its column's name; one column of plots. */
 @media (max-width: 700px) {
   body { padding: 1em 0.8em 3em; }
+  td, th { overflow-wrap: anywhere; }
   table.cards thead { display: none; }
   table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: auto; }
   table.cards tr { border: 1px solid #d5d5d5; margin: 0.6em 0; }

@@ -33,6 +33,7 @@ curves add 24 bytes per network per epoch of that).
 
 Search and sampler: ``sweep.bench_search`` (the search end to end) and ``sweep.bench_sampler``
 (the batch TPE against Optuna's TPE: quality at equal trial counts, cost per trial).
+Answers: ``sweep.bench_answers`` (does the answer hold on four generated CSVs).
 """
 
 from __future__ import annotations
@@ -304,6 +305,8 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-kernel", action="store_true", help="no compiled-kernel figures")
     parser.add_argument("--skip-sampler", action="store_true",
                         help="no batch TPE against Optuna's TPE (quality and cost)")
+    parser.add_argument("--skip-answers", action="store_true",
+                        help="no check of the answers on four generated CSVs (about 3 minutes)")
     args = parser.parse_args(argv)
 
     print(f"Trainer: Iris 4-7-3, {args.epochs} epochs x 120 items, seed rule, float64")
@@ -326,6 +329,10 @@ def main(argv=None) -> None:
         from .bench_sampler import main as sampler_main
 
         sampler_main([])
+    if not args.skip_answers:
+        from .bench_answers import main as answers_main
+
+        answers_main([])
 
 
 def _versus(micros: float, numpy_micros: float, floor: float) -> str:

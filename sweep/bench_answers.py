@@ -12,9 +12,10 @@ nothing downloaded), each tuned with a minimal study file (README, "Tune your ow
 
 Each data set is tuned as a user would: ``sweep run STUDY.toml --storage ...`` and
 ``sweep best NAME --json`` in subprocesses. The fresh networks are race networks
-``FIRST_FRESH ..``, far past the at most 60 the race (and ``sweep confirm --networks 60``) uses,
-so the race never saw them. The grid's best cell is chosen on the same 20 networks it is scored
-on, so it is the best of many noisy means: the comparison flatters the grid, not the pick.
+``FIRST_FRESH ..``, past every network the confirmation uses (the race's, and the pick's up to
+``MAX_PICK_NETWORKS``), so it never saw them. The grid's best cell is chosen on the same 20
+networks it is scored on, so it is the best of many noisy means: the comparison flatters the
+grid, not the pick.
 
 The data sets (NumPy-seeded, the same on every run; not tuned to flatter the tool):
 
@@ -49,7 +50,7 @@ from .confirm import RaceNetworks, block_size
 from .spec import load_study
 
 STUDY_FOLDER = Path(__file__).resolve().parent.parent / "studies"
-# Past every network the race draws (at most 60 with `sweep confirm --networks 60`).
+# Past every network the confirmation draws (the pick's go up to confirm.MAX_PICK_NETWORKS).
 FIRST_FRESH = 1000
 FRESH = 20
 RATIO_LIMIT = 1.10

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 import sweep.bench as bench
+import sweep.bench_answers as bench_answers
 import sweep.bench_sampler as bench_sampler
 import sweep.bench_search as bench_search
 
@@ -15,9 +16,10 @@ def test_bench_options_are_not_passed_on_to_the_search_bench(monkeypatch, capsys
     monkeypatch.setattr(bench, "trainer_figures", lambda epochs: {1: 10.0, 16: 1.0})
     monkeypatch.setattr(bench_search, "main", lambda argv=None: calls.append(argv))
     monkeypatch.setattr(bench_sampler, "main", lambda argv=None: calls.append(("sampler", argv)))
+    monkeypatch.setattr(bench_answers, "main", lambda argv=None: calls.append(("answers", argv)))
     monkeypatch.setattr(sys, "argv", ["python -m sweep.bench", "--skip-kernel"])
     bench.main()
-    assert calls == [[], ("sampler", [])]
+    assert calls == [[], ("sampler", []), ("answers", [])]
     assert "train_many K =   16:    1.000 us" in capsys.readouterr().out
 
 

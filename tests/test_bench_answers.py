@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import sweep.bench_answers as bench_answers
-from sweep.confirm import MAX_NETWORKS, race_network
+from sweep.confirm import MAX_PICK_NETWORKS, race_network
 from sweep.spec import load_study
 
 
@@ -27,8 +27,8 @@ def test_the_data_sets_are_the_criterions_size_and_the_same_on_every_run(tmp_pat
 
 def test_fresh_networks_share_no_partition_or_seed_with_the_race(tmp_path):
     spec = load_study(bench_answers.write_study(tmp_path, "noisy", trials=200))
-    # `sweep confirm --networks 60` is the most a user's race trains; the default is 40.
-    race = [race_network(spec, j) for j in range(max(60, MAX_NETWORKS))]
+    # The confirmation trains race networks 0 .. MAX_PICK_NETWORKS - 1 at most (the pick's).
+    race = [race_network(spec, j) for j in range(MAX_PICK_NETWORKS)]
     first = bench_answers.first_fresh(spec)
     fresh = [race_network(spec, j) for j in range(first, first + bench_answers.FRESH)]
     assert first % spec.folds == 0

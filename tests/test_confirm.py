@@ -85,12 +85,29 @@ def test_race_networks_are_fresh_partitions_and_fresh_seeds(study):
     assert confirming.RaceNetworks(other).datasets(0, 10)[2] == seeds
 
 
+def test_the_pick_is_measured_until_its_interval_is_planned_within_the_precision():
+    block, most = 5, confirming.MAX_PICK_NETWORKS
+    steady = np.full(40, 0.1) + np.linspace(-1e-4, 1e-4, 40)
+    assert confirming.networks_for_precision(steady, block) == 40  # already precise
+    # A spread of 30 % of the mean: (1.96 * 0.3 / 0.05)^2 = 138.3 networks, whole blocks.
+    spread = np.tile([0.07, 0.13], 20)
+    planned = confirming.networks_for_precision(spread, block)
+    assert planned % block == 0 and 140 <= planned <= 150
+    assert confirming.networks_for_precision(np.tile([0.01, 1.0], 20), block) == most
+    assert confirming.networks_for_precision(np.full(40, np.nan), block) == 40
+
+
 def test_the_pick_comes_from_the_race_and_sweep_measure_reproduces_it(study):
     confirmation = study["confirmation"]
     pick = confirmation["pick"]
     outcome = next(c for c in confirmation["candidates"] if c["trial"] == pick["trial"])
-    assert pick["networks"] == outcome["networks"] >= 20 and pick["failures"] == 0
-    assert pick["value"]["mean"] == pytest.approx(np.mean(outcome["values"]), rel=1e-12)
+    # The pick then trains on the race networks that follow its own, as many as its figure's
+    # planned precision needs.
+    wanted = confirming.networks_for_precision(np.array(outcome["values"]),
+                                               confirming.block_size(study["spec"]))
+    assert pick["networks"] == wanted >= outcome["networks"] >= 20 and pick["failures"] == 0
+    if wanted == outcome["networks"]:
+        assert pick["value"]["mean"] == pytest.approx(np.mean(outcome["values"]), rel=1e-12)
     assert pick["value"]["low"] <= pick["value"]["mean"] <= pick["value"]["high"]
     # The user's check through the public API gives the page's figure, to the last digit.
     measured = sweep.measure(study["spec"], pick["learning_rate"], pick["momentum"],
@@ -135,9 +152,7 @@ def test_every_output_names_the_confirmed_setting(study, tmp_path, monkeypatch, 
     confirmation["pick"] = {**confirmation["pick"], "trial": second.number,
                             "learning_rate": second.learning_rate,
                             "momentum": second.momentum}
-    budget = {"max_candidates": confirmation["settings"]["max_candidates"],
-              "max_networks": confirmation["settings"]["max_networks"]}
-    confirmation["key"] = confirmation_key(storage, "small", spec, budget)
+    confirmation["key"] = confirmation_key(storage, "small", spec, confirmation["settings"])
     save_confirmation(storage, "small", confirmation)
     try:
         assert current_confirmation(storage, "small", spec)["pick"]["trial"] == second.number

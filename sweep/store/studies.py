@@ -162,6 +162,9 @@ def confirmation_key(storage, study_name: str, spec, budget: dict) -> str:
         "trials": trials_digest(storage, study_name),
         "search": spec.search_fingerprint(),
         "budget": {key: budget.get(key) for key in ("max_candidates", "max_networks")},
+        # How far the pick is measured after the race: a confirmation made before it was is out
+        # of date (its stored settings lack it).
+        "pick": {key: budget.get(key) for key in ("pick_precision", "max_pick_networks")},
         "version": _version(),
     }, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -37,6 +37,7 @@ import argparse
 import dataclasses
 import json
 import math
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,9 @@ LONG_RUN = 200
 RATIO_LIMIT = 1.10
 REPORT_LIMIT = 0.15
 DATA_SEED = 20240611
+# A CSV's path is part of its setup, which seeds the race's networks: one folder on every run
+# keeps the networks, and so the figures, the same from run to run.
+DEFAULT_OUT = Path(tempfile.gettempdir()) / "momentum-sweep-answers"
 
 MINIMAL_STUDY = """\
 name = "{name}"
@@ -297,8 +301,8 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m sweep.bench_answers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path,
-                        help="folder for the CSVs, study files and answers.db (default: a "
-                             "temporary folder, removed after)")
+                        help="folder for the CSVs, study files and answers.db (default: "
+                             f"{DEFAULT_OUT}, emptied first)")
     parser.add_argument("--quick", action="store_true",
                         help="seconds: 30 trials, the two small data sets, a 6 x 4 grid")
     parser.add_argument("--studies", nargs="+", metavar="NAME",
@@ -311,14 +315,15 @@ def main(argv=None) -> list[dict]:
         if not args.storage:
             parser.error("--studies needs --storage")
         rows = run_stored(args.studies, args.storage, learning_rates, momenta, FRESH)
-    elif args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        names = QUICK_DATA_SETS if args.quick else tuple(DATA_SETS)
-        rows = run_generated(args.out, names, 30 if args.quick else 200, learning_rates,
-                             momenta, FRESH)
     else:
-        with tempfile.TemporaryDirectory() as folder:
-            return main([*(argv if argv is not None else sys.argv[1:]), "--out", folder])
+        out = args.out
+        if out is None:
+            out = DEFAULT_OUT
+            shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        names = QUICK_DATA_SETS if args.quick else tuple(DATA_SETS)
+        rows = run_generated(out, names, 30 if args.quick else 200, learning_rates,
+                             momenta, FRESH)
     print_table(rows, FRESH)
     return rows
 

@@ -96,8 +96,9 @@ def test_ctrl_c_to_the_whole_group_leaves_no_running_trial_ten_times_in_a_row(tm
     # A terminal's Ctrl-C reaches the parent and every worker at once; each time the study
     # must be left with no RUNNING trial, the command must end (no hang), and say so once.
     # Batches of about 0.1 s: at 60 items and 60 epochs (1 ms) the ten runs could finish the
-    # study's 400 trials before the last interrupt, and that run ended before it was sent.
-    study = write_study(tmp_path, name="group", trials=400, batch=2, items=2000, epochs=100)
+    # study's trials before the last interrupt, and that run ended before it was sent. 4,000
+    # trials, far more than ten interrupted runs train: on a loaded machine 400 ran out.
+    study = write_study(tmp_path, name="group", trials=4000, batch=2, items=2000, epochs=100)
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     for attempt in range(10):
         process = start_group(study, url)

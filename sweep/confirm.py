@@ -37,6 +37,7 @@ import numpy as np
 
 from . import race
 from .analysis import completed
+from .errors import raise_if_interrupted
 from .records import epochs_to_target, get_objective
 from .rules import get_rule
 from .sources import spec_folds, spec_table
@@ -119,6 +120,7 @@ class RaceNetworks:
         ``settings``, in one batch. Returns arrays of shape (len(settings), count): "value"
         (the study's objective), "failed", "epochs" (epochs to target, NaN if never),
         "final_loss", "lowest_loss", "final_accuracy" (NaN for a network that blew up)."""
+        raise_if_interrupted()  # a taken signal ends the race at its next round
         spec = self.spec
         datasets, index, seeds = self.datasets(first, count)
         k = len(settings)

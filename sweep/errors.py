@@ -78,6 +78,21 @@ def interrupt_on_terminate(signum, frame):
 _first_signal = None
 
 
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt again if a signal was taken and the run still goes on.
+
+    The handler raises KeyboardInterrupt wherever the main thread is and then ignores every
+    later signal; a library's bare ``except:`` around the code it lands in (a guarded import,
+    a clean-up) would swallow it, and the run would go on deaf. A search calls this at every
+    epoch and batch, and the confirmation race at every round, so a taken signal ends them
+    all the same. (A run under
+    two busy loops once finished its study after a Ctrl-C that landed just after its first
+    batch was written RUNNING.)
+    """
+    if _first_signal is not None:
+        raise KeyboardInterrupt
+
+
 def interrupted_exit_code() -> int:
     """The exit code of a process an interrupt ended: 128 + the first signal's number (130
     when the KeyboardInterrupt came from no signal of ours)."""

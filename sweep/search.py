@@ -35,7 +35,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from .errors import SweepError
+from .errors import SweepError, raise_if_interrupted
 from .limits import check_batch
 from .records import TrialRecord, get_objective, mean_curve, objective_value
 from .sampler import BatchTPE, Dimension
@@ -441,6 +441,7 @@ def run_study(
     finished_records: dict[int, TrialRecord] = {}
     batches = 0
     while max_batches is None or batches < max_batches:
+        raise_if_interrupted()
         # Counting, sampling and writing the batch as RUNNING happen under one lock, so that
         # workers sharing the study see each other's batches: the total is reached exactly and
         # TPE's constant liar knows what the others are training.
@@ -544,6 +545,7 @@ def _train_batch(spec, datasets, storage, planned: list[_Planned], progress: Pro
 
     def on_epoch(report):
         nonlocal renew_at, sampler_seconds
+        raise_if_interrupted()
         # Networks leave only with their whole trial, so each trial here has all n of them,
         # consecutive: the trial's mean is a reshape away.
         trials = report.trials[::n] // n

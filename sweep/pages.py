@@ -84,7 +84,9 @@ a { color: #0b57d0; }
 /* A long word (a path, a URL) breaks rather than widening the page; on a wide screen a table
    column still keeps its words whole ("anywhere" would let it squeeze them to "learni|ng"). */
 td, th, li, p { overflow-wrap: break-word; }
-.verdict { padding: 0 0.3em; border-radius: 3px; } .verdict.effect { background: #d9efd9; }
+/* A verdict moves whole below its label on a phone card rather than breaking mid-word. */
+.verdict { padding: 0 0.3em; border-radius: 3px; display: inline-block; overflow-wrap: break-word; }
+.verdict.effect { background: #d9efd9; }
 .verdict.none-detected { background: #e6ebf3; } .verdict.cannot-tell { background: #f8eccb; }
 details > summary { cursor: pointer; font-weight: 600; margin: 0.8em 0; }
 /* A phone: one card per table row, each value beside its column's name; one column of plots. */

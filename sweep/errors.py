@@ -85,9 +85,8 @@ def raise_if_interrupted() -> None:
     later signal; a library's bare ``except:`` around the code it lands in (a guarded import,
     a clean-up) would swallow it, and the run would go on deaf. A search calls this at every
     epoch and batch, and the confirmation race at every round, so a taken signal ends them
-    all the same. (A run under
-    two busy loops once finished its study after a Ctrl-C that landed just after its first
-    batch was written RUNNING.)
+    all the same. (A run under two busy loops once finished its study after a Ctrl-C that
+    landed just after its first batch was written RUNNING.)
     """
     if _first_signal is not None:
         raise KeyboardInterrupt
